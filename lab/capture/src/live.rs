@@ -1,0 +1,291 @@
+//! Live capture on lab interfaces: one libpcap handle per hop, each opened from a thread
+//! that has entered the node's network namespace.
+//!
+//! libpcap's read timeout does not fire on an idle interface, so every handle is put in
+//! non-blocking mode and its selectable fd is polled together with a stop pipe.
+
+use crate::files::{CapturedPacket, HopCapture};
+use crate::roles::Hop;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Snapshot length: whole frames (veth offloads are off in labs, so frames stay small).
+const SNAPLEN: i32 = 262_144;
+/// Kernel buffer per handle; large enough that scenario bursts never overflow it.
+const BUFFER_SIZE: i32 = 8 << 20;
+
+/// Errors from live capture.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Entering the node's namespace failed.
+    #[error("{hop}: cannot enter network namespace {netns}: {reason}")]
+    Netns {
+        /// Where.
+        hop: Hop,
+        /// The namespace.
+        netns: String,
+        /// Why.
+        reason: String,
+    },
+    /// libpcap refused to open or configure the interface.
+    #[error("{hop}: {what}: {source}")]
+    Pcap {
+        /// Where.
+        hop: Hop,
+        /// What was being done.
+        what: &'static str,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+    /// The filter expression is not valid tcpdump syntax.
+    #[error(
+        "bad capture filter {filter:?}: {source} (use tcpdump filter syntax, e.g. \"tcp port 80\")"
+    )]
+    Filter {
+        /// The expression.
+        filter: String,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+    /// The kernel dropped packets: the capture is incomplete.
+    #[error("{hop}: the kernel dropped {dropped} packets; the capture is incomplete")]
+    Dropped {
+        /// Where.
+        hop: Hop,
+        /// How many.
+        dropped: u32,
+    },
+    /// Polling or the stop pipe failed.
+    #[error("{hop}: {source}")]
+    Sys {
+        /// Where.
+        hop: Hop,
+        /// Why.
+        source: nix::Error,
+    },
+    /// A capture thread died.
+    #[error("capture thread for {0} panicked")]
+    Thread(Hop),
+}
+
+/// Where to capture: a hop and the namespace its interface lives in.
+#[derive(Debug, Clone)]
+pub struct CaptureTarget {
+    /// The namespace (`lvs-<lab>-<node>`).
+    pub netns: String,
+    /// The node and interface.
+    pub hop: Hop,
+}
+
+/// A running capture on a set of hops.
+pub struct LiveCapture {
+    stop: Option<OwnedFd>,
+    threads: Vec<(Hop, JoinHandle<Result<HopCapture, CaptureError>>)>,
+}
+
+impl LiveCapture {
+    /// Opens a handle on every target and returns once all of them are capturing, so
+    /// traffic sent after this returns is seen. `filter` is tcpdump syntax.
+    pub fn start(targets: &[CaptureTarget], filter: Option<&str>) -> Result<Self, CaptureError> {
+        let first_hop = targets
+            .first()
+            .map(|t| t.hop.clone())
+            .unwrap_or_else(|| Hop::new("-", "-"));
+        let (stop_r, stop_w) = nix::unistd::pipe().map_err(|source| CaptureError::Sys {
+            hop: first_hop,
+            source,
+        })?;
+        let stop_r = std::sync::Arc::new(stop_r);
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), CaptureError>>();
+        let mut threads = Vec::new();
+        for t in targets {
+            let t = t.clone();
+            let hop = t.hop.clone();
+            let filter = filter.map(str::to_owned);
+            let stop_r = stop_r.clone();
+            let ready_tx = ready_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("capture {}", t.hop))
+                .spawn(move || capture_thread(t, filter, &stop_r, ready_tx))
+                .map_err(|e| CaptureError::Netns {
+                    hop: hop.clone(),
+                    netns: String::new(),
+                    reason: e.to_string(),
+                })?;
+            threads.push((hop, handle));
+        }
+        drop(ready_tx);
+        let mut me = LiveCapture {
+            stop: Some(stop_w),
+            threads,
+        };
+        let mut first_err = None;
+        for _ in 0..me.threads.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(e) = first_err {
+            me.stop.take();
+            for (_, h) in me.threads.drain(..) {
+                let _ = h.join();
+            }
+            return Err(e);
+        }
+        Ok(me)
+    }
+
+    /// Stops every handle after draining what the kernel still holds; returns the
+    /// captures in the order the targets were given.
+    pub fn stop(mut self) -> Result<Vec<HopCapture>, CaptureError> {
+        // Closing the write end makes the pipe readable (EOF) for every thread at once.
+        self.stop.take();
+        let mut out = Vec::new();
+        let mut first_err = None;
+        for (hop, h) in self.threads.drain(..) {
+            match h.join() {
+                Ok(Ok(c)) => out.push(c),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(CaptureError::Thread(hop));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+}
+
+impl Drop for LiveCapture {
+    fn drop(&mut self) {
+        self.stop.take();
+        for (_, h) in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn capture_thread(
+    t: CaptureTarget,
+    filter: Option<String>,
+    stop: &OwnedFd,
+    ready: mpsc::Sender<Result<(), CaptureError>>,
+) -> Result<HopCapture, CaptureError> {
+    let opened = crate::netns_enter::enter(&t.netns)
+        .map_err(|reason| CaptureError::Netns {
+            hop: t.hop.clone(),
+            netns: t.netns.clone(),
+            reason,
+        })
+        .and_then(|()| open(&t.hop, filter.as_deref()));
+    let mut cap = match opened {
+        Ok(c) => {
+            let _ = ready.send(Ok(()));
+            c
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return Err(CaptureError::Thread(t.hop));
+        }
+    };
+    let mut packets = Vec::new();
+    let sys = |source| CaptureError::Sys {
+        hop: t.hop.clone(),
+        source,
+    };
+    loop {
+        let mut fds = [
+            PollFd::new(cap.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::from(200u16)) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(sys(e)),
+        }
+        let stopping = fds[1].revents().is_some_and(|r| !r.is_empty());
+        drain(&mut cap, &t.hop, &mut packets)?;
+        if stopping {
+            break;
+        }
+    }
+    let stats = cap.stats().map_err(|source| CaptureError::Pcap {
+        hop: t.hop.clone(),
+        what: "reading capture statistics",
+        source,
+    })?;
+    if stats.dropped > 0 {
+        return Err(CaptureError::Dropped {
+            hop: t.hop,
+            dropped: stats.dropped,
+        });
+    }
+    Ok(HopCapture {
+        hop: t.hop,
+        packets,
+    })
+}
+
+fn open(hop: &Hop, filter: Option<&str>) -> Result<pcap::Capture<pcap::Active>, CaptureError> {
+    let err = |what| {
+        let hop = hop.clone();
+        move |source| CaptureError::Pcap { hop, what, source }
+    };
+    let mut cap = pcap::Capture::from_device(hop.iface.as_str())
+        .map_err(err("finding the interface"))?
+        .snaplen(SNAPLEN)
+        .buffer_size(BUFFER_SIZE)
+        .immediate_mode(true)
+        .precision(pcap::Precision::Nano)
+        .open()
+        .map_err(err("opening the interface"))?
+        .setnonblock()
+        .map_err(err("switching to non-blocking mode"))?;
+    if let Some(f) = filter {
+        cap.filter(f, true).map_err(|source| CaptureError::Filter {
+            filter: f.to_owned(),
+            source,
+        })?;
+    }
+    Ok(cap)
+}
+
+/// Reads everything the kernel has queued for this handle right now.
+fn drain(
+    cap: &mut pcap::Capture<pcap::Active>,
+    hop: &Hop,
+    out: &mut Vec<CapturedPacket>,
+) -> Result<(), CaptureError> {
+    loop {
+        match cap.next_packet() {
+            Ok(p) => {
+                let secs = u64::try_from(p.header.ts.tv_sec).unwrap_or(0);
+                // With nanosecond precision libpcap puts nanoseconds in tv_usec.
+                let nanos = u32::try_from(p.header.ts.tv_usec).unwrap_or(0);
+                out.push(CapturedPacket {
+                    ts: Duration::new(secs, nanos),
+                    data: p.data.to_vec(),
+                    orig_len: p.header.len,
+                });
+            }
+            Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => return Ok(()),
+            Err(source) => {
+                return Err(CaptureError::Pcap {
+                    hop: hop.clone(),
+                    what: "reading packets",
+                    source,
+                })
+            }
+        }
+    }
+}

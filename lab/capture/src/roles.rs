@@ -1,0 +1,96 @@
+//! Names for what the normalizer prints: hops, address roles, MAC owners.
+
+use crate::decode::Mac;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+/// A capture point: one interface of one lab node, shown as `node:iface`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hop {
+    /// Node name from the topology (e.g. `director`).
+    pub node: String,
+    /// Interface name inside the node (e.g. `eth1`).
+    pub iface: String,
+}
+
+impl Hop {
+    /// A hop from its node and interface names.
+    pub fn new(node: impl Into<String>, iface: impl Into<String>) -> Self {
+        Hop {
+            node: node.into(),
+            iface: iface.into(),
+        }
+    }
+}
+
+impl fmt::Display for Hop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.node, self.iface)
+    }
+}
+
+/// What the normalizer knows about the lab: a label per address (CIP, VIP, RIP1...) and
+/// the interface that owns each MAC address.
+#[derive(Debug, Clone, Default)]
+pub struct RoleMap {
+    labels: BTreeMap<IpAddr, String>,
+    macs: BTreeMap<Mac, Hop>,
+}
+
+impl RoleMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names an address; a later label for the same address replaces the earlier one.
+    pub fn label(&mut self, addr: IpAddr, label: impl Into<String>) -> &mut Self {
+        self.labels.insert(addr, label.into());
+        self
+    }
+
+    /// Records that `hop` owns `mac`.
+    pub fn mac(&mut self, mac: Mac, hop: Hop) -> &mut Self {
+        self.macs.insert(mac, hop);
+        self
+    }
+
+    /// The label of an address, if it has one.
+    pub fn label_of(&self, addr: &IpAddr) -> Option<&str> {
+        self.labels.get(addr).map(String::as_str)
+    }
+
+    /// The interface that owns a MAC, if known.
+    pub fn owner_of(&self, mac: &Mac) -> Option<&Hop> {
+        self.macs.get(mac)
+    }
+
+    /// Does `hop` own `mac`?
+    pub fn owns(&self, hop: &Hop, mac: &Mac) -> bool {
+        self.macs.get(mac) == Some(hop)
+    }
+
+    /// All labelled addresses.
+    pub fn labels(&self) -> impl Iterator<Item = (&IpAddr, &str)> {
+        self.labels.iter().map(|(a, l)| (a, l.as_str()))
+    }
+}
+
+/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &Mac) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<Mac> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in mac.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
