@@ -1,0 +1,385 @@
+//! Run `lvslab simulate` scripts: ipvsadm lines and connection steps, one a line.
+//!
+//! ```text
+//! ipvsadm -A -t 10.0.1.100:80 -s wrr          # any ipvsadm command line
+//! conn 10.0.1.2:20001 > 10.0.1.100:80         # open, one request, client closes (FIN)
+//! open web1 10.0.1.2:20002 > 10.0.1.100:80    # open and hold (active)
+//! close web1                                  # close a held conn with FIN
+//! rst 10.0.1.2:20003 > 10.0.1.100:80 udp      # open, then the client resets it
+//! sleep 120                                   # let time pass (timers run)
+//! ```
+//! Flow options after the addresses: `udp`, `mark N`. A `# kernel: ADDR` comment on a step
+//! records the server the kernel picked, and the report says whether the core agrees.
+//! Every step is driven through [`Ipvs::packet_in`] / [`Ipvs::packet_out`] with real TCP flag
+//! sequences, so a script exercises the same state machine as traffic on the wire.
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::explain::PickExplain;
+use crate::ipvs::{InVerdict, Ipvs, IpvsConfig};
+use crate::types::{FlowPacket, ForwardMethod, Protocol, TcpFlags};
+
+/// A script line that cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct SimError {
+    /// 1-based line number in the script.
+    pub line: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Which connection step produced a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// `conn`.
+    Conn,
+    /// `open`.
+    Open,
+    /// `rst`.
+    Rst,
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Event::Conn => "conn",
+            Event::Open => "open",
+            Event::Rst => "rst",
+        })
+    }
+}
+
+/// The outcome of one connection step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    /// 1-based script line.
+    pub line: usize,
+    /// Which step.
+    pub event: Event,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Virtual address.
+    pub vip: SocketAddr,
+    /// The real server picked, None when refused.
+    pub server: Option<SocketAddr>,
+    /// What the `# kernel:` comment says the kernel picked (None = no comment, Some(None) = refused).
+    pub kernel: Option<Option<SocketAddr>>,
+    /// Why, when explaining.
+    pub explain: Option<PickExplain>,
+}
+
+impl StepReport {
+    /// Whether the pick agrees with a `# kernel:` comment (None when there is none).
+    pub fn matches_kernel(&self) -> Option<bool> {
+        self.kernel.map(|k| k == self.server)
+    }
+}
+
+impl fmt::Display for StepReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {:>3}  {:<4} {} > {}  ->  {}",
+            self.line,
+            self.event,
+            self.client,
+            self.vip,
+            self.server
+                .map_or("refused (no server available)".to_string(), |s| s
+                    .to_string())
+        )?;
+        if let Some(k) = self.kernel {
+            let ks = k.map_or("refused".to_string(), |s| s.to_string());
+            if k == self.server {
+                write!(f, "   (kernel: {ks}, match)")?;
+            } else {
+                write!(f, "   (kernel: {ks}, MISMATCH)")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    protocol: Protocol,
+    client: SocketAddr,
+    vip: SocketAddr,
+    fwmark: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    flow: Flow,
+    /// Server address and method, once forwarded.
+    dest: Option<(SocketAddr, ForwardMethod)>,
+}
+
+/// A running simulation: a balancer plus a clock and the held conns.
+#[derive(Debug)]
+pub struct Sim {
+    /// The balancer under test.
+    pub ipvs: Ipvs,
+    /// Simulated time.
+    pub now: Duration,
+    held: HashMap<String, Held>,
+    explain: bool,
+}
+
+const PKT_LEN: u32 = 60;
+
+impl Sim {
+    /// A simulation with a fresh balancer.
+    pub fn new(cfg: IpvsConfig) -> Self {
+        Sim {
+            explain: cfg.explain,
+            ipvs: Ipvs::new(cfg),
+            now: Duration::ZERO,
+            held: HashMap::new(),
+        }
+    }
+
+    /// Run a whole script, returning one report per connection step.
+    pub fn run_script(&mut self, script: &str) -> Result<Vec<StepReport>, SimError> {
+        let mut out = Vec::new();
+        for (i, raw) in script.lines().enumerate() {
+            if let Some(r) = self.step(i + 1, raw)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run one script line (numbered `line` for errors).
+    pub fn step(&mut self, line: usize, raw: &str) -> Result<Option<StepReport>, SimError> {
+        let fail = |message: String| SimError { line, message };
+        let (body, comment) = match raw.split_once('#') {
+            Some((b, c)) => (b.trim(), Some(c.trim())),
+            None => (raw.trim(), None),
+        };
+        if body.is_empty() {
+            return Ok(None);
+        }
+        let kernel = match comment.and_then(|c| c.strip_prefix("kernel:")) {
+            Some(k) => {
+                let k = k.trim();
+                Some(if k == "refused" || k == "none" {
+                    None
+                } else {
+                    Some(k.parse::<SocketAddr>().map_err(|_| {
+                        fail(format!(
+                            "`# kernel: {k}`: expected the kernel's pick as ADDRESS:PORT or `refused`"
+                        ))
+                    })?)
+                })
+            }
+            None => None,
+        };
+        let words: Vec<&str> = body.split_whitespace().collect();
+        match words[0] {
+            "ipvsadm" | "-A" | "-E" | "-D" | "-C" | "-a" | "-e" | "-d" | "--set" => {
+                let cmd = crate::ipvsadm::parse(body).map_err(|e| fail(e.message))?;
+                self.ipvs
+                    .apply(self.now, cmd)
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok(None)
+            }
+            "sleep" => {
+                let secs: f64 = words
+                    .get(1)
+                    .and_then(|s| s.parse().ok())
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| {
+                        fail("sleep needs a number of seconds, e.g. `sleep 120`".into())
+                    })?;
+                self.now += Duration::from_secs_f64(secs);
+                self.ipvs.expire(self.now);
+                Ok(None)
+            }
+            "conn" | "rst" => {
+                let flow = parse_flow(&words[1..]).map_err(fail)?;
+                let event = if words[0] == "conn" {
+                    Event::Conn
+                } else {
+                    Event::Rst
+                };
+                let (dest, explain) = self.open_flow(flow);
+                if let Some(d) = dest {
+                    if event == Event::Conn {
+                        self.request_and_close(flow, d);
+                    } else {
+                        self.send_in(flow, Some(TcpFlags::RST));
+                    }
+                }
+                Ok(Some(self.report(line, event, flow, dest, kernel, explain)))
+            }
+            "open" => {
+                let label = words.get(1).ok_or_else(|| {
+                    fail("open needs a label: `open NAME CIP:PORT > VIP:PORT`".into())
+                })?;
+                if self.held.contains_key(*label) {
+                    return Err(fail(format!(
+                        "label `{label}` is already open: close it first or pick another name"
+                    )));
+                }
+                let flow = parse_flow(&words[2..]).map_err(fail)?;
+                let (dest, explain) = self.open_flow(flow);
+                self.held.insert(label.to_string(), Held { flow, dest });
+                Ok(Some(self.report(
+                    line,
+                    Event::Open,
+                    flow,
+                    dest,
+                    kernel,
+                    explain,
+                )))
+            }
+            "close" => {
+                let label = words
+                    .get(1)
+                    .ok_or_else(|| fail("close needs the label given to open".into()))?;
+                let held = self.held.remove(*label).ok_or_else(|| {
+                    fail(format!(
+                        "no open conn labelled `{label}`: open it first with `open {label} ...`"
+                    ))
+                })?;
+                if let Some(d) = held.dest {
+                    self.close_flow(held.flow, d);
+                }
+                Ok(None)
+            }
+            other => Err(fail(format!(
+                "unknown step `{other}`: use ipvsadm, conn, open, close, rst or sleep"
+            ))),
+        }
+    }
+
+    fn report(
+        &self,
+        line: usize,
+        event: Event,
+        flow: Flow,
+        dest: Option<(SocketAddr, ForwardMethod)>,
+        kernel: Option<Option<SocketAddr>>,
+        explain: Option<PickExplain>,
+    ) -> StepReport {
+        StepReport {
+            line,
+            event,
+            client: flow.client,
+            vip: flow.vip,
+            server: dest.map(|d| d.0),
+            kernel,
+            explain,
+        }
+    }
+
+    fn packet(flow: Flow, src: SocketAddr, dst: SocketAddr, tcp: Option<TcpFlags>) -> FlowPacket {
+        FlowPacket {
+            protocol: flow.protocol,
+            src,
+            dst,
+            tcp: if flow.protocol == Protocol::Tcp {
+                tcp
+            } else {
+                None
+            },
+            fwmark: flow.fwmark,
+            len: PKT_LEN,
+        }
+    }
+
+    fn send_in(&mut self, flow: Flow, tcp: Option<TcpFlags>) -> InVerdict {
+        let p = Self::packet(flow, flow.client, flow.vip, tcp);
+        self.ipvs.packet_in(self.now, &p)
+    }
+
+    fn send_out(&mut self, flow: Flow, dest: (SocketAddr, ForwardMethod), tcp: Option<TcpFlags>) {
+        // Only NAT replies come back through the director.
+        if dest.1 == ForwardMethod::Nat {
+            let p = Self::packet(flow, dest.0, flow.client, tcp);
+            self.ipvs.packet_out(self.now, &p);
+        }
+    }
+
+    /// Handshake plus one request and its reply; returns the server or None when refused.
+    fn open_flow(
+        &mut self,
+        flow: Flow,
+    ) -> (Option<(SocketAddr, ForwardMethod)>, Option<PickExplain>) {
+        self.ipvs.set_explain(self.explain);
+        let v = self.send_in(flow, Some(TcpFlags::SYN));
+        self.ipvs.set_explain(false);
+        let InVerdict::Forward(f) = v else {
+            return (None, None);
+        };
+        let dest = (f.dest, f.method);
+        if flow.protocol == Protocol::Tcp {
+            self.send_out(flow, dest, Some(TcpFlags::SYN_ACK));
+            self.send_in(flow, Some(TcpFlags::ACK));
+            self.send_in(flow, Some(TcpFlags::ACK));
+        }
+        self.send_out(flow, dest, Some(TcpFlags::ACK));
+        (Some(dest), f.pick)
+    }
+
+    fn request_and_close(&mut self, flow: Flow, dest: (SocketAddr, ForwardMethod)) {
+        self.close_flow(flow, dest);
+    }
+
+    /// The client closes first: FIN in, ACK and FIN back (NAT only), last ACK in.
+    fn close_flow(&mut self, flow: Flow, dest: (SocketAddr, ForwardMethod)) {
+        if flow.protocol != Protocol::Tcp {
+            return;
+        }
+        self.send_in(flow, Some(TcpFlags::FIN_ACK));
+        self.send_out(flow, dest, Some(TcpFlags::ACK));
+        self.send_out(flow, dest, Some(TcpFlags::FIN_ACK));
+        self.send_in(flow, Some(TcpFlags::ACK));
+    }
+}
+
+fn parse_flow(words: &[&str]) -> Result<Flow, String> {
+    let usage = "expected `CIP:CPORT > VIP:VPORT [udp] [mark N]`";
+    if words.len() < 3 || words[1] != ">" {
+        return Err(format!("bad flow `{}`: {usage}", words.join(" ")));
+    }
+    let client: SocketAddr = words[0]
+        .parse()
+        .map_err(|_| format!("client `{}` is not ADDRESS:PORT: {usage}", words[0]))?;
+    let vip: SocketAddr = words[2].parse().map_err(|_| {
+        format!(
+            "virtual address `{}` is not ADDRESS:PORT: {usage}",
+            words[2]
+        )
+    })?;
+    let mut flow = Flow {
+        protocol: Protocol::Tcp,
+        client,
+        vip,
+        fwmark: 0,
+    };
+    let mut i = 3;
+    while i < words.len() {
+        match words[i] {
+            "udp" => flow.protocol = Protocol::Udp,
+            "tcp" => flow.protocol = Protocol::Tcp,
+            "mark" => {
+                i += 1;
+                flow.fwmark = words
+                    .get(i)
+                    .and_then(|m| m.parse().ok())
+                    .ok_or_else(|| format!("`mark` needs a number: {usage}"))?;
+            }
+            other => return Err(format!("unknown flow option `{other}`: {usage}")),
+        }
+        i += 1;
+    }
+    Ok(flow)
+}

@@ -1,0 +1,396 @@
+//! Domain types shared by the balancer, the ipvsadm parser and the simulator (contract A).
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Transport protocol of a virtual service or flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP (`ipvsadm -t`).
+    Tcp,
+    /// UDP (`ipvsadm -u`).
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        })
+    }
+}
+
+/// How the director hands a packet to a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardMethod {
+    /// Masquerading: rewrite VIP to RIP and back (`-m`).
+    Nat,
+    /// Direct routing: only the destination MAC changes (`-g`, ipvsadm's default).
+    Dr,
+    /// IP-in-IP tunnelling (`-i`).
+    Tun,
+}
+
+impl fmt::Display for ForwardMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The names ipvsadm -L prints in its Forward column.
+        f.write_str(match self {
+            ForwardMethod::Nat => "Masq",
+            ForwardMethod::Dr => "Route",
+            ForwardMethod::Tun => "Tunnel",
+        })
+    }
+}
+
+/// The fourteen IPVS schedulers, named as ipvsadm spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheduler {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connection.
+    Lc,
+    /// Weighted least connection (ipvsadm's default).
+    Wlc,
+    /// Locality-based least connection.
+    Lblc,
+    /// Locality-based least connection with replication.
+    Lblcr,
+    /// Destination hashing.
+    Dh,
+    /// Source hashing.
+    Sh,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+    /// Maglev hashing.
+    Mh,
+    /// Weighted failover.
+    Fo,
+    /// Weighted overflow.
+    Ovf,
+    /// Power of two choices.
+    Twos,
+}
+
+impl Scheduler {
+    /// Every scheduler, in ipvsadm's man page order.
+    pub const ALL: [Scheduler; 14] = [
+        Scheduler::Rr,
+        Scheduler::Wrr,
+        Scheduler::Lc,
+        Scheduler::Wlc,
+        Scheduler::Lblc,
+        Scheduler::Lblcr,
+        Scheduler::Dh,
+        Scheduler::Sh,
+        Scheduler::Sed,
+        Scheduler::Nq,
+        Scheduler::Mh,
+        Scheduler::Fo,
+        Scheduler::Ovf,
+        Scheduler::Twos,
+    ];
+
+    /// The ipvsadm name (`rr`, `wlc`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheduler::Rr => "rr",
+            Scheduler::Wrr => "wrr",
+            Scheduler::Lc => "lc",
+            Scheduler::Wlc => "wlc",
+            Scheduler::Lblc => "lblc",
+            Scheduler::Lblcr => "lblcr",
+            Scheduler::Dh => "dh",
+            Scheduler::Sh => "sh",
+            Scheduler::Sed => "sed",
+            Scheduler::Nq => "nq",
+            Scheduler::Mh => "mh",
+            Scheduler::Fo => "fo",
+            Scheduler::Ovf => "ovf",
+            Scheduler::Twos => "twos",
+        }
+    }
+}
+
+impl fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown scheduler name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scheduler `{0}`: use one of rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos")]
+pub struct UnknownScheduler(pub String);
+
+impl FromStr for Scheduler {
+    type Err = UnknownScheduler;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scheduler::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| UnknownScheduler(s.to_string()))
+    }
+}
+
+/// A virtual IP address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Vip(pub IpAddr);
+
+impl fmt::Display for Vip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// How IPVS finds a virtual service: protocol+VIP+port, or a firewall mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum ServiceKey {
+    /// `-t VIP:PORT` or `-u VIP:PORT`.
+    Addr {
+        /// TCP or UDP.
+        protocol: Protocol,
+        /// The virtual address.
+        vip: Vip,
+        /// The virtual port (0 = all ports, persistent services only).
+        port: u16,
+    },
+    /// `-f MARK`.
+    FwMark(u32),
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceKey::Addr {
+                protocol,
+                vip,
+                port,
+            } => write!(f, "{protocol}  {}", SocketAddr::new(vip.0, *port)),
+            ServiceKey::FwMark(m) => write!(f, "FWM  {m}"),
+        }
+    }
+}
+
+/// Persistence (`-p [timeout] [-M netmask]`): one client netmask sticks to one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Persistence {
+    /// Template lifetime after its last use.
+    pub timeout: Duration,
+    /// Client addresses are masked with this before lookup (`-M`).
+    pub netmask: IpAddr,
+}
+
+impl Persistence {
+    /// ipvsadm's value for a bare `-p` (its man page says 300, its code uses 360).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(360);
+
+    /// Persistence with ipvsadm's defaults: 360 s and a host mask.
+    pub fn new(timeout: Duration, v6: bool) -> Self {
+        Persistence {
+            timeout,
+            netmask: if v6 {
+                IpAddr::V6(Ipv6Addr::from(u128::MAX))
+            } else {
+                IpAddr::V4(Ipv4Addr::BROADCAST)
+            },
+        }
+    }
+}
+
+/// Scheduler flags (`-b`): the kernel's IP_VS_SVC_F_SCHED1..3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SchedFlags {
+    /// flag-1: sh-fallback / mh-fallback: try another server when the hashed one is unavailable.
+    pub fallback: bool,
+    /// flag-2: sh-port / mh-port: hash the source port too.
+    pub port: bool,
+    /// flag-3: reserved, accepted as ipvsadm does.
+    pub flag3: bool,
+}
+
+/// Service flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ServiceFlags {
+    /// One-packet scheduling (`-o`, `--ops`): each UDP datagram is scheduled on its own.
+    pub one_packet: bool,
+    /// Scheduler flags (`-b`).
+    pub sched: SchedFlags,
+}
+
+/// A virtual service's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceConfig {
+    /// How packets find this service.
+    pub key: ServiceKey,
+    /// Which scheduler picks real servers.
+    pub scheduler: Scheduler,
+    /// Persistence, if any.
+    pub persistence: Option<Persistence>,
+    /// Flags (`-o`, `-b`).
+    pub flags: ServiceFlags,
+}
+
+impl ServiceConfig {
+    /// A service with ipvsadm's defaults for everything but key and scheduler.
+    pub fn new(key: ServiceKey, scheduler: Scheduler) -> Self {
+        ServiceConfig {
+            key,
+            scheduler,
+            persistence: None,
+            flags: ServiceFlags::default(),
+        }
+    }
+}
+
+/// A real server's configuration inside one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DestConfig {
+    /// Real server address and port.
+    pub addr: SocketAddr,
+    /// Forwarding method.
+    pub method: ForwardMethod,
+    /// Weight (0 quiesces: no new connections).
+    pub weight: u32,
+    /// Upper connection threshold (0 = none).
+    pub u_threshold: u32,
+    /// Lower connection threshold (0 = 3/4 of the upper one).
+    pub l_threshold: u32,
+}
+
+impl DestConfig {
+    /// A real server with ipvsadm's defaults: weight 1, no thresholds.
+    pub fn new(addr: SocketAddr, method: ForwardMethod) -> Self {
+        DestConfig {
+            addr,
+            method,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+        }
+    }
+}
+
+/// Connection timeouts as set by `ipvsadm --set tcp tcpfin udp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Timeouts {
+    /// ESTABLISHED TCP (default 900 s).
+    pub tcp: Duration,
+    /// TCP FIN_WAIT (default 120 s); the kernel's --set changes only this state.
+    pub tcp_fin: Duration,
+    /// UDP (default 300 s).
+    pub udp: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp: Duration::from_secs(900),
+            tcp_fin: Duration::from_secs(120),
+            udp: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A change to the IPVS table: what one ipvsadm command line does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum IpvsCommand {
+    /// `-A`: add a virtual service.
+    AddService(ServiceConfig),
+    /// `-E`: replace a virtual service's settings (keeps its real servers and conns).
+    EditService(ServiceConfig),
+    /// `-D`: delete a virtual service.
+    DelService(ServiceKey),
+    /// `-C`: delete every virtual service.
+    Clear,
+    /// `-a`: add a real server.
+    AddDest(ServiceKey, DestConfig),
+    /// `-e`: edit a real server.
+    EditDest(ServiceKey, DestConfig),
+    /// `-d`: delete a real server.
+    DelDest(ServiceKey, SocketAddr),
+    /// `--set tcp tcpfin udp` (a zero keeps the old value).
+    SetTimeouts(Timeouts),
+}
+
+/// TCP header flags that drive the IPVS state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct TcpFlags {
+    /// SYN.
+    pub syn: bool,
+    /// ACK.
+    pub ack: bool,
+    /// FIN.
+    pub fin: bool,
+    /// RST.
+    pub rst: bool,
+}
+
+impl TcpFlags {
+    /// A bare SYN.
+    pub const SYN: TcpFlags = TcpFlags {
+        syn: true,
+        ack: false,
+        fin: false,
+        rst: false,
+    };
+    /// SYN+ACK.
+    pub const SYN_ACK: TcpFlags = TcpFlags {
+        syn: true,
+        ack: true,
+        fin: false,
+        rst: false,
+    };
+    /// A bare ACK (also data segments).
+    pub const ACK: TcpFlags = TcpFlags {
+        syn: false,
+        ack: true,
+        fin: false,
+        rst: false,
+    };
+    /// FIN+ACK.
+    pub const FIN_ACK: TcpFlags = TcpFlags {
+        syn: false,
+        ack: true,
+        fin: true,
+        rst: false,
+    };
+    /// RST.
+    pub const RST: TcpFlags = TcpFlags {
+        syn: false,
+        ack: false,
+        fin: false,
+        rst: true,
+    };
+}
+
+/// What the core needs to know about one packet: its flow and TCP flags, not its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowPacket {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// Source address and port.
+    pub src: SocketAddr,
+    /// Destination address and port.
+    pub dst: SocketAddr,
+    /// TCP flags (None for UDP).
+    pub tcp: Option<TcpFlags>,
+    /// Firewall mark of the packet (0 = none).
+    pub fwmark: u32,
+    /// IP length in bytes, for the byte counters.
+    pub len: u32,
+}
+
+/// Handle of a connection entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ConnId(pub u32);
