@@ -78,7 +78,6 @@ impl Lblc {
         }
     }
 
-
     pub fn schedule(
         &mut self,
         list: &[u32],
@@ -200,7 +199,6 @@ impl Lblcr {
             expiration: DEFAULT_EXPIRATION,
         }
     }
-
 
     pub fn schedule(
         &mut self,

@@ -33,7 +33,6 @@ impl Maglev {
         }
     }
 
-
     /// ip_vs_mh_reassign: permutate then populate, from last_weight.
     pub fn reassign(&mut self, list: &[u32], dests: &Dests) {
         let mut g = 0u32;
