@@ -1,0 +1,369 @@
+//! The scenario file format (`scenarios/*.toml`); docs/scenarios.md describes it for users.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Errors loading a scenario file.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or does not fit the format.
+    #[error("{path}: {message}\n  (the format is described in docs/scenarios.md)")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line and column.
+        message: String,
+    },
+    /// The content parses but is inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// Which balancer forwards the virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// lvslab's own userspace director (`lvslab director`).
+    #[default]
+    Userspace,
+    /// Kernel IPVS.
+    Ipvs,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "userspace" => Ok(Backend::Userspace),
+            "ipvs" => Ok(Backend::Ipvs),
+            other => Err(format!("unknown backend {other:?}: use userspace or ipvs")),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Userspace => "userspace",
+            Backend::Ipvs => "ipvs",
+        })
+    }
+}
+
+/// A scenario: a lab, a virtual service, traffic and events, and what must come out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// One sentence: what this scenario shows.
+    pub description: String,
+    /// Topology name (in `topologies/`) or path.
+    pub topology: String,
+    /// The balancer (default userspace); `lvslab test --backend` overrides it.
+    #[serde(default)]
+    pub backend: Backend,
+    /// Changes to the topology's first virtual service.
+    #[serde(default)]
+    pub service: ServiceOverride,
+    /// Where and what to capture.
+    #[serde(default)]
+    pub capture: CaptureSpec,
+    /// What happens, in order.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// What must come out.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// Changes to the topology's first virtual service; unset fields keep the topology's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceOverride {
+    /// ipvsadm scheduler name (rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, lblcr, mh, fo, ovf, twos).
+    pub scheduler: Option<String>,
+    /// nat, dr or tun.
+    pub method: Option<String>,
+    /// Persistence timeout in seconds.
+    pub persistence: Option<u32>,
+    /// tcp or udp.
+    pub protocol: Option<String>,
+    /// Virtual service port (real servers keep theirs unless `rs_port` is set).
+    pub port: Option<u16>,
+    /// Real-server port for every real server.
+    pub rs_port: Option<u16>,
+    /// Weight per real-server node.
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+    /// Upper connection threshold per real-server node.
+    #[serde(default)]
+    pub u_thresholds: BTreeMap<String, u32>,
+    /// Lower connection threshold per real-server node.
+    #[serde(default)]
+    pub l_thresholds: BTreeMap<String, u32>,
+    /// Real-server nodes to leave out of the service.
+    #[serde(default)]
+    pub without: Vec<String>,
+}
+
+/// Capture settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSpec {
+    /// Nodes to capture on (all interfaces of each); default every node.
+    pub nodes: Option<Vec<String>>,
+    /// tcpdump filter applied at every hop.
+    pub filter: Option<String>,
+    /// Keep ARP in the path text.
+    #[serde(default)]
+    pub arp: bool,
+}
+
+/// One step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Send requests, one after the other, each on a new connection.
+    Request {
+        /// Client node.
+        from: String,
+        /// `vip` (the service's VIP and port, the default) or `ADDR:PORT`.
+        #[serde(default = "default_target")]
+        to: String,
+        /// How many requests.
+        #[serde(default = "one")]
+        count: u32,
+        /// tcp or udp; default the service's protocol.
+        protocol: Option<String>,
+        /// Request payload as text.
+        payload: Option<String>,
+        /// Request payload of this many pseudo-random bytes (fixed seed: the same every run).
+        random: Option<usize>,
+        /// Keep TCP connections open (established, idle) until a `release` step or the end.
+        #[serde(default)]
+        hold: bool,
+    },
+    /// Set a real server's weight through the director (weight 0 quiesces it).
+    Weight {
+        /// Real-server node.
+        server: String,
+        /// New weight.
+        weight: u32,
+    },
+    /// Send any ipvsadm command line to the director.
+    Ipvsadm {
+        /// e.g. `-e -t 192.168.1.250:80 -r 192.168.1.201:80 -m -w 3`.
+        line: String,
+    },
+    /// Stop the serve daemon on a real server (its port then refuses).
+    StopServer {
+        /// Real-server node.
+        node: String,
+    },
+    /// Close every held connection.
+    Release,
+    /// Sleep.
+    Wait {
+        /// Milliseconds.
+        ms: u64,
+    },
+}
+
+fn default_target() -> String {
+    "vip".to_owned()
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Expectations; each one that is set is checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Connections per real-server node, as seen arriving in the captures.
+    pub responses: Option<BTreeMap<String, u32>>,
+    /// Allowed difference per node for `responses` (default 0: exact).
+    #[serde(default)]
+    pub tolerance: u32,
+    /// The real-server node of each request to the service, in order.
+    pub sequence: Option<Vec<String>>,
+    /// Requests that must fail (refused, reset or timed out); default 0.
+    #[serde(default)]
+    pub failed: u32,
+    /// Every request payload must arrive unchanged at a real server and every reply
+    /// unchanged at the client (default true).
+    #[serde(default = "yes")]
+    pub payload_intact: bool,
+    /// An ICMP error that must appear in the path, by name (e.g. `port-unreachable`).
+    pub icmp: Option<String>,
+    /// Director counters per real-server node (`conns`, `inpkts`, `outpkts`, `active`, ...).
+    #[serde(default)]
+    pub counters: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Compare the path with the snapshot (default true).
+    #[serde(default = "yes")]
+    pub snapshot: bool,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            responses: None,
+            tolerance: 0,
+            sequence: None,
+            failed: 0,
+            payload_intact: true,
+            icmp: None,
+            counters: BTreeMap::new(),
+            snapshot: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, FormatError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FormatError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses scenario text; `path` is used in messages only.
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, FormatError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| FormatError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |message: String| FormatError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        for (i, step) in s.steps.iter().enumerate() {
+            if let Step::Request {
+                payload: Some(_),
+                random: Some(_),
+                ..
+            } = step
+            {
+                return Err(invalid(format!(
+                    "step {}: set either `payload` or `random`, not both",
+                    i + 1
+                )));
+            }
+            if let Step::Request { count: 0, .. } = step {
+                return Err(invalid(format!(
+                    "step {}: `count` must be at least 1",
+                    i + 1
+                )));
+            }
+        }
+        if s.expect.responses.is_some() && s.expect.sequence.is_some() {
+            return Err(invalid(
+                "[expect]: set `responses` (a distribution) or `sequence` (an order), not both"
+                    .to_owned(),
+            ));
+        }
+        Ok(s)
+    }
+
+    /// The scenario's name: its file stem.
+    pub fn name_of(path: &Path) -> String {
+        path.file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("scenario")
+            .to_owned()
+    }
+}
+
+/// The request payload a step sends: text, or `n` bytes from a fixed-seed generator.
+pub fn payload_bytes(payload: Option<&str>, random: Option<usize>) -> Vec<u8> {
+    if let Some(n) = random {
+        // xorshift64*: deterministic, so the same bytes every run.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        return (0..n)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+            })
+            .collect();
+    }
+    payload.unwrap_or("ping\n").as_bytes().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_scenario() {
+        let s = Scenario::parse(
+            Path::new("x.toml"),
+            r#"
+description = "d"
+topology = "nat-topology"
+[service]
+scheduler = "wrr"
+weights = { rs1 = 1, rs2 = 3 }
+[[steps]]
+do = "request"
+from = "client"
+count = 4
+[[steps]]
+do = "weight"
+server = "rs1"
+weight = 0
+[[steps]]
+do = "wait"
+ms = 10
+[expect]
+responses = { rs1 = 1, rs2 = 3 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.backend, Backend::Userspace);
+        assert_eq!(s.service.weights["rs2"], 3);
+        assert!(matches!(&s.steps[0], Step::Request { count: 4, to, .. } if to == "vip"));
+        assert!(s.expect.snapshot && s.expect.payload_intact);
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_a_line() {
+        let e = Scenario::parse(
+            Path::new("bad.toml"),
+            "description = \"d\"\ntopology = \"t\"\n[[steps]]\ndo = \"request\"\nfrom = \"c\"\ncuont = 3\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("bad.toml") && e.contains("line 3") && e.contains("cuont"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn random_payload_is_the_same_every_time() {
+        assert_eq!(payload_bytes(None, Some(64)), payload_bytes(None, Some(64)));
+        assert_ne!(payload_bytes(None, Some(64)), vec![0u8; 64]);
+    }
+}

@@ -1,0 +1,161 @@
+//! Path snapshots in insta's `.snap` format, stored in `scenarios/snapshots/`, so
+//! `cargo insta review` can show and accept a changed path.
+
+use std::path::{Path, PathBuf};
+
+/// What comparing a path with its snapshot found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The path equals the snapshot.
+    Same,
+    /// No snapshot yet: the path was written as `.snap.new` for review.
+    New {
+        /// The `.snap.new` file.
+        pending: PathBuf,
+    },
+    /// The path differs: the new path was written as `.snap.new` beside the old one.
+    Changed {
+        /// The `.snap.new` file.
+        pending: PathBuf,
+        /// A unified diff, old snapshot to new path.
+        diff: String,
+    },
+}
+
+/// Errors reading or writing snapshots.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The snapshot exists but cannot be read as an insta snapshot.
+    #[error("{path}: not a readable insta snapshot: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// insta's message.
+        message: String,
+    },
+    /// Writing the `.snap.new` failed.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The snapshot file of scenario `name` in `dir`.
+pub fn snap_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.snap"))
+}
+
+/// Serializes `text` the way insta writes a file snapshot: a YAML header, `---`, the text.
+pub fn render(source: &str, description: &str, text: &str) -> String {
+    format!(
+        "---\nsource: {}\ndescription: {}\nexpression: path\n---\n{}\n",
+        yaml_scalar(source),
+        yaml_scalar(description),
+        text.trim_end()
+    )
+}
+
+fn yaml_scalar(s: &str) -> String {
+    // Always double-quoted JSON strings: valid YAML whatever the text holds.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// The text of an existing snapshot, read by insta itself.
+pub fn read(path: &Path) -> Result<Option<String>, SnapshotError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let snap = insta::Snapshot::from_file(path).map_err(|e| SnapshotError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    match snap.contents() {
+        insta::internals::SnapshotContents::Text(t) => Ok(Some(t.to_string())),
+        _ => Err(SnapshotError::Read {
+            path: path.to_owned(),
+            message: "binary snapshot; path snapshots are text".to_owned(),
+        }),
+    }
+}
+
+/// Compares `text` with the snapshot at `path`; on any difference writes `<path>.new`
+/// (insta's pending-snapshot name) and says so. A stale `.snap.new` is removed on a match.
+pub fn check(
+    path: &Path,
+    source: &str,
+    description: &str,
+    text: &str,
+) -> Result<Outcome, SnapshotError> {
+    let pending = path.with_extension("snap.new");
+    let old = read(path)?;
+    let new_text = text.trim_end();
+    if let Some(old) = &old {
+        if old.trim_end() == new_text {
+            let _ = std::fs::remove_file(&pending);
+            return Ok(Outcome::Same);
+        }
+    }
+    if let Some(dir) = pending.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| SnapshotError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    std::fs::write(&pending, render(source, description, text)).map_err(|source| {
+        SnapshotError::Write {
+            path: pending.clone(),
+            source,
+        }
+    })?;
+    Ok(match old {
+        None => Outcome::New { pending },
+        Some(old) => Outcome::Changed {
+            diff: diff(&old, new_text),
+            pending,
+        },
+    })
+}
+
+/// A unified diff with 3 lines of context, `-` old snapshot, `+` new path.
+pub fn diff(old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old.trim_end(), new.trim_end())
+        .unified_diff()
+        .context_radius(3)
+        .header("snapshot", "this run")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_snapshots_read_back_through_insta() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = snap_path(dir.path(), "nat-rr");
+        let text = "## 1: TCP a -> b\n\nclient:eth0 out x\n";
+        assert_eq!(
+            check(&p, "scenarios/nat-rr.toml", "d: \"q\"", text).unwrap(),
+            Outcome::New {
+                pending: p.with_extension("snap.new")
+            }
+        );
+        // Accept it the way `cargo insta accept` does: rename.
+        std::fs::rename(p.with_extension("snap.new"), &p).unwrap();
+        assert_eq!(read(&p).unwrap().unwrap().trim_end(), text.trim_end());
+        assert_eq!(check(&p, "s", "d", text).unwrap(), Outcome::Same);
+        match check(&p, "s", "d", "## 1: TCP a -> b\n\nclient:eth0 out y\n").unwrap() {
+            Outcome::Changed { diff, pending } => {
+                assert!(diff.contains("-client:eth0 out x") && diff.contains("+client:eth0 out y"));
+                assert!(pending.exists());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Matching again clears the stale pending file.
+        assert_eq!(check(&p, "s", "d", text).unwrap(), Outcome::Same);
+        assert!(!p.with_extension("snap.new").exists());
+    }
+}
