@@ -12,10 +12,12 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Snapshot length: whole frames (veth offloads are off in labs, so frames stay small).
-const SNAPLEN: i32 = 262_144;
-/// Kernel buffer per handle; large enough that scenario bursts never overflow it.
-const BUFFER_SIZE: i32 = 8 << 20;
+/// Snapshot length: whole frames. veth offloads are off in labs, so frames stay within the
+/// MTU; libpcap's ring has one snaplen-sized slot per frame, so a small snaplen means many
+/// slots (a 256 KiB snaplen would leave a few dozen and drop bursts).
+const SNAPLEN: i32 = 4096;
+/// Kernel ring per handle: about 4000 frame slots at this snaplen.
+const BUFFER_SIZE: i32 = 16 << 20;
 
 /// Errors from live capture.
 #[derive(Debug, thiserror::Error)]
