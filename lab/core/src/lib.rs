@@ -15,6 +15,7 @@ mod sched;
 pub mod sim;
 pub mod tcp;
 pub mod types;
+pub mod wire;
 
 pub use dest::Counters;
 pub use explain::{Candidate, PickExplain};

@@ -1,0 +1,175 @@
+//! Packet views and rewrites for the director: Ethernet, ARP, IPv4, TCP, UDP, ICMP and IPIP.
+//!
+//! Parsing leans on `etherparse` for validation; rewrites work in place on the frame bytes and
+//! patch checksums incrementally (RFC 1624), the way the kernel's IPVS `*_snat_handler` /
+//! `*_dnat_handler` do, so a NAT rewrite costs a few adds instead of a pass over the payload.
+
+mod build;
+pub mod checksum;
+mod frame;
+mod rewrite;
+
+pub use build::{arp_frame, arp_request, icmp_error, IcmpError};
+pub use frame::{parse, IcmpInner, Ipv4Meta, Parsed, L4};
+pub use rewrite::{
+    decrement_ttl, encap_ipip, nat_icmp_inner, rewrite_dst, rewrite_src, set_macs, TtlExpired,
+};
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// Length of an Ethernet II header (no VLAN tag).
+pub const ETH_HDR_LEN: usize = 14;
+/// EtherType of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of ARP.
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// IP protocol number of ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol number of IP-in-IP (what IPVS TUN mode sends).
+pub const IPPROTO_IPIP: u8 = 4;
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+
+/// An Ethernet MAC address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// ff:ff:ff:ff:ff:ff.
+    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+    /// 00:00:00:00:00:00 (the target MAC of an ARP request).
+    pub const ZERO: MacAddr = MacAddr([0; 6]);
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = WireError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in out.iter_mut() {
+            let part = parts
+                .next()
+                .ok_or_else(|| WireError::BadMac(s.to_string()))?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| WireError::BadMac(s.to_string()))?;
+        }
+        if parts.next().is_some() {
+            return Err(WireError::BadMac(s.to_string()));
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+/// An IPv4 address with its prefix length, e.g. 192.168.1.202/24.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Ipv4Cidr {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// A CIDR; the prefix is clamped to 32.
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Self {
+        Ipv4Cidr {
+            addr,
+            prefix: prefix.min(32),
+        }
+    }
+
+    fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+
+    /// Whether `ip` lies in this prefix.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) & self.mask()) == (u32::from(self.addr) & self.mask())
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Ipv4Cidr {
+    type Err = WireError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || WireError::BadCidr(s.to_string());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, p.parse::<u8>().map_err(|_| bad())?),
+            None => (s, 32),
+        };
+        if prefix > 32 {
+            return Err(bad());
+        }
+        Ok(Ipv4Cidr {
+            addr: addr.parse().map_err(|_| bad())?,
+            prefix,
+        })
+    }
+}
+
+/// Why a frame could not be parsed or rewritten.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    /// Shorter than the headers it claims.
+    #[error("truncated frame: {0}")]
+    Truncated(String),
+    /// A header field makes no sense (bad IHL, total length, ...).
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    /// Not a MAC address like 02:00:00:00:00:01.
+    #[error("`{0}` is not a MAC address (expected six hex bytes like 02:00:5e:00:00:01)")]
+    BadMac(String),
+    /// Not an IPv4 prefix like 192.168.1.202/24.
+    #[error("`{0}` is not an IPv4 address with prefix (expected e.g. 192.168.1.202/24)")]
+    BadCidr(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_contains_and_parses() {
+        let c: Ipv4Cidr = "192.168.1.202/24".parse().unwrap();
+        assert!(c.contains(Ipv4Addr::new(192, 168, 1, 7)));
+        assert!(!c.contains(Ipv4Addr::new(192, 168, 2, 7)));
+        let d: Ipv4Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(d.contains(Ipv4Addr::new(8, 8, 8, 8)));
+        assert!("1.2.3.4/33".parse::<Ipv4Cidr>().is_err());
+    }
+
+    #[test]
+    fn mac_round_trip() {
+        let m: MacAddr = "02:00:5e:00:00:0a".parse().unwrap();
+        assert_eq!(m.to_string(), "02:00:5e:00:00:0a");
+        assert!("02:00".parse::<MacAddr>().is_err());
+    }
+}
