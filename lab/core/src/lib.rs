@@ -8,6 +8,7 @@
 //! that pick real servers exactly as Linux IPVS does. [`sim`] runs scripts of such steps.
 mod conn;
 mod dest;
+pub mod director;
 pub mod explain;
 pub mod ipvs;
 pub mod ipvsadm;
