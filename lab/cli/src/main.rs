@@ -1,11 +1,24 @@
 //! The `lvslab` command line.
 use clap::Parser;
 
+mod cmd_bench;
+mod cmd_down;
+mod cmd_exec;
+mod cmd_list;
+mod cmd_request;
+mod cmd_serve;
 mod cmd_simulate;
+mod cmd_status;
+mod cmd_up;
+mod cmd_validate;
 
 /// Build Linux Virtual Server labs out of network namespaces and check how packets flow.
+///
+/// A lab is a set of network namespaces (one per node: client, router, director, real
+/// servers) wired as a topology file says. Start with `lvslab up nat-topology`, look with
+/// `lvslab status`, send traffic with `lvslab request`, and clean up with `lvslab down`.
 #[derive(Parser, Debug)]
-#[command(name = "lvslab", version, about)]
+#[command(name = "lvslab", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -13,13 +26,40 @@ struct Cli {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
+    Up(cmd_up::Args),
+    Down(cmd_down::Args),
+    List(cmd_list::Args),
+    Status(cmd_status::Args),
+    Exec(cmd_exec::Args),
+    Validate(cmd_validate::Args),
+    Serve(cmd_serve::Args),
+    Request(cmd_request::Args),
+    Bench(cmd_bench::Args),
     /// Run a script of ipvsadm lines and connection steps through the balancer core.
     Simulate(cmd_simulate::SimulateArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
-    match cli.command {
+    let res = match cli.command {
+        Command::Up(a) => cmd_up::run(a),
+        Command::Down(a) => cmd_down::run(a),
+        Command::List(a) => cmd_list::run(a),
+        Command::Status(a) => cmd_status::run(a),
+        Command::Exec(a) => cmd_exec::run(a),
+        Command::Validate(a) => cmd_validate::run(a),
+        Command::Serve(a) => cmd_serve::run(a),
+        Command::Request(a) => cmd_request::run(a),
+        Command::Bench(a) => cmd_bench::run(a),
         Command::Simulate(a) => cmd_simulate::run(a),
+    };
+    if let Err(e) = res {
+        // Topology errors already carry `file:line:col: error:`.
+        if e.downcast_ref::<lvslab_netns::TopologyError>().is_some() {
+            eprintln!("{e:#}");
+        } else {
+            eprintln!("error: {e:#}");
+        }
+        std::process::exit(1);
     }
 }

@@ -1,1 +1,20 @@
 //! lvslab-netns: topology model and validation, the namespace builder, lab state and cleanup.
+pub mod diag;
+pub mod topology;
+
+pub use topology::{
+    Endpoint, IfaceSpec, LanSpec, LinkSpec, Method, NodeSpec, Protocol, RealServerSpec, Role,
+    RouteSpec, ServiceSpec, Topology, TopologyError,
+};
+pub mod error;
+pub mod ethtool;
+pub mod netns;
+pub mod nl;
+
+pub use error::{Error, Result};
+pub mod state;
+
+pub use state::{DaemonInfo, IfaceInfo, Lab, LabState, Mac, NodeInfo, Peer};
+pub mod build;
+
+pub use build::{build, BuildOptions, BuildStep};

@@ -1,0 +1,35 @@
+//! `lvslab exec [--lab LAB] NODE -- CMD...`: run a command inside a node's namespace.
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use lvslab_netns::{netns, state, Lab};
+
+/// Run a command in a node's network namespace (like `ip netns exec lvs-LAB-NODE CMD`);
+/// its exit code is passed through.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Lab name (optional when exactly one lab is up).
+    #[arg(long)]
+    pub lab: Option<String>,
+    /// Node name, e.g. rs1.
+    pub node: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub cmd: Vec<String>,
+}
+
+/// Run the command.
+pub fn run(args: Args) -> Result<()> {
+    let lab = Lab::load(&state::resolve_lab(args.lab.as_deref())?)?;
+    let ns = lab.netns_of(&args.node)?;
+    let mut cmd = Command::new(&args.cmd[0]);
+    cmd.args(&args.cmd[1..]);
+    let status = netns::command_in(&ns, cmd)?
+        .status()
+        .with_context(|| format!("run {:?} in {ns}", args.cmd[0]))?;
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    std::process::exit(code);
+}

@@ -1,0 +1,176 @@
+//! `lvslab serve`: the real-server program `up` starts on every real server.
+//!
+//! Protocol (documented in `lvslab serve --help`):
+//! - TCP, HTTP request (starts with an HTTP method): `HTTP/1.1 200 OK`, body `<node>\n`, close.
+//! - TCP, anything else: echoed back byte for byte until the client closes its side.
+//! - UDP: each datagram is answered with `<node>\n` followed by the datagram's own bytes.
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lvslab_netns::{netns, Lab, Protocol};
+
+/// Real-server program: answers HTTP with its node name, echoes other TCP payloads, and
+/// answers each UDP datagram with "<node>\n" followed by the datagram. It listens on
+/// 0.0.0.0 (so DR/TUN traffic for a VIP on lo is served), on TCP and UDP, on every port of the
+/// services that name this node (default 80). `lvslab up` starts it; run it by hand with
+/// `lvslab exec NODE -- lvslab serve --name NODE --port 8080`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Lab whose topology says which ports to serve.
+    #[arg(long)]
+    pub lab: Option<String>,
+    /// Node this runs as (read from the lab; also the name it answers with).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Name to answer with (default: --node).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Ports to serve instead of the topology's (TCP and UDP each).
+    #[arg(long)]
+    pub port: Vec<u16>,
+}
+
+/// Run the command.
+pub fn run(args: Args) -> Result<()> {
+    let name = args
+        .name
+        .clone()
+        .or(args.node.clone())
+        .context("give --node (or --name)")?;
+    let mut ports = args.port.clone();
+    if ports.is_empty() {
+        if let (Some(lab), Some(node)) = (&args.lab, &args.node) {
+            let lab = Lab::load(lab)?;
+            ports = lab
+                .state
+                .topology
+                .served_ports(node)
+                .into_iter()
+                .map(|(_, p): (Protocol, u16)| p)
+                .collect();
+        }
+    }
+    if ports.is_empty() {
+        ports.push(80);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    let mut threads = Vec::new();
+    for port in &ports {
+        let tcp = TcpListener::bind((Ipv4Addr::UNSPECIFIED, *port))
+            .with_context(|| format!("bind tcp port {port}"))?;
+        let udp = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, *port))
+            .with_context(|| format!("bind udp port {port}"))?;
+        let n = name.clone();
+        threads.push(std::thread::spawn(move || tcp_loop(tcp, n)));
+        let n = name.clone();
+        threads.push(std::thread::spawn(move || udp_loop(udp, n)));
+    }
+    println!("serve {name}: listening on tcp+udp ports {ports:?}");
+    netns::notify_ready();
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+const HTTP_METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"HEAD ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
+
+fn tcp_loop(l: TcpListener, name: String) {
+    for conn in l.incoming() {
+        let Ok(s) = conn else { continue };
+        let n = name.clone();
+        std::thread::spawn(move || {
+            let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            match handle_tcp(s, &n) {
+                Ok(kind) => println!("tcp {peer} {kind}"),
+                Err(e) => println!("tcp {peer} error: {e}"),
+            }
+        });
+    }
+}
+
+fn handle_tcp(mut s: TcpStream, name: &str) -> std::io::Result<String> {
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 16384];
+    // Read enough to tell HTTP from raw bytes: a full method token, or EOF.
+    loop {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let decided = buf.len() >= 8 || buf.contains(&b' ') || buf.contains(&b'\n');
+        if decided {
+            break;
+        }
+    }
+    let is_http = HTTP_METHODS.iter().any(|m| buf.starts_with(m));
+    if is_http {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let line = String::from_utf8_lossy(
+            buf.split(|b| *b == b'\r' || *b == b'\n')
+                .next()
+                .unwrap_or_default(),
+        )
+        .to_string();
+        let body = format!("{name}\n");
+        let head = buf.starts_with(b"HEAD ");
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nX-Lvslab-Node: {name}\r\n\r\n{}",
+            body.len(),
+            if head { "" } else { &body }
+        );
+        s.write_all(resp.as_bytes())?;
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        return Ok(format!("http {line}"));
+    }
+    let mut total = buf.len();
+    s.write_all(&buf)?;
+    loop {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        s.write_all(&chunk[..n])?;
+    }
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    Ok(format!("echo {total} bytes"))
+}
+
+fn udp_loop(u: UdpSocket, name: String) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, from)) = u.recv_from(&mut buf) else {
+            continue;
+        };
+        let mut reply = Vec::with_capacity(name.len() + 1 + n);
+        reply.extend_from_slice(name.as_bytes());
+        reply.push(b'\n');
+        reply.extend_from_slice(&buf[..n]);
+        match u.send_to(&reply, from) {
+            Ok(_) => println!("udp {from} {n} bytes"),
+            Err(e) => println!("udp {from} error: {e}"),
+        }
+    }
+}

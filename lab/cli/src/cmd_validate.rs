@@ -1,0 +1,24 @@
+//! `lvslab validate FILE`: check a topology file without building anything.
+use anyhow::Result;
+use lvslab_netns::Topology;
+
+/// Check a topology file and report every problem with file:line:col and a fix.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Topology file (or a name from topologies/).
+    pub file: String,
+}
+
+/// Run the command.
+pub fn run(args: Args) -> Result<()> {
+    let t = Topology::find(&args.file)?;
+    println!(
+        "{}: ok ({} nodes, {} links, {} LANs, {} services)",
+        t.path.display(),
+        t.nodes.len(),
+        t.links.len(),
+        t.lans.len(),
+        t.services.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! Located diagnostics: `file:line:col: message` plus the source line and a fix.
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem found in a topology file, located by byte span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub help: Option<String>,
+    /// Byte range in the source text.
+    pub span: Range<usize>,
+    /// 1-based line of the span start.
+    pub line: usize,
+    /// 1-based column (in characters) of the span start.
+    pub col: usize,
+}
+
+/// Source text with its path, used to turn spans into line:col and snippets.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Path of the file as the user gave it.
+    pub path: PathBuf,
+    /// Its full text.
+    pub text: String,
+}
+
+impl Source {
+    /// Wrap a file's text.
+    pub fn new(path: impl AsRef<Path>, text: String) -> Self {
+        Self {
+            path: path.as_ref().to_path_buf(),
+            text,
+        }
+    }
+
+    /// 1-based (line, column) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before[line_start..].chars().count() + 1;
+        (line, col)
+    }
+
+    /// Build a diagnostic at `span`.
+    pub fn diag(
+        &self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) -> Diagnostic {
+        let (line, col) = self.line_col(span.start);
+        Diagnostic {
+            message: message.into(),
+            help,
+            span,
+            line,
+            col,
+        }
+    }
+
+    /// Render one diagnostic with the offending line and a caret underline.
+    pub fn render(&self, d: &Diagnostic) -> String {
+        use fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}:{}:{}: error: {}",
+            self.path.display(),
+            d.line,
+            d.col,
+            d.message
+        );
+        if let Some(src_line) = self.text.lines().nth(d.line - 1) {
+            let width = self.text[d.span.clone()]
+                .lines()
+                .next()
+                .map_or(1, |s| s.chars().count().max(1))
+                .min(src_line.chars().count().saturating_sub(d.col - 1).max(1));
+            let gutter = d.line.to_string().len();
+            let _ = writeln!(out, "{:gutter$} |", "");
+            let _ = writeln!(out, "{} | {}", d.line, src_line);
+            let _ = writeln!(
+                out,
+                "{:gutter$} | {}{}",
+                "",
+                " ".repeat(d.col - 1),
+                "^".repeat(width)
+            );
+        }
+        if let Some(help) = &d.help {
+            let _ = writeln!(out, "  help: {help}");
+        }
+        out
+    }
+}
