@@ -14,5 +14,5 @@ pub mod roles;
 
 pub use files::{CapturedPacket, HopCapture};
 pub use live::{CaptureError, CaptureTarget, LiveCapture};
-pub use normalize::{normalize, NormalizeOptions};
+pub use normalize::{analyze, normalize, NormalizeOptions, PathReport};
 pub use roles::{Hop, RoleMap};

@@ -233,9 +233,102 @@ fn tcp_meta(frame: &Frame) -> Option<TcpMeta> {
 
 /// Turns the captures of one run into path text.
 pub fn normalize(captures: &[HopCapture], roles: &RoleMap, opts: NormalizeOptions) -> String {
+    analyze(captures, roles, opts).text
+}
+
+/// The path of a run: its text plus, per conversation, what a checker needs.
+#[derive(Debug, Clone)]
+pub struct PathReport {
+    /// The normalized text (what [`normalize`] returns).
+    pub text: String,
+    /// Conversations in text order.
+    pub conversations: Vec<ConversationSummary>,
+}
+
+/// One conversation (a TCP connection, a UDP flow, a ping) of a run.
+#[derive(Debug, Clone)]
+pub struct ConversationSummary {
+    /// Its title line, e.g. `TCP CIP=198.51.100.10:p1 -> VIP=192.168.1.250:80`.
+    pub title: String,
+    /// Its packets, in text order.
+    pub journeys: Vec<JourneySummary>,
+}
+
+/// One packet's trip through the lab.
+#[derive(Debug, Clone)]
+pub struct JourneySummary {
+    /// Client to server?
+    pub c2s: bool,
+    /// Transport payload length (innermost packet).
+    pub payload_len: usize,
+    /// The hop where it was first seen.
+    pub first: Hop,
+    /// Hops where it was seen arriving.
+    pub arrived: Vec<Hop>,
+    /// ICMP error name if it is one (e.g. `port-unreachable`).
+    pub icmp_error: Option<String>,
+}
+
+/// Like [`normalize`], plus per-conversation summaries.
+pub fn analyze(captures: &[HopCapture], roles: &RoleMap, opts: NormalizeOptions) -> PathReport {
     let journeys = build_journeys(captures, roles, opts);
     let ordered = order(journeys);
-    render(&ordered, roles)
+    let text = render(&ordered, roles);
+    let titles: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|l| l.split_once(": ").map_or(l, |(_, t)| t).to_owned())
+        .collect();
+    let conversations = ordered
+        .iter()
+        .zip(titles)
+        .map(|(js, title)| ConversationSummary {
+            title,
+            journeys: js.iter().map(summarize).collect(),
+        })
+        .collect();
+    PathReport {
+        text,
+        conversations,
+    }
+}
+
+fn summarize(j: &Journey) -> JourneySummary {
+    let frame = j.sightings.first().map(|s| &s.frame);
+    let inner = frame.and_then(|f| match &f.body {
+        Body::Ip(ip) => Some(innermost(ip)),
+        _ => None,
+    });
+    let payload_len = match inner.map(|i| &i.l4) {
+        Some(L4::Tcp(t)) => t.payload.len,
+        Some(L4::Udp { payload, .. }) | Some(L4::Echo { payload, .. }) => payload.len,
+        _ => 0,
+    };
+    let icmp_error = match inner.map(|i| &i.l4) {
+        Some(L4::IcmpError {
+            v6,
+            icmp_type,
+            code,
+            ..
+        }) => Some(icmp_error_name(*v6, *icmp_type, *code).to_owned()),
+        _ => None,
+    };
+    JourneySummary {
+        c2s: j.c2s,
+        payload_len,
+        first: j
+            .sightings
+            .first()
+            .map(|s| s.hop.clone())
+            .unwrap_or_else(|| Hop::new("-", "-")),
+        arrived: j
+            .sightings
+            .iter()
+            .filter(|s| s.out == Some(false))
+            .map(|s| s.hop.clone())
+            .collect(),
+        icmp_error,
+    }
 }
 
 fn build_journeys(

@@ -3,6 +3,10 @@
 
 pub mod format;
 pub mod junit;
+pub mod runner;
 pub mod snapshot;
+pub mod suite;
+pub mod traffic;
 
 pub use format::{Backend, Scenario, Step};
+pub use runner::{run, RunnerConfig, ScenarioResult};

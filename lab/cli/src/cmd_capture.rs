@@ -1,0 +1,93 @@
+//! `lvslab capture`: capture on lab hops around any command.
+
+use anyhow::{bail, Context, Result};
+use lvslab_capture::{files, CaptureTarget, Hop, LiveCapture};
+use lvslab_netns::{state, Lab};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Capture every interface of every node (or of --node ones) while CMD runs, then write
+/// `<node>-<iface>.pcap` per hop and a merged `path.pcapng`, and print the path.
+///
+/// Example: `lvslab capture -- lvslab request --from client --to 192.168.1.250:80`
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Lab (optional when exactly one is up).
+    #[arg(long)]
+    pub lab: Option<String>,
+    /// Capture on this node only (repeatable).
+    #[arg(long)]
+    pub node: Vec<String>,
+    /// tcpdump filter expression, e.g. "tcp port 80".
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Output directory (default: captures/<lab>/run-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the normalized packet path when done.
+    #[arg(long)]
+    pub path: bool,
+    /// The command to run while capturing.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+/// Run the command.
+pub fn run(args: Args) -> Result<()> {
+    let name = state::resolve_lab(args.lab.as_deref())?;
+    let lab = Lab::load(&name)?;
+    for n in &args.node {
+        lab.node(n)?;
+    }
+    let targets: Vec<CaptureTarget> = lab
+        .state
+        .nodes
+        .iter()
+        .filter(|n| args.node.is_empty() || args.node.contains(&n.name))
+        .flat_map(|n| {
+            n.interfaces.iter().map(|i| CaptureTarget {
+                netns: n.netns.clone(),
+                hop: Hop::new(n.name.clone(), i.name.clone()),
+            })
+        })
+        .collect();
+    let out = match args.out.clone() {
+        Some(o) => o,
+        None => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            PathBuf::from("captures").join(&name).join(format!("run-{secs}"))
+        }
+    };
+    let cap = LiveCapture::start(&targets, args.filter.as_deref())?;
+    let Some((prog, rest)) = args.cmd.split_first() else {
+        bail!("give a command after --");
+    };
+    let status = Command::new(prog)
+        .args(rest)
+        .status()
+        .with_context(|| format!("running {prog}"));
+    // Let the last replies and closing segments arrive before stopping.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let caps = cap.stop()?;
+    let written = files::write_run_dir(&out, &caps)?;
+    let total: usize = caps.iter().map(|c| c.packets.len()).sum();
+    println!("captured {total} packets on {} hops:", caps.len());
+    for p in &written {
+        println!("  {}", p.display());
+    }
+    if args.path {
+        let roles = lvslab_scenario::runner::role_map(&lab);
+        print!(
+            "\n{}",
+            lvslab_capture::normalize(&caps, &roles, Default::default())
+        );
+    }
+    let status = status?;
+    if !status.success() {
+        bail!("{prog} exited with {status}");
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `lvslab test`: run scenarios in parallel labs and compare their packet paths with the
+//! reviewed snapshots in `scenarios/snapshots/`.
+
+use anyhow::{bail, Context, Result};
+use lvslab_scenario::{junit, suite, Backend, RunnerConfig};
+use std::path::{Path, PathBuf};
+
+/// Run scenarios (default: every `scenarios/*.toml`), each in its own lab, and check their
+/// packet paths against `scenarios/snapshots/<name>.snap`. A changed path fails and is
+/// written beside the old snapshot as `.snap.new`; review it with `cargo insta review`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Scenario names (in the scenarios directory) or paths.
+    pub scenarios: Vec<String>,
+    /// Labs to run at once.
+    #[arg(long, short = 'j', default_value_t = 2)]
+    pub jobs: usize,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Run every scenario on this backend (userspace or ipvs).
+    #[arg(long)]
+    pub backend: Option<Backend>,
+    /// The scenarios directory (default: `scenarios/` here or in a parent directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Where captures go (default: `captures/` beside the scenarios directory).
+    #[arg(long)]
+    pub captures: Option<PathBuf>,
+}
+
+fn find_scenarios_dir() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .map(|a| a.join("scenarios"))
+        .find(|d| d.is_dir())
+}
+
+/// Run the command.
+pub fn run(args: Args) -> Result<()> {
+    let dir = match args.dir.clone().or_else(find_scenarios_dir) {
+        Some(d) => d,
+        None => bail!("no scenarios/ directory here or above\n  help: pass --dir DIR"),
+    };
+    let files = suite::discover(&dir, &args.scenarios).map_err(anyhow::Error::msg)?;
+    if files.is_empty() {
+        bail!("no scenarios in {}", dir.display());
+    }
+    let root = dir.parent().unwrap_or(Path::new(".")).to_owned();
+    let cfg = RunnerConfig {
+        lvslab: std::env::current_exe().context("finding the lvslab executable")?,
+        captures_dir: args.captures.clone().unwrap_or_else(|| root.join("captures")),
+        snapshots_dir: dir.join("snapshots"),
+        backend: args.backend,
+        break_director: None,
+    };
+    let t0 = std::time::Instant::now();
+    let results = suite::run_all(&files, args.jobs, &cfg, &|r| println!("{}", suite::render(r)));
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    let passed = results.len() - failed;
+    if let Some(path) = &args.junit {
+        let cases: Vec<junit::Case> = results
+            .iter()
+            .map(|r| junit::Case {
+                name: r.name.clone(),
+                time: r.time,
+                failure: (!r.passed()).then(|| r.failures.join("\n")),
+            })
+            .collect();
+        std::fs::write(path, junit::render("lvslab scenarios", &cases))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!(
+        "\nscenarios: {passed} passed, {failed} failed ({:.1} s)",
+        t0.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        println!("review changed paths with `cargo insta review` (see docs/scenarios.md)");
+        std::process::exit(1);
+    }
+    Ok(())
+}
