@@ -265,6 +265,8 @@ pub struct JourneySummary {
     pub first: Hop,
     /// Hops where it was seen arriving.
     pub arrived: Vec<Hop>,
+    /// Interfaces it was sent to (owners of the destination MAC where it was seen leaving).
+    pub handed_to: Vec<Hop>,
     /// ICMP error name if it is one (e.g. `port-unreachable`).
     pub icmp_error: Option<String>,
 }
@@ -284,7 +286,7 @@ pub fn analyze(captures: &[HopCapture], roles: &RoleMap, opts: NormalizeOptions)
         .zip(titles)
         .map(|(js, title)| ConversationSummary {
             title,
-            journeys: js.iter().map(summarize).collect(),
+            journeys: js.iter().map(|j| summarize(j, roles)).collect(),
         })
         .collect();
     PathReport {
@@ -293,7 +295,7 @@ pub fn analyze(captures: &[HopCapture], roles: &RoleMap, opts: NormalizeOptions)
     }
 }
 
-fn summarize(j: &Journey) -> JourneySummary {
+fn summarize(j: &Journey, roles: &RoleMap) -> JourneySummary {
     let frame = j.sightings.first().map(|s| &s.frame);
     let inner = frame.and_then(|f| match &f.body {
         Body::Ip(ip) => Some(innermost(ip)),
@@ -326,6 +328,12 @@ fn summarize(j: &Journey) -> JourneySummary {
             .iter()
             .filter(|s| s.out == Some(false))
             .map(|s| s.hop.clone())
+            .collect(),
+        handed_to: j
+            .sightings
+            .iter()
+            .filter(|s| s.out == Some(true))
+            .filter_map(|s| roles.owner_of(&s.frame.dst_mac).cloned())
             .collect(),
         icmp_error,
     }

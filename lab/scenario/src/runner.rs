@@ -596,7 +596,7 @@ fn served_by(lab: &Lab, report: &PathReport) -> Vec<Option<String>> {
             c.journeys
                 .iter()
                 .filter(|j| j.c2s)
-                .flat_map(|j| j.arrived.iter())
+                .flat_map(|j| j.arrived.iter().chain(j.handed_to.iter()))
                 .find(|h| is_rs(&h.node))
                 .map(|h| h.node.clone())
         })
