@@ -8,7 +8,6 @@
 pub mod decode;
 pub mod files;
 pub mod live;
-mod netns_enter;
 pub mod normalize;
 pub mod roles;
 

@@ -184,26 +184,45 @@ fn capture_thread(
     stop: &OwnedFd,
     ready: mpsc::Sender<Result<(), CaptureError>>,
 ) -> Result<HopCapture, CaptureError> {
-    let opened = crate::netns_enter::enter(&t.netns)
-        .map_err(|reason| CaptureError::Netns {
-            hop: t.hop.clone(),
-            netns: t.netns.clone(),
-            reason,
-        })
-        .and_then(|()| open(&t.hop, filter.as_deref()));
-    let mut cap = match opened {
+    let hop = t.hop.clone();
+    let ready_err = ready.clone();
+    // setns changes only the calling thread: run_in gives the handle a thread of its own
+    // inside the node's namespace, so libpcap finds the node's interface there.
+    match lvslab_netns::netns::run_in(&t.netns, move || {
+        capture_in_netns(t.hop, filter.as_deref(), stop, ready)
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            let err = CaptureError::Netns {
+                hop: hop.clone(),
+                netns: String::new(),
+                reason: e.to_string(),
+            };
+            let _ = ready_err.send(Err(err));
+            Err(CaptureError::Thread(hop))
+        }
+    }
+}
+
+fn capture_in_netns(
+    hop: Hop,
+    filter: Option<&str>,
+    stop: &OwnedFd,
+    ready: mpsc::Sender<Result<(), CaptureError>>,
+) -> Result<HopCapture, CaptureError> {
+    let mut cap = match open(&hop, filter) {
         Ok(c) => {
             let _ = ready.send(Ok(()));
             c
         }
         Err(e) => {
             let _ = ready.send(Err(e));
-            return Err(CaptureError::Thread(t.hop));
+            return Err(CaptureError::Thread(hop));
         }
     };
     let mut packets = Vec::new();
     let sys = |source| CaptureError::Sys {
-        hop: t.hop.clone(),
+        hop: hop.clone(),
         source,
     };
     loop {
@@ -216,26 +235,23 @@ fn capture_thread(
             Err(e) => return Err(sys(e)),
         }
         let stopping = fds[1].revents().is_some_and(|r| !r.is_empty());
-        drain(&mut cap, &t.hop, &mut packets)?;
+        drain(&mut cap, &hop, &mut packets)?;
         if stopping {
             break;
         }
     }
     let stats = cap.stats().map_err(|source| CaptureError::Pcap {
-        hop: t.hop.clone(),
+        hop: hop.clone(),
         what: "reading capture statistics",
         source,
     })?;
     if stats.dropped > 0 {
         return Err(CaptureError::Dropped {
-            hop: t.hop,
+            hop,
             dropped: stats.dropped,
         });
     }
-    Ok(HopCapture {
-        hop: t.hop,
-        packets,
-    })
+    Ok(HopCapture { hop, packets })
 }
 
 fn open(hop: &Hop, filter: Option<&str>) -> Result<pcap::Capture<pcap::Active>, CaptureError> {

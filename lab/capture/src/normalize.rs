@@ -38,6 +38,18 @@ pub struct NormalizeOptions {
     pub neighbor_discovery: bool,
     /// Show TCP retransmissions (a second copy of an identical segment).
     pub retransmissions: bool,
+    /// Show IGMP and other link-local multicast (224.0.0.0/24), e.g. a bridge's
+    /// membership reports, which come whenever the kernel feels like it.
+    pub multicast: bool,
+}
+
+/// IGMP, or anything sent to link-local multicast (224.0.0.0/24, ff02::/16).
+fn is_link_local_multicast(ip: &Ip) -> bool {
+    let to_link_local = match ip.dst {
+        IpAddr::V4(a) => a.octets()[..3] == [224, 0, 0],
+        IpAddr::V6(a) => a.segments()[0] == 0xff02,
+    };
+    to_link_local || matches!(ip.l4, L4::Other { protocol: 2, .. })
 }
 
 /// One packet seen at one hop.
@@ -356,6 +368,9 @@ fn build_journeys(
             let (conv, c2s, sig) = match &frame.body {
                 Body::Ip(ip) => {
                     if !opts.neighbor_discovery && is_neighbor_discovery(&innermost(ip).l4) {
+                        continue;
+                    }
+                    if !opts.multicast && is_link_local_multicast(ip) {
                         continue;
                     }
                     let (conv, c2s) = conv_of(ip);

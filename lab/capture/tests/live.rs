@@ -56,11 +56,6 @@ impl Drop for Pair {
     }
 }
 
-fn enter(ns: &str) {
-    let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-}
-
 #[test]
 fn burst_is_captured_whole_at_both_ends_and_normalizes() {
     assert!(
@@ -80,9 +75,7 @@ fn burst_is_captured_whole_at_both_ends_and_normalizes() {
     ];
     let cap = LiveCapture::start(&targets, Some("udp")).unwrap();
     const N: usize = 3000;
-    let ns = pair.a.clone();
-    std::thread::spawn(move || {
-        enter(&ns);
+    lvslab_netns::netns::run_in(&pair.a, || {
         let s = UdpSocket::bind("192.0.2.1:40000").unwrap();
         // Pace a little so the receiver's socket-less ICMP replies stay rate-limited noise.
         for i in 0..N {
@@ -90,7 +83,6 @@ fn burst_is_captured_whole_at_both_ends_and_normalizes() {
             s.send_to(msg.as_bytes(), "192.0.2.2:9").unwrap();
         }
     })
-    .join()
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
     let caps = cap.stop().unwrap();

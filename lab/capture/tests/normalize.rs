@@ -481,3 +481,30 @@ fn run_dir_round_trips_through_pcap_and_pcapng_files() {
     assert_eq!(names.len(), caps.len());
     assert_eq!(packets, caps.iter().map(|c| c.packets.len()).sum::<usize>());
 }
+
+#[test]
+fn igmp_and_link_local_multicast_are_left_out_unless_asked_for() {
+    let mut sim = Sim::default();
+    let mut igmp = Vec::new();
+    PacketBuilder::ethernet2([0x02, 9, 9, 9, 9, 9], [0x01, 0, 0x5e, 0, 0, 0x16])
+        .ipv4([0, 0, 0, 0], [224, 0, 0, 22], 1)
+        .write(
+            &mut igmp,
+            etherparse::IpNumber(2),
+            &[0x22, 0, 0, 0, 0, 0, 0, 0],
+        )
+        .unwrap();
+    sim.put(Hop::new("rs1", "eth0"), 3, igmp);
+    nat_exchange(&mut sim, 10, 40000, 0);
+    let plain = normalize(&sim.captures(), &roles(), NormalizeOptions::default());
+    assert!(!plain.contains("224.0.0.22"));
+    let opts = NormalizeOptions {
+        multicast: true,
+        ..Default::default()
+    };
+    let with = normalize(&sim.captures(), &roles(), opts);
+    assert!(
+        with.contains("rs1:eth0        ?    mac1 > 01:00:5e:00:00:16"),
+        "{with}"
+    );
+}

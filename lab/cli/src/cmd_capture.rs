@@ -58,7 +58,9 @@ pub fn run(args: Args) -> Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            PathBuf::from("captures").join(&name).join(format!("run-{secs}"))
+            PathBuf::from("captures")
+                .join(&name)
+                .join(format!("run-{secs}"))
         }
     };
     let cap = LiveCapture::start(&targets, args.filter.as_deref())?;

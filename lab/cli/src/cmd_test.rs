@@ -49,13 +49,18 @@ pub fn run(args: Args) -> Result<()> {
     let root = dir.parent().unwrap_or(Path::new(".")).to_owned();
     let cfg = RunnerConfig {
         lvslab: std::env::current_exe().context("finding the lvslab executable")?,
-        captures_dir: args.captures.clone().unwrap_or_else(|| root.join("captures")),
+        captures_dir: args
+            .captures
+            .clone()
+            .unwrap_or_else(|| root.join("captures")),
         snapshots_dir: dir.join("snapshots"),
         backend: args.backend,
         break_director: None,
     };
     let t0 = std::time::Instant::now();
-    let results = suite::run_all(&files, args.jobs, &cfg, &|r| println!("{}", suite::render(r)));
+    let results = suite::run_all(&files, args.jobs, &cfg, &|r| {
+        println!("{}", suite::render(r))
+    });
     let failed = results.iter().filter(|r| !r.passed()).count();
     let passed = results.len() - failed;
     if let Some(path) = &args.junit {

@@ -2,6 +2,7 @@
 use clap::Parser;
 
 mod cmd_bench;
+mod cmd_capture;
 mod cmd_down;
 mod cmd_exec;
 mod cmd_list;
@@ -9,6 +10,7 @@ mod cmd_request;
 mod cmd_serve;
 mod cmd_simulate;
 mod cmd_status;
+mod cmd_test;
 mod cmd_up;
 mod cmd_validate;
 
@@ -37,6 +39,8 @@ enum Command {
     Bench(cmd_bench::Args),
     /// Run a script of ipvsadm lines and connection steps through the balancer core.
     Simulate(cmd_simulate::SimulateArgs),
+    Capture(cmd_capture::Args),
+    Test(cmd_test::Args),
 }
 
 fn main() {
@@ -52,6 +56,8 @@ fn main() {
         Command::Request(a) => cmd_request::run(a),
         Command::Bench(a) => cmd_bench::run(a),
         Command::Simulate(a) => cmd_simulate::run(a),
+        Command::Capture(a) => cmd_capture::run(a),
+        Command::Test(a) => cmd_test::run(a),
     };
     if let Err(e) = res {
         // Topology errors already carry `file:line:col: error:`.

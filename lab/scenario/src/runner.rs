@@ -172,7 +172,12 @@ fn run_inner(
         .services
         .first()
         .cloned()
-        .ok_or_else(|| RunError::Lab(format!("{}: the topology has no [[services]]", path.display())))?;
+        .ok_or_else(|| {
+            RunError::Lab(format!(
+                "{}: the topology has no [[services]]",
+                path.display()
+            ))
+        })?;
     let roles = role_map(&lab_state);
 
     let wanted = scenario.capture.nodes.clone();
@@ -223,7 +228,7 @@ fn run_inner(
         ..Default::default()
     };
     let report = analyze(&caps, &roles, opts);
-    check_expectations(&scenario, &lab_state, &service, &report, &ctx, counters, result);
+    check_expectations(&scenario, &lab_state, &report, &ctx, counters, result);
     if scenario.expect.snapshot {
         let snap = snapshot::snap_path(&cfg.snapshots_dir, &result.name);
         let source = format!("scenarios/{}.toml", result.name);
@@ -260,7 +265,12 @@ fn write_topology(path: &Path, scenario: &Scenario, lab: &str) -> Result<PathBuf
         .and_then(|s| s.as_array_mut())
         .and_then(|a| a.first_mut())
         .and_then(|s| s.as_table_mut())
-        .ok_or_else(|| invalid(format!("topology {} has no [[services]]", topo_path.display())))?;
+        .ok_or_else(|| {
+            invalid(format!(
+                "topology {} has no [[services]]",
+                topo_path.display()
+            ))
+        })?;
     let set = |t: &mut toml::Table, k: &str, v: Option<toml::Value>| {
         if let Some(v) = v {
             t.insert(k.to_owned(), v);
@@ -287,22 +297,45 @@ fn write_topology(path: &Path, scenario: &Scenario, lab: &str) -> Result<PathBuf
     let mut seen = Vec::new();
     for r in rss.iter_mut() {
         let Some(t) = r.as_table_mut() else { continue };
-        let node = t.get("node").and_then(|n| n.as_str()).unwrap_or("").to_owned();
-        set(t, "weight", o.weights.get(&node).map(|w| toml::Value::from(i64::from(*w))));
+        let node = t
+            .get("node")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_owned();
+        set(
+            t,
+            "weight",
+            o.weights
+                .get(&node)
+                .map(|w| toml::Value::from(i64::from(*w))),
+        );
         set(
             t,
             "u_threshold",
-            o.u_thresholds.get(&node).map(|w| toml::Value::from(i64::from(*w))),
+            o.u_thresholds
+                .get(&node)
+                .map(|w| toml::Value::from(i64::from(*w))),
         );
         set(
             t,
             "l_threshold",
-            o.l_thresholds.get(&node).map(|w| toml::Value::from(i64::from(*w))),
+            o.l_thresholds
+                .get(&node)
+                .map(|w| toml::Value::from(i64::from(*w))),
         );
-        set(t, "port", o.rs_port.map(|p| toml::Value::from(i64::from(p))));
+        set(
+            t,
+            "port",
+            o.rs_port.map(|p| toml::Value::from(i64::from(p))),
+        );
         seen.push(node);
     }
-    for node in o.weights.keys().chain(o.u_thresholds.keys()).chain(o.l_thresholds.keys()) {
+    for node in o
+        .weights
+        .keys()
+        .chain(o.u_thresholds.keys())
+        .chain(o.l_thresholds.keys())
+    {
         if !seen.contains(node) {
             return Err(invalid(format!(
                 "{node:?} is not a real server of the service (real servers: {})",
@@ -331,7 +364,10 @@ fn locate_topology(scenario_path: &Path, topology: &str) -> Result<PathBuf, RunE
         }
     }
     lvslab_netns::Topology::locate(topology).map_err(|e| {
-        RunError::Lab(format!("{}: topology {topology:?}: {e}", scenario_path.display()))
+        RunError::Lab(format!(
+            "{}: topology {topology:?}: {e}",
+            scenario_path.display()
+        ))
     })
 }
 
@@ -426,15 +462,14 @@ impl StepCtx<'_> {
                 for _ in 0..*count {
                     let b = bytes.clone();
                     let hold = *hold;
-                    let (reply, stream) =
-                        lvslab_netns::netns::run_in(&node.netns, move || {
-                            if udp {
-                                (traffic::udp_request(target, &b), None)
-                            } else {
-                                traffic::tcp_request(target, &b, hold)
-                            }
-                        })
-                        .map_err(|e| e.to_string())?;
+                    let (reply, stream) = lvslab_netns::netns::run_in(&node.netns, move || {
+                        if udp {
+                            (traffic::udp_request(target, &b), None)
+                        } else {
+                            traffic::tcp_request(target, &b, hold)
+                        }
+                    })
+                    .map_err(|e| e.to_string())?;
                     self.requests += 1;
                     if let Some(e) = &reply.error {
                         tracing::debug!("request {} to {target} failed: {e}", self.requests);
@@ -472,7 +507,8 @@ impl StepCtx<'_> {
                 if !d.alive() {
                     return Err(format!("serve on {node} (pid {}) is not running", d.pid));
                 }
-                let pid = nix::unistd::Pid::from_raw(i32::try_from(d.pid).map_err(|e| e.to_string())?);
+                let pid =
+                    nix::unistd::Pid::from_raw(i32::try_from(d.pid).map_err(|e| e.to_string())?);
                 nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
                     .map_err(|e| format!("stopping serve on {node}: {e}"))?;
                 let t0 = Instant::now();
@@ -511,8 +547,14 @@ fn method_flag(s: &ServiceSpec) -> &'static str {
     }
 }
 
-fn control_request(lab: &Lab, service: &ServiceSpec, req: &str) -> Result<serde_json::Value, String> {
-    let sock = lab.run_dir().join(format!("director-{}.sock", service.director));
+fn control_request(
+    lab: &Lab,
+    service: &ServiceSpec,
+    req: &str,
+) -> Result<serde_json::Value, String> {
+    let sock = lab
+        .run_dir()
+        .join(format!("director-{}.sock", service.director));
     let mut s = UnixStream::connect(&sock)
         .map_err(|e| format!("director control socket {}: {e}", sock.display()))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -533,7 +575,9 @@ fn director_ipvsadm(lab: &Lab, service: &ServiceSpec, line: &str) -> Result<(), 
         Some("ok") => Ok(()),
         _ => Err(format!(
             "director refused `ipvsadm {line}`: {}",
-            v.get("message").and_then(|m| m.as_str()).unwrap_or("no message")
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("no message")
         )),
     }
 }
@@ -606,7 +650,6 @@ fn served_by(lab: &Lab, report: &PathReport) -> Vec<Option<String>> {
 fn check_expectations(
     scenario: &Scenario,
     lab: &Lab,
-    service: &ServiceSpec,
     report: &PathReport,
     ctx: &StepCtx<'_>,
     counters: Result<BTreeMap<String, BTreeMap<String, u64>>, String>,
@@ -628,7 +671,10 @@ fn check_expectations(
         }
         let nodes: std::collections::BTreeSet<&String> = want.keys().chain(got.keys()).collect();
         for n in nodes {
-            let (w, g) = (want.get(n).copied().unwrap_or(0), got.get(n).copied().unwrap_or(0));
+            let (w, g) = (
+                want.get(n).copied().unwrap_or(0),
+                got.get(n).copied().unwrap_or(0),
+            );
             if w.abs_diff(g) > e.tolerance {
                 f.push(format!(
                     "{n} got {g} connections, expected {w}{}",
@@ -655,22 +701,33 @@ fn check_expectations(
         }
     }
     if e.payload_intact {
-        let client_nodes: Vec<&str> = lab
-            .state
-            .nodes
+        // The ends are the nodes requests were sent from and the real servers.
+        let client_nodes: Vec<&str> = scenario
+            .steps
             .iter()
-            .filter(|n| n.role == Role::Client)
-            .map(|n| n.name.as_str())
+            .filter_map(|s| match s {
+                Step::Request { from, .. } => Some(from.as_str()),
+                _ => None,
+            })
             .collect();
         let is_rs = |node: &str| {
-            service.real_servers.iter().any(|r| r.node == node)
+            lab.state
+                .nodes
+                .iter()
+                .any(|n| n.name == node && n.role == Role::Realserver)
         };
         for c in &report.conversations {
-            for j in c.journeys.iter().filter(|j| j.payload_len > 0 && j.icmp_error.is_none()) {
+            for j in c
+                .journeys
+                .iter()
+                .filter(|j| j.payload_len > 0 && j.icmp_error.is_none())
+            {
                 let ok = if j.c2s && client_nodes.contains(&j.first.node.as_str()) {
-                    j.arrived.iter().any(|h| is_rs(&h.node))
+                    j.arrived.iter().chain(&j.handed_to).any(|h| is_rs(&h.node))
                 } else if !j.c2s && is_rs(&j.first.node) {
-                    j.arrived.iter().any(|h| client_nodes.contains(&h.node.as_str()))
+                    j.arrived
+                        .iter()
+                        .any(|h| client_nodes.contains(&h.node.as_str()))
                 } else {
                     true
                 };

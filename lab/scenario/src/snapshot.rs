@@ -121,7 +121,11 @@ pub fn check(
 
 /// A unified diff with 3 lines of context, `-` old snapshot, `+` new path.
 pub fn diff(old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old.trim_end(), new.trim_end())
+    let (old, new) = (
+        format!("{}\n", old.trim_end()),
+        format!("{}\n", new.trim_end()),
+    );
+    similar::TextDiff::from_lines(&old, &new)
         .unified_diff()
         .context_radius(3)
         .header("snapshot", "this run")

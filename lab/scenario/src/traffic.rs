@@ -22,11 +22,7 @@ pub struct Reply {
 
 /// Sends one TCP request: the payload, then half-close, then read until the server closes.
 /// With `hold` the connection stays open and idle (returned) instead.
-pub fn tcp_request(
-    to: SocketAddr,
-    payload: &[u8],
-    hold: bool,
-) -> (Reply, Option<TcpStream>) {
+pub fn tcp_request(to: SocketAddr, payload: &[u8], hold: bool) -> (Reply, Option<TcpStream>) {
     let fail = |e: std::io::Error| {
         (
             Reply {
