@@ -343,7 +343,10 @@ fn write_topology(path: &Path, scenario: &Scenario, lab: &str) -> Result<PathBuf
             )));
         }
     }
-    let out = std::env::temp_dir().join(format!("lvslab-scenario-{lab}.toml"));
+    // Named after the lab: a topology's name is its file stem, and lab names are valid ones.
+    let dir = std::env::temp_dir().join("lvslab-scenarios");
+    std::fs::create_dir_all(&dir).map_err(|e| RunError::Lab(format!("{}: {e}", dir.display())))?;
+    let out = dir.join(format!("{lab}.toml"));
     std::fs::write(&out, toml::to_string(&doc).unwrap_or_default())
         .map_err(|e| RunError::Lab(format!("{}: {e}", out.display())))?;
     Ok(out)
@@ -770,5 +773,68 @@ fn check_expectations(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario_in(dir: &Path, body: &str) -> (PathBuf, Scenario) {
+        let topo_dir = dir.join("topologies");
+        std::fs::create_dir_all(&topo_dir).unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/nat-topology.toml"),
+            topo_dir.join("nat-topology.toml"),
+        )
+        .unwrap();
+        let sdir = dir.join("scenarios");
+        std::fs::create_dir_all(&sdir).unwrap();
+        let p = sdir.join("x.toml");
+        let text = format!("description = \"d\"\ntopology = \"nat-topology\"\n{body}");
+        std::fs::write(&p, &text).unwrap();
+        let s = Scenario::parse(&p, &text).unwrap();
+        (p, s)
+    }
+
+    #[test]
+    fn service_overrides_land_in_the_topology_given_to_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, s) = scenario_in(
+            dir.path(),
+            "[service]\nscheduler = \"wlc\"\npersistence = 60\nweights = { rs2 = 3 }\nwithout = [\"rs1\"]\n",
+        );
+        let out = write_topology(&p, &s, "unit-override").unwrap();
+        let topo = lvslab_netns::Topology::load(&out).unwrap();
+        let _ = std::fs::remove_file(&out);
+        let svc = &topo.services[0];
+        assert_eq!(svc.scheduler, "wlc");
+        assert_eq!(svc.persistence, Some(60));
+        assert_eq!(svc.real_servers.len(), 1);
+        assert_eq!(
+            (
+                svc.real_servers[0].node.as_str(),
+                svc.real_servers[0].weight
+            ),
+            ("rs2", 3)
+        );
+    }
+
+    #[test]
+    fn an_override_for_an_unknown_server_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, s) = scenario_in(dir.path(), "[service]\nweights = { rs9 = 1 }\n");
+        let e = write_topology(&p, &s, "unit-unknown")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"rs9\"") && e.contains("rs1, rs2"), "{e}");
+    }
+
+    #[test]
+    fn lab_names_are_valid_and_distinct() {
+        let a = lab_name("sched-lblcr-very-long-name", 0);
+        let b = lab_name("sched-lblcr-very-long-name", 1);
+        assert_ne!(a, b);
+        assert!(lvslab_netns::topology::valid_name(&a), "{a}");
     }
 }
