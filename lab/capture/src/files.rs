@@ -67,6 +67,27 @@ pub struct HopCapture {
     pub packets: Vec<CapturedPacket>,
 }
 
+/// Opens (`create == false`) or creates a capture file, with the path in the error.
+fn file(path: &Path, create: bool) -> Result<File, FileError> {
+    let r = if create {
+        File::create(path)
+    } else {
+        File::open(path)
+    };
+    r.map_err(|source| FileError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Maps a pcap-file error to one that names the file.
+fn pcap_err(path: &Path) -> impl Fn(pcap_file::PcapError) -> FileError + Copy + '_ {
+    move |source| FileError::Pcap {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// File name of a hop's pcap inside a run directory.
 pub fn hop_file_name(hop: &Hop) -> String {
     format!("{}-{}.pcap", hop.node, hop.iface)
@@ -74,20 +95,14 @@ pub fn hop_file_name(hop: &Hop) -> String {
 
 /// Writes `capture` as a nanosecond-resolution classic pcap (Ethernet).
 pub fn write_pcap(path: &Path, capture: &HopCapture) -> Result<(), FileError> {
-    let file = File::create(path).map_err(|source| FileError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = file(path, true)?;
     let header = PcapHeader {
         datalink: DataLink::ETHERNET,
         ts_resolution: TsResolution::NanoSecond,
         snaplen: 262_144,
         ..Default::default()
     };
-    let pcap_err = |source| FileError::Pcap {
-        path: path.to_owned(),
-        source,
-    };
+    let pcap_err = pcap_err(path);
     let mut w = PcapWriter::with_header(BufWriter::new(file), header).map_err(pcap_err)?;
     for p in &capture.packets {
         w.write_packet(&PcapPacket::new(p.ts, p.orig_len, &p.data))
@@ -98,14 +113,8 @@ pub fn write_pcap(path: &Path, capture: &HopCapture) -> Result<(), FileError> {
 
 /// Reads a classic pcap written by [`write_pcap`] or `tcpdump -w` (Ethernet only).
 pub fn read_pcap(path: &Path, hop: Hop) -> Result<HopCapture, FileError> {
-    let file = File::open(path).map_err(|source| FileError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let pcap_err = |source| FileError::Pcap {
-        path: path.to_owned(),
-        source,
-    };
+    let file = file(path, false)?;
+    let pcap_err = pcap_err(path);
     let mut r = PcapReader::new(BufReader::new(file)).map_err(pcap_err)?;
     let link = r.header().datalink;
     if link != DataLink::ETHERNET {
@@ -156,14 +165,8 @@ pub fn read_run_dir(dir: &Path) -> Result<Vec<HopCapture>, FileError> {
 /// Writes all hops into one pcapng, one interface per hop named `node:iface`, packets in
 /// time order so Wireshark shows the whole path in one list.
 pub fn write_merged_pcapng(path: &Path, captures: &[HopCapture]) -> Result<(), FileError> {
-    let file = File::create(path).map_err(|source| FileError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let pcap_err = |source| FileError::Pcap {
-        path: path.to_owned(),
-        source,
-    };
+    let file = file(path, true)?;
+    let pcap_err = pcap_err(path);
     let mut w = PcapNgWriter::new(BufWriter::new(file)).map_err(pcap_err)?;
     for c in captures {
         let idb = InterfaceDescriptionBlock {

@@ -1,7 +1,7 @@
 //! `lvslab capture`: capture on lab hops around any command.
 
 use anyhow::{bail, Context, Result};
-use lvslab_capture::{files, CaptureTarget, Hop, LiveCapture};
+use lvslab_capture::{files, LiveCapture};
 use lvslab_netns::{state, Lab};
 use std::path::PathBuf;
 use std::process::Command;
@@ -39,18 +39,7 @@ pub fn run(args: Args) -> Result<()> {
     for n in &args.node {
         lab.node(n)?;
     }
-    let targets: Vec<CaptureTarget> = lab
-        .state
-        .nodes
-        .iter()
-        .filter(|n| args.node.is_empty() || args.node.contains(&n.name))
-        .flat_map(|n| {
-            n.interfaces.iter().map(|i| CaptureTarget {
-                netns: n.netns.clone(),
-                hop: Hop::new(n.name.clone(), i.name.clone()),
-            })
-        })
-        .collect();
+    let targets = lvslab_scenario::runner::capture_targets(&lab, &args.node);
     let out = match args.out.clone() {
         Some(o) => o,
         None => {

@@ -180,19 +180,7 @@ fn run_inner(
         })?;
     let roles = role_map(&lab_state);
 
-    let wanted = scenario.capture.nodes.clone();
-    let targets: Vec<CaptureTarget> = lab_state
-        .state
-        .nodes
-        .iter()
-        .filter(|n| wanted.as_ref().is_none_or(|w| w.contains(&n.name)))
-        .flat_map(|n| {
-            n.interfaces.iter().map(|i| CaptureTarget {
-                netns: n.netns.clone(),
-                hop: Hop::new(n.name.clone(), i.name.clone()),
-            })
-        })
-        .collect();
+    let targets = capture_targets(&lab_state, scenario.capture.nodes.as_deref().unwrap_or(&[]));
     let capture = LiveCapture::start(&targets, scenario.capture.filter.as_deref())?;
     let mut ctx = StepCtx {
         lab: &lab_state,
@@ -396,6 +384,21 @@ fn lab_up<'a>(cfg: &'a RunnerConfig, topo: &Path, lab: &str) -> Result<LabGuard<
         )));
     }
     Ok(guard)
+}
+
+/// Every interface of the given nodes (all nodes when `nodes` is empty) as capture targets.
+pub fn capture_targets(lab: &Lab, nodes: &[String]) -> Vec<CaptureTarget> {
+    lab.state
+        .nodes
+        .iter()
+        .filter(|n| nodes.is_empty() || nodes.contains(&n.name))
+        .flat_map(|n| {
+            n.interfaces.iter().map(|i| CaptureTarget {
+                netns: n.netns.clone(),
+                hop: Hop::new(n.name.clone(), i.name.clone()),
+            })
+        })
+        .collect()
 }
 
 /// Role names for the normalizer: interface labels, the service VIP, and MAC owners.
