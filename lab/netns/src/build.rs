@@ -39,6 +39,17 @@ pub enum BuildStep {
     Addresses,
 }
 
+impl BuildStep {
+    /// The name used by `LVSLAB_INJECT_FAILURE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BuildStep::Namespaces => "namespaces",
+            BuildStep::Links => "links",
+            BuildStep::Addresses => "addresses",
+        }
+    }
+}
+
 impl std::str::FromStr for BuildStep {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -221,7 +232,10 @@ fn plan(lab: &str, topo: &Topology) -> LabState {
 
 fn fail_if(opts: &BuildOptions, step: BuildStep) -> Result<()> {
     if opts.fail_after == Some(step) {
-        return Err(Error::Msg(format!("injected failure after step {step:?}")));
+        return Err(Error::Msg(format!(
+            "injected failure after step {}",
+            step.name()
+        )));
     }
     Ok(())
 }

@@ -609,6 +609,13 @@ impl Validator<'_> {
                     "use lower-case letters, digits, '-' or '_' (at most 32 characters), starting with a letter or digit",
                 );
             }
+            if nname == "sw" {
+                self.err(
+                    key.span(),
+                    "node name \"sw\" is reserved for the lab's hidden switch namespace",
+                    "rename the node, e.g. switch1 or host1",
+                );
+            }
             node_spans.insert(nname.clone(), key.span());
             let node = node.into_inner();
             let role = match Role::ALL.iter().find(|(n, _)| *n == node.role.get_ref()) {
@@ -818,8 +825,10 @@ impl Validator<'_> {
                 members,
             });
         }
-        // Interfaces nobody attached would silently stay down.
-        for n in &nodes {
+        // Interfaces nobody attached would silently stay down (not reported when an endpoint
+        // was already wrong: that error is the cause).
+        let wiring_ok = self.diags.is_empty();
+        for n in nodes.iter().filter(|_| wiring_ok) {
             for i in &n.interfaces {
                 let ep = Endpoint {
                     node: n.name.clone(),
