@@ -109,7 +109,7 @@ fn bench_up(runs: usize) -> Result<()> {
         ms(a)
     );
     println!(
-        "  bench/nat-lab.sh (iproute2, ping):              {:8.1} ms",
+        "  bench/nat-lab.sh (iproute2, TCP probe):         {:8.1} ms",
         ms(b)
     );
     println!("  ratio lvslab/script: {:.2} (goal <= 0.25)", ms(a) / ms(b));
