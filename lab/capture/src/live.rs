@@ -8,7 +8,8 @@ use crate::files::{CapturedPacket, HopCapture};
 use crate::roles::Hop;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -84,6 +85,7 @@ pub struct CaptureTarget {
 
 /// A running capture on a set of hops.
 pub struct LiveCapture {
+    seen: Arc<AtomicU64>,
     stop: Option<OwnedFd>,
     threads: Vec<(Hop, JoinHandle<Result<HopCapture, CaptureError>>)>,
 }
@@ -100,7 +102,8 @@ impl LiveCapture {
             hop: first_hop,
             source,
         })?;
-        let stop_r = std::sync::Arc::new(stop_r);
+        let stop_r = Arc::new(stop_r);
+        let seen = Arc::new(AtomicU64::new(0));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), CaptureError>>();
         let mut threads = Vec::new();
         for t in targets {
@@ -109,9 +112,10 @@ impl LiveCapture {
             let filter = filter.map(str::to_owned);
             let stop_r = stop_r.clone();
             let ready_tx = ready_tx.clone();
+            let seen = seen.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("capture {}", t.hop))
-                .spawn(move || capture_thread(t, filter, &stop_r, ready_tx))
+                .spawn(move || capture_thread(t, filter, &stop_r, &seen, ready_tx))
                 .map_err(|e| CaptureError::Netns {
                     hop: hop.clone(),
                     netns: String::new(),
@@ -121,6 +125,7 @@ impl LiveCapture {
         }
         drop(ready_tx);
         let mut me = LiveCapture {
+            seen,
             stop: Some(stop_w),
             threads,
         };
@@ -142,6 +147,29 @@ impl LiveCapture {
             return Err(e);
         }
         Ok(me)
+    }
+
+    /// Packets captured so far, over all hops.
+    pub fn packets_seen(&self) -> u64 {
+        self.seen.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no hop has captured anything for `quiet` (at most `max` in all), so the
+    /// last replies and closing segments of a run are in before [`LiveCapture::stop`].
+    pub fn wait_quiet(&self, quiet: Duration, max: Duration) {
+        let t0 = std::time::Instant::now();
+        let mut last = self.packets_seen();
+        let mut since = std::time::Instant::now();
+        while t0.elapsed() < max {
+            std::thread::sleep(Duration::from_millis(10));
+            let now = self.packets_seen();
+            if now != last {
+                last = now;
+                since = std::time::Instant::now();
+            } else if since.elapsed() >= quiet {
+                return;
+            }
+        }
     }
 
     /// Stops every handle after draining what the kernel still holds; returns the
@@ -182,6 +210,7 @@ fn capture_thread(
     t: CaptureTarget,
     filter: Option<String>,
     stop: &OwnedFd,
+    seen: &AtomicU64,
     ready: mpsc::Sender<Result<(), CaptureError>>,
 ) -> Result<HopCapture, CaptureError> {
     let hop = t.hop.clone();
@@ -189,7 +218,7 @@ fn capture_thread(
     // setns changes only the calling thread: run_in gives the handle a thread of its own
     // inside the node's namespace, so libpcap finds the node's interface there.
     match lvslab_netns::netns::run_in(&t.netns, move || {
-        capture_in_netns(t.hop, filter.as_deref(), stop, ready)
+        capture_in_netns(t.hop, filter.as_deref(), stop, seen, ready)
     }) {
         Ok(r) => r,
         Err(e) => {
@@ -208,6 +237,7 @@ fn capture_in_netns(
     hop: Hop,
     filter: Option<&str>,
     stop: &OwnedFd,
+    seen: &AtomicU64,
     ready: mpsc::Sender<Result<(), CaptureError>>,
 ) -> Result<HopCapture, CaptureError> {
     let mut cap = match open(&hop, filter) {
@@ -235,7 +265,9 @@ fn capture_in_netns(
             Err(e) => return Err(sys(e)),
         }
         let stopping = fds[1].revents().is_some_and(|r| !r.is_empty());
+        let before = packets.len();
         drain(&mut cap, &hop, &mut packets)?;
+        seen.fetch_add((packets.len() - before) as u64, Ordering::Relaxed);
         if stopping {
             break;
         }

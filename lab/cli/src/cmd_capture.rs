@@ -61,7 +61,10 @@ pub fn run(args: Args) -> Result<()> {
         .status()
         .with_context(|| format!("running {prog}"));
     // Let the last replies and closing segments arrive before stopping.
-    std::thread::sleep(std::time::Duration::from_millis(150));
+    cap.wait_quiet(
+        std::time::Duration::from_millis(150),
+        std::time::Duration::from_secs(3),
+    );
     let caps = cap.stop()?;
     let written = files::write_run_dir(&out, &caps)?;
     let total: usize = caps.iter().map(|c| c.packets.len()).sum();

@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 /// (`nat-source-rewrite`: replies leave the director with the real server's address).
 pub const BREAK_ENV: &str = "LVSLAB_BREAK";
 
-/// How long traffic may still be in flight after the last step before capture stops.
-const SETTLE: Duration = Duration::from_millis(150);
+/// Capture stops once no hop has seen a packet for this long after the last step (a
+/// delayed ACK waits at most 40 ms on Linux)...
+const QUIET: Duration = Duration::from_millis(120);
+/// ...or after this long in any case.
+const QUIET_MAX: Duration = Duration::from_secs(3);
 
 /// Errors that stop a scenario before it can be judged.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +186,7 @@ fn run_inner(
     let targets = capture_targets(&lab_state, scenario.capture.nodes.as_deref().unwrap_or(&[]));
     let capture = LiveCapture::start(&targets, scenario.capture.filter.as_deref())?;
     let mut ctx = StepCtx {
+        capture: &capture,
         lab: &lab_state,
         service: &service,
         held: Vec::new(),
@@ -199,11 +203,15 @@ fn run_inner(
             break;
         }
     }
-    std::thread::sleep(SETTLE);
+    capture.wait_quiet(QUIET, QUIET_MAX);
     let counters = director_stats(&lab_state, &service);
-    let held = std::mem::take(&mut ctx.held);
-    drop(held);
-    std::thread::sleep(Duration::from_millis(50));
+    // Held connections close now; their closing handshakes belong to the path.
+    let tally = Tally {
+        failed: ctx.failed,
+        requests: ctx.requests,
+    };
+    drop(ctx);
+    capture.wait_quiet(QUIET, QUIET_MAX);
     let caps = capture.stop()?;
     let run_dir = cfg.captures_dir.join(lab).join(&result.name);
     lvslab_capture::files::write_run_dir(&run_dir, &caps)?;
@@ -216,7 +224,7 @@ fn run_inner(
         ..Default::default()
     };
     let report = analyze(&caps, &roles, opts);
-    check_expectations(&scenario, &lab_state, &report, &ctx, counters, result);
+    check_expectations(&scenario, &lab_state, &report, tally, counters, result);
     if scenario.expect.snapshot {
         let snap = snapshot::snap_path(&cfg.snapshots_dir, &result.name);
         let source = format!("scenarios/{}.toml", result.name);
@@ -426,7 +434,15 @@ pub fn role_map(lab: &Lab) -> RoleMap {
     roles
 }
 
+/// Requests sent and failed.
+#[derive(Clone, Copy)]
+struct Tally {
+    failed: u32,
+    requests: u32,
+}
+
 struct StepCtx<'a> {
+    capture: &'a LiveCapture,
     lab: &'a Lab,
     service: &'a ServiceSpec,
     held: Vec<TcpStream>,
@@ -525,8 +541,8 @@ impl StepCtx<'_> {
             }
             Step::Release => {
                 self.held.clear();
-                // Let the closing handshakes finish before the next step.
-                std::thread::sleep(Duration::from_millis(50));
+                // Closed connections change schedulers' load: let the closes finish first.
+                self.capture.wait_quiet(QUIET, QUIET_MAX);
                 Ok(())
             }
             Step::Wait { ms } => {
@@ -657,7 +673,7 @@ fn check_expectations(
     scenario: &Scenario,
     lab: &Lab,
     report: &PathReport,
-    ctx: &StepCtx<'_>,
+    ctx: Tally,
     counters: Result<BTreeMap<String, BTreeMap<String, u64>>, String>,
     result: &mut ScenarioResult,
 ) {
