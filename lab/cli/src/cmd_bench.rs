@@ -23,12 +23,15 @@ pub enum What {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
+    /// Userspace director vs kernel forwarding + nftables DNAT: throughput and conns/s.
+    Director(crate::director::cmd_bench_director::BenchDirectorArgs),
 }
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
     match args.what {
         What::Up { runs } => bench_up(runs.max(1)),
+        What::Director(a) => crate::director::cmd_bench_director::run(a),
     }
 }
 

@@ -4,7 +4,13 @@
 //! - TCP, HTTP request (starts with an HTTP method): `HTTP/1.1 200 OK`, body `<node>\n`, close.
 //! - TCP, anything else: echoed back byte for byte until the client closes its side.
 //! - UDP: each datagram is answered with `<node>\n` followed by the datagram's own bytes.
-use std::io::{Read, Write};
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockaddrIn,
+};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
@@ -159,18 +165,64 @@ fn handle_tcp(mut s: TcpStream, name: &str) -> std::io::Result<String> {
 }
 
 fn udp_loop(u: UdpSocket, name: String) {
+    // Answer from the address the datagram was sent to: on a DR/TUN real server that is the
+    // VIP (on lo), which routing alone would not pick as the source.
+    let _ = setsockopt(&u, sockopt::Ipv4PacketInfo, &true);
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, from)) = u.recv_from(&mut buf) else {
+        let Some((n, from, local)) = recv_with_dst(&u, &mut buf) else {
             continue;
         };
         let mut reply = Vec::with_capacity(name.len() + 1 + n);
         reply.extend_from_slice(name.as_bytes());
         reply.push(b'\n');
         reply.extend_from_slice(&buf[..n]);
-        match u.send_to(&reply, from) {
+        match send_from(&u, &reply, from, local) {
             Ok(_) => println!("udp {from} {n} bytes"),
             Err(e) => println!("udp {from} error: {e}"),
         }
+    }
+}
+
+/// One datagram: length, sender, and the local address it was sent to (IP_PKTINFO).
+fn recv_with_dst(
+    u: &UdpSocket,
+    buf: &mut [u8],
+) -> Option<(usize, SockaddrIn, Option<libc::in_pktinfo>)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(libc::in_pktinfo);
+    let msg =
+        recvmsg::<SockaddrIn>(u.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).ok()?;
+    let local = msg.cmsgs().ok()?.find_map(|c| match c {
+        ControlMessageOwned::Ipv4PacketInfo(p) => Some(p),
+        _ => None,
+    });
+    Some((msg.bytes, msg.address?, local))
+}
+
+fn send_from(
+    u: &UdpSocket,
+    data: &[u8],
+    to: SockaddrIn,
+    local: Option<libc::in_pktinfo>,
+) -> nix::Result<usize> {
+    let iov = [IoSlice::new(data)];
+    match local {
+        Some(p) => {
+            // ipi_spec_dst picks the source address; ifindex 0 lets routing pick the device.
+            let info = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: p.ipi_addr,
+                ipi_addr: p.ipi_addr,
+            };
+            sendmsg(
+                u.as_raw_fd(),
+                &iov,
+                &[ControlMessage::Ipv4PacketInfo(&info)],
+                MsgFlags::empty(),
+                Some(&to),
+            )
+        }
+        None => sendmsg(u.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&to)),
     }
 }

@@ -74,7 +74,7 @@ pub fn start_daemons(lab: &mut Lab) -> Result<()> {
         cmd.args(["serve", "--lab", lab.name(), "--node", &node]);
         lab.spawn_daemon(&node, &format!("serve-{node}"), cmd, true)?;
     }
-    Ok(())
+    crate::director::labinfo::start_director_daemons(lab)
 }
 
 fn print_summary(lab: &Lab, took: std::time::Duration) {

@@ -13,6 +13,7 @@ mod cmd_status;
 mod cmd_test;
 mod cmd_up;
 mod cmd_validate;
+mod director;
 
 /// Build Linux Virtual Server labs out of network namespaces and check how packets flow.
 ///
@@ -41,6 +42,18 @@ enum Command {
     Simulate(cmd_simulate::SimulateArgs),
     Capture(cmd_capture::Args),
     Test(cmd_test::Args),
+    /// Run a lab's userspace director in the foreground (`up` starts it for you).
+    Director(director::cmd_director::DirectorArgs),
+    /// TUN-mode real-server side: decapsulate IPIP in userspace into a TUN device.
+    Tunnel(director::cmd_tunnel::TunnelArgs),
+    /// Add, edit or delete a virtual service of a running director (ipvsadm -A/-E/-D flags).
+    Service(director::cmd_ctl::ServiceArgs),
+    /// Add, edit or delete a real server of a running director (ipvsadm -a/-e/-d flags).
+    Real(director::cmd_ctl::RealArgs),
+    /// Service and real-server counters, like `ipvsadm -Ln --stats` (or `--rate`).
+    Stats(director::cmd_stats::StatsArgs),
+    /// The connection table, like `ipvsadm -Lnc`.
+    Conns(director::cmd_stats::ConnsArgs),
 }
 
 fn main() {
@@ -58,6 +71,12 @@ fn main() {
         Command::Simulate(a) => cmd_simulate::run(a),
         Command::Capture(a) => cmd_capture::run(a),
         Command::Test(a) => cmd_test::run(a),
+        Command::Director(a) => director::cmd_director::run(a),
+        Command::Tunnel(a) => director::cmd_tunnel::run(a),
+        Command::Service(a) => director::cmd_ctl::run_service(a),
+        Command::Real(a) => director::cmd_ctl::run_real(a),
+        Command::Stats(a) => director::cmd_stats::run_stats(a),
+        Command::Conns(a) => director::cmd_stats::run_conns(a),
     };
     if let Err(e) = res {
         // Topology errors already carry `file:line:col: error:`.

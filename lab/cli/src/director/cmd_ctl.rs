@@ -1,0 +1,82 @@
+//! `lvslab service add|edit|del` and `lvslab real add|edit|del`: live changes to a running
+//! director, written with ipvsadm's own flags and carried to it as an ipvsadm line.
+
+use crate::director::control::{self, Request};
+use anyhow::{Context, Result};
+
+/// What to do with a virtual service or real server.
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Add it (ipvsadm -A / -a).
+    Add(Target),
+    /// Change it (ipvsadm -E / -e).
+    Edit(Target),
+    /// Delete it (ipvsadm -D / -d).
+    Del(Target),
+}
+
+/// Which director, and ipvsadm's flags for the rest.
+#[derive(clap::Args, Debug)]
+pub struct Target {
+    /// The lab.
+    #[arg(long)]
+    pub lab: String,
+    /// The director node, when the lab has several.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// ipvsadm flags, e.g. `-t 192.168.1.250:80 -r 192.168.1.201:80 -m -w 2`.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "IPVSADM_FLAGS"
+    )]
+    pub flags: Vec<String>,
+}
+
+/// `lvslab service ...`.
+#[derive(clap::Args, Debug)]
+pub struct ServiceArgs {
+    #[command(subcommand)]
+    action: Action,
+}
+
+/// `lvslab real ...`.
+#[derive(clap::Args, Debug)]
+pub struct RealArgs {
+    #[command(subcommand)]
+    action: Action,
+}
+
+/// The ipvsadm command line for `action` on a service (`real = false`) or real server.
+pub fn ipvsadm_line(action: &Action, real: bool) -> (String, &Target) {
+    let (flag, target) = match (action, real) {
+        (Action::Add(t), false) => ("-A", t),
+        (Action::Edit(t), false) => ("-E", t),
+        (Action::Del(t), false) => ("-D", t),
+        (Action::Add(t), true) => ("-a", t),
+        (Action::Edit(t), true) => ("-e", t),
+        (Action::Del(t), true) => ("-d", t),
+    };
+    (format!("{flag} {}", target.flags.join(" ")), target)
+}
+
+fn send(action: &Action, real: bool) -> Result<()> {
+    let (line, target) = ipvsadm_line(action, real);
+    // Parse here too, so a typo is reported before anything is sent.
+    lvslab_core::ipvsadm::parse(&line).with_context(|| format!("`ipvsadm {line}`"))?;
+    let socket = crate::director::labinfo::control_socket(&target.lab, target.node.as_deref())?;
+    control::call_ok(&socket, &Request::Ipvsadm { line: line.clone() })?;
+    println!("applied: ipvsadm {line}");
+    Ok(())
+}
+
+/// Run `lvslab service ...`.
+pub fn run_service(args: ServiceArgs) -> Result<()> {
+    send(&args.action, false)
+}
+
+/// Run `lvslab real ...`.
+pub fn run_real(args: RealArgs) -> Result<()> {
+    send(&args.action, true)
+}

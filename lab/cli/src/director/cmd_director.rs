@@ -1,0 +1,299 @@
+//! `lvslab director`: the userspace director daemon (AF_PACKET device layer + control socket).
+//!
+//! Keeping the director's kernel out of the way: the VIP is not configured in the director's
+//! kernel and its `ip_forward` stays 0, so the kernel silently drops the packets the
+//! userspace director handles (to the VIP, and NAT replies to clients) while still doing its
+//! own chores (ARP for the DIP, pings). AF_PACKET gets a copy of every frame before that.
+
+use crate::director::afpacket::{poll_readable, PacketSocket};
+use crate::director::control::{ConnRow, Counters, DestStats, Request, Response, ServiceStats};
+use anyhow::{bail, Context, Result};
+use lvslab_core::director::{Director, DirectorConfig, DirectorStats, IfaceId};
+use lvslab_core::{ipvsadm, ForwardMethod, Ipvs, IpvsConfig, Protocol, ServiceKey};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Arguments of `lvslab director`.
+#[derive(clap::Args, Debug)]
+pub struct DirectorArgs {
+    /// The lab (as given to `lvslab up`).
+    #[arg(long)]
+    pub lab: String,
+    /// The director node; needed only when the lab has several directors with services.
+    #[arg(long)]
+    pub node: Option<String>,
+}
+
+/// Run the director of `args.lab` in the foreground until killed.
+pub fn run(args: DirectorArgs) -> Result<()> {
+    crate::director::logging::init();
+    let plan = crate::director::labinfo::director_plan(&args.lab, args.node.as_deref())?;
+    tracing::info!(lab = %args.lab, node = %plan.node, netns = %plan.netns, "starting the userspace director");
+    let netns = plan.netns.clone();
+    lvslab_netns::netns::run_in(&netns, move || serve(&plan.lines, &plan.socket))
+        .with_context(|| format!("enter namespace {netns}"))?
+}
+
+/// Build the director from the calling thread's namespace and serve until an I/O error.
+pub fn serve(lines: &[String], socket: &Path) -> Result<()> {
+    let start = Instant::now();
+    let mut ipvs = Ipvs::new(IpvsConfig::default());
+    for line in lines {
+        let cmd = ipvsadm::parse(line).with_context(|| format!("service rule `{line}`"))?;
+        ipvs.apply(start.elapsed(), cmd)
+            .with_context(|| format!("service rule `{line}`"))?;
+    }
+    let vips = vips_of(lines);
+    let routes = crate::director::hostinfo::gateway_routes()?;
+    let interfaces = crate::director::hostinfo::interfaces(&routes, &vips)?;
+    if interfaces.is_empty() {
+        bail!("the director's namespace has no interface with an IPv4 address");
+    }
+    let sockets = interfaces
+        .iter()
+        .map(|i| PacketSocket::open(&i.name))
+        .collect::<Result<Vec<_>>>()?;
+    for i in &interfaces {
+        tracing::info!(iface = %i.name, mac = %i.mac, addrs = ?i.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), answers_vip_arp = i.answers_vip_arp, "attached");
+    }
+    let mut director = Director::new(DirectorConfig { interfaces, routes }, ipvs)?;
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)
+        .with_context(|| format!("bind control socket {}", socket.display()))?;
+    listener.set_nonblocking(true)?;
+    let _cleanup = RemoveOnDrop(socket.to_path_buf());
+    tracing::info!(socket = %socket.display(), "control socket ready");
+    lvslab_netns::netns::notify_ready();
+
+    let mut fds: Vec<_> = sockets.iter().map(|s| s.as_raw_fd()).collect();
+    fds.push(listener.as_raw_fd());
+    let mut buf = vec![0u8; 65536];
+    let mut last_poll = Duration::ZERO;
+    loop {
+        let ready = poll_readable(&fds, 100)?;
+        let now = start.elapsed();
+        for (idx, sock) in sockets.iter().enumerate() {
+            if !ready[idx] {
+                continue;
+            }
+            // Bounded batches keep one busy interface from starving the others.
+            for _ in 0..256 {
+                let Some(n) = sock
+                    .recv(&mut buf)
+                    .with_context(|| format!("recv on {}", sock.name))?
+                else {
+                    break;
+                };
+                let tx = director.handle_frame(now, IfaceId(idx), &buf[..n]);
+                transmit(&sockets, tx);
+            }
+        }
+        if ready[sockets.len()] {
+            accept_all(&listener, &mut director, now);
+        }
+        if now.saturating_sub(last_poll) >= Duration::from_millis(100) {
+            last_poll = now;
+            transmit(&sockets, director.poll(now));
+        }
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn transmit(sockets: &[PacketSocket], tx: Vec<(IfaceId, Vec<u8>)>) {
+    for (iface, frame) in tx {
+        if let Some(s) = sockets.get(iface.0) {
+            if let Err(e) = s.send(&frame) {
+                tracing::warn!(iface = %s.name, error = %e, "send failed");
+            }
+        }
+    }
+}
+
+/// The VIPs named by `-A -t/-u VIP:port` rules.
+fn vips_of(lines: &[String]) -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for w in words.windows(2) {
+            if matches!(w[0], "-t" | "-u" | "--tcp-service" | "--udp-service") {
+                if let Some(ip) = w[1].rsplit_once(':').and_then(|(ip, _)| ip.parse().ok()) {
+                    if !out.contains(&ip) {
+                        out.push(ip);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn accept_all(listener: &UnixListener, director: &mut Director, now: Duration) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(e) = handle_client(stream, director, now) {
+                    tracing::warn!(error = %e, "control client");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept on the control socket");
+                return;
+            }
+        }
+    }
+}
+
+fn handle_client(stream: UnixStream, director: &mut Director, now: Duration) -> Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line)?;
+    let resp = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Response::Error {
+            message: format!("bad request: {e}"),
+        },
+        Ok(req) => answer(req, director, now),
+    };
+    let mut out = serde_json::to_string(&resp)?;
+    out.push('\n');
+    (&stream).write_all(out.as_bytes())?;
+    Ok(())
+}
+
+/// Answer one control request.
+pub fn answer(req: Request, director: &mut Director, now: Duration) -> Response {
+    match req {
+        Request::Ipvsadm { line } => {
+            let applied = ipvsadm::parse(&line)
+                .map_err(|e| e.to_string())
+                .and_then(|cmd| director.apply(now, cmd).map_err(|e| e.to_string()));
+            match applied {
+                Ok(()) => {
+                    tracing::info!(%line, "applied");
+                    Response::Ok
+                }
+                Err(message) => Response::Error {
+                    message: format!("`{line}`: {message}"),
+                },
+            }
+        }
+        Request::Stats => Response::Stats {
+            services: service_stats(director.ipvs()),
+            director: director_counters(director.stats()),
+        },
+        Request::Conns => Response::Conns {
+            conns: conn_rows(director.ipvs(), now),
+        },
+    }
+}
+
+fn director_counters(s: &DirectorStats) -> BTreeMap<String, u64> {
+    [
+        ("rx_frames", s.rx_frames),
+        ("tx_frames", s.tx_frames),
+        ("forwarded", s.forwarded),
+        ("masqueraded", s.masqueraded),
+        ("icmp_related", s.icmp_related),
+        ("icmp_sent", s.icmp_sent),
+        ("malformed", s.malformed),
+        ("not_ours", s.not_ours),
+        ("ipvs_drops", s.ipvs_drops),
+        ("no_route", s.no_route),
+        ("arp_failed", s.arp_failed),
+        ("fragments", s.fragments),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn counters(c: &lvslab_core::Counters) -> Counters {
+    Counters {
+        conns: c.conns,
+        inpkts: c.inpkts,
+        outpkts: c.outpkts,
+        inbytes: c.inbytes,
+        outbytes: c.outbytes,
+    }
+}
+
+/// ipvsadm's name for a forwarding method.
+fn forward_name(m: ForwardMethod) -> &'static str {
+    match m {
+        ForwardMethod::Nat => "Masq",
+        ForwardMethod::Dr => "Route",
+        ForwardMethod::Tun => "Tunnel",
+    }
+}
+
+/// `TCP  192.168.1.250:80` as ipvsadm -Ln prints a service.
+fn service_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr {
+            protocol,
+            vip,
+            port,
+        } => {
+            let p = match protocol {
+                Protocol::Tcp => "TCP",
+                Protocol::Udp => "UDP",
+            };
+            format!("{p}  {}", SocketAddr::new(vip.0, *port))
+        }
+        ServiceKey::FwMark(m) => format!("FWM  {m}"),
+    }
+}
+
+fn service_stats(ipvs: &Ipvs) -> Vec<ServiceStats> {
+    ipvs.services()
+        .iter()
+        .map(|s| ServiceStats {
+            service: service_name(&s.config.key),
+            scheduler: s.config.scheduler.to_string(),
+            persistent: s.config.persistence.as_ref().map(|p| p.timeout.as_secs()),
+            counters: counters(&s.stats),
+            dests: s
+                .dests
+                .iter()
+                .map(|d| DestStats {
+                    addr: d.config.addr.to_string(),
+                    forward: forward_name(d.config.method).to_string(),
+                    weight: d.config.weight,
+                    active: u64::from(d.active),
+                    inactive: u64::from(d.inactive),
+                    counters: counters(&d.stats),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn conn_rows(ipvs: &Ipvs, now: Duration) -> Vec<ConnRow> {
+    ipvs.conns(now)
+        .iter()
+        .map(|c| ConnRow {
+            pro: match c.protocol {
+                Protocol::Tcp => "TCP".into(),
+                Protocol::Udp => "UDP".into(),
+            },
+            expire_secs: c.expires_in.as_secs(),
+            state: c.state.to_string(),
+            source: c.client.to_string(),
+            virtual_addr: c.vip.to_string(),
+            destination: c.dest.to_string(),
+        })
+        .collect()
+}

@@ -1,0 +1,93 @@
+//! Interface settings through classic ioctls on the calling thread's namespace: enough for
+//! the director and tunnel daemons (MAC, MTU, an address, up) without a netlink stack.
+
+use anyhow::{bail, Context, Result};
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+fn ctl_socket() -> Result<OwnedFd> {
+    // SAFETY: plain socket(2); checked below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error()).context("socket(AF_INET, SOCK_DGRAM)");
+    }
+    // SAFETY: fd is fresh and owned.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn ifreq(name: &str) -> Result<libc::ifreq> {
+    // SAFETY: zeroed ifreq is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= ifr.ifr_name.len() {
+        bail!("interface name {name} is longer than 15 bytes");
+    }
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    Ok(ifr)
+}
+
+fn ioctl(req: libc::c_ulong, ifr: &mut libc::ifreq, what: &str, name: &str) -> Result<()> {
+    let s = ctl_socket()?;
+    // SAFETY: every request used here takes a pointer to an ifreq.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), req as _, ifr as *mut libc::ifreq) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error()).with_context(|| format!("{what} on {name}"));
+    }
+    Ok(())
+}
+
+/// The MAC address of `name`.
+pub fn mac(name: &str) -> Result<[u8; 6]> {
+    let mut ifr = ifreq(name)?;
+    ioctl(libc::SIOCGIFHWADDR, &mut ifr, "SIOCGIFHWADDR", name)?;
+    // SAFETY: SIOCGIFHWADDR filled the hwaddr member.
+    let data = unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut out = [0u8; 6];
+    for (o, d) in out.iter_mut().zip(data.iter()) {
+        *o = *d as u8;
+    }
+    Ok(out)
+}
+
+/// The MTU of `name`.
+pub fn mtu(name: &str) -> Result<u16> {
+    let mut ifr = ifreq(name)?;
+    ioctl(libc::SIOCGIFMTU, &mut ifr, "SIOCGIFMTU", name)?;
+    // SAFETY: SIOCGIFMTU filled the mtu member.
+    let m = unsafe { ifr.ifr_ifru.ifru_mtu };
+    Ok(u16::try_from(m).unwrap_or(u16::MAX))
+}
+
+/// Bring `name` up.
+pub fn set_up(name: &str) -> Result<()> {
+    let mut ifr = ifreq(name)?;
+    ioctl(libc::SIOCGIFFLAGS, &mut ifr, "SIOCGIFFLAGS", name)?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member.
+    unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    ioctl(libc::SIOCSIFFLAGS, &mut ifr, "SIOCSIFFLAGS", name)
+}
+
+/// Give `name` the IPv4 address `addr/prefix` (its primary address).
+pub fn add_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+    let sin = |a: Ipv4Addr| {
+        // SAFETY: zeroed sockaddr_in is valid.
+        let mut s: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        s.sin_family = libc::AF_INET as libc::sa_family_t;
+        s.sin_addr.s_addr = u32::from(a).to_be();
+        // SAFETY: sockaddr_in fits in sockaddr (same size, 16 bytes).
+        unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(s) }
+    };
+    let mut ifr = ifreq(name)?;
+    ifr.ifr_ifru.ifru_addr = sin(addr);
+    ioctl(libc::SIOCSIFADDR, &mut ifr, "SIOCSIFADDR", name)?;
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix.min(32)))
+    };
+    let mut ifr = ifreq(name)?;
+    ifr.ifr_ifru.ifru_netmask = sin(Ipv4Addr::from(mask));
+    ioctl(libc::SIOCSIFNETMASK, &mut ifr, "SIOCSIFNETMASK", name)
+}
