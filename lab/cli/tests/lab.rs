@@ -94,7 +94,15 @@ fn up_status_down_leaves_no_namespace() {
     assert_eq!(rs1["interfaces"][0]["addresses"][0], "192.168.1.201/24");
     assert_eq!(rs1["routes"][0]["via"], "192.168.1.202");
     let daemons = st["daemons"].as_array().expect("daemons");
-    assert_eq!(daemons.len(), 2);
+    assert_eq!(
+        daemons.len(),
+        3,
+        "serve on rs1 and rs2, the userspace director: {daemons:?}"
+    );
+    assert!(
+        daemons.iter().any(|d| d["name"] == "director-director"),
+        "{daemons:?}"
+    );
     assert!(daemons.iter().all(|d| d["running"] == true), "{daemons:?}");
     // The real servers answer with their node names.
     let r = request_json(&lab, "director", "192.168.1.201:80", &["-n", "3"]);

@@ -8,8 +8,9 @@
 use crate::director::afpacket::{poll_readable, PacketSocket};
 use crate::director::control::{ConnRow, Counters, DestStats, Request, Response, ServiceStats};
 use anyhow::{bail, Context, Result};
-use lvslab_core::director::{Director, DirectorConfig, DirectorStats, IfaceId};
+use lvslab_core::director::{Director, DirectorConfig, DirectorStats, Fault, IfaceId};
 use lvslab_core::{ipvsadm, ForwardMethod, Ipvs, IpvsConfig, Protocol, ServiceKey};
+use lvslab_scenario::runner::BREAK_ENV;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -61,7 +62,23 @@ pub fn serve(lines: &[String], socket: &Path) -> Result<()> {
     for i in &interfaces {
         tracing::info!(iface = %i.name, mac = %i.mac, addrs = ?i.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), answers_vip_arp = i.answers_vip_arp, "attached");
     }
-    let mut director = Director::new(DirectorConfig { interfaces, routes }, ipvs)?;
+    // A deliberate fault only when a test asks for one (the scenario runner's --break).
+    let fault = match std::env::var(BREAK_ENV) {
+        Ok(v) if !v.is_empty() => {
+            let f: Fault = v.parse().map_err(anyhow::Error::msg)?;
+            tracing::warn!(fault = %v, "running with a deliberate fault ({BREAK_ENV})");
+            Some(f)
+        }
+        _ => None,
+    };
+    let mut director = Director::new(
+        DirectorConfig {
+            interfaces,
+            routes,
+            fault,
+        },
+        ipvs,
+    )?;
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket)
         .with_context(|| format!("bind control socket {}", socket.display()))?;
