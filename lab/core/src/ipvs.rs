@@ -194,6 +194,9 @@ pub struct Ipvs {
     conns: ConnTable,
     rng: Pcg32,
     stats: IpvsStats,
+    /// The earliest time the scheduler caches or the trash may have work; until then
+    /// `expire` only looks at the conn timer heap, so packets do not pay for housekeeping.
+    housekeeping_at: Duration,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -221,6 +224,7 @@ impl Ipvs {
             conns: ConnTable::new(cfg.max_conns),
             rng: Pcg32::seed_from_u64(cfg.rng_seed),
             stats: IpvsStats::default(),
+            housekeeping_at: Duration::ZERO,
         }
     }
 
@@ -279,6 +283,8 @@ impl Ipvs {
     /// Apply one table change, as ipvsadm would through the kernel.
     pub fn apply(&mut self, now: Duration, cmd: IpvsCommand) -> Result<(), IpvsError> {
         self.expire(now);
+        // Table changes add caches and trash entries: recompute the housekeeping deadline.
+        self.housekeeping_at = now;
         match cmd {
             IpvsCommand::AddService(cfg) => {
                 if self.by_key.contains_key(&cfg.key) {
@@ -833,6 +839,7 @@ impl Ipvs {
         }
         if !d.available && d.refs() == 0 {
             d.idle_since = Some(now);
+            self.housekeeping_at = self.housekeeping_at.min(now + TRASH_PERIOD);
         }
     }
 
@@ -899,20 +906,43 @@ impl Ipvs {
             }
             self.remove_conn(now, id);
         }
+        if now < self.housekeeping_at {
+            return;
+        }
+        let mut next = Duration::MAX;
         for svc in self.services.iter_mut().flatten() {
             svc.sched.expire(now, &svc.list, &self.dests);
+            if let Some(t) = svc.sched.next_timer() {
+                next = next.min(t);
+            }
         }
         let dests = &mut self.dests;
+        let services = &self.services;
         self.trash.retain(|&id| {
             let slot = &mut dests[id as usize];
-            let free = slot.as_ref().is_some_and(|d| {
-                d.refs() == 0 && d.idle_since.is_some_and(|t| t + TRASH_PERIOD <= now)
-            });
-            if free {
-                *slot = None;
+            let Some(d) = slot.as_ref() else {
+                return false;
+            };
+            let Some(idle) = d.idle_since.filter(|_| d.refs() == 0) else {
+                return true;
+            };
+            // A cache entry holds a reference, as in the kernel: the dest stays until the
+            // cache lets go (at one of its ticks, already in `next`).
+            let cached = services
+                .get(d.svc as usize)
+                .and_then(|s| s.as_ref())
+                .is_some_and(|s| s.sched.holds(id));
+            if cached {
+                return true;
             }
-            !free
+            if idle + TRASH_PERIOD <= now {
+                *slot = None;
+                return false;
+            }
+            next = next.min(idle + TRASH_PERIOD);
+            true
         });
+        self.housekeeping_at = next;
     }
 
     /// Look a flow up by its client side (for ICMP errors from the client).

@@ -24,5 +24,6 @@ pub use ipvs::{
     ConnView, DestView, Forward, InVerdict, Ipvs, IpvsConfig, IpvsError, IpvsStats, OutVerdict,
     ServiceView,
 };
+pub use sched::PickBench;
 pub use tcp::ConnState;
 pub use types::*;

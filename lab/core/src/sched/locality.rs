@@ -130,6 +130,16 @@ impl Lblc {
         Some(id)
     }
 
+    /// Whether a cache entry points at `id` (the kernel's entry holds a dest reference).
+    pub fn holds(&self, id: u32) -> bool {
+        self.buckets.iter().flatten().any(|e| e.dest == id)
+    }
+
+    /// When the garbage collector next has work.
+    pub fn next_tick(&self) -> Duration {
+        self.gc.next_tick
+    }
+
     pub fn expire(&mut self, now: Duration) {
         while self.gc.next_tick <= now {
             let tick = self.gc.next_tick;
@@ -269,6 +279,16 @@ impl Lblcr {
             self.entries += 1;
         }
         Some(id)
+    }
+
+    /// Whether a cached set holds `id` (the kernel's set element holds a dest reference).
+    pub fn holds(&self, id: u32) -> bool {
+        self.buckets.iter().flatten().any(|e| e.set.contains(&id))
+    }
+
+    /// When the garbage collector next has work.
+    pub fn next_tick(&self) -> Duration {
+        self.gc.next_tick
     }
 
     pub fn expire(&mut self, now: Duration, _list: &[u32], _dests: &Dests) {

@@ -188,6 +188,24 @@ impl SchedState {
         }
     }
 
+    /// Whether the scheduler's cache references dest `id`, keeping it out of the trash's reach.
+    pub fn holds(&self, id: u32) -> bool {
+        match self {
+            SchedState::Lblc(t) => t.holds(id),
+            SchedState::Lblcr(t) => t.holds(id),
+            _ => false,
+        }
+    }
+
+    /// When `expire` next has work to do, if ever.
+    pub fn next_timer(&self) -> Option<Duration> {
+        match self {
+            SchedState::Lblc(t) => Some(t.next_tick()),
+            SchedState::Lblcr(t) => Some(t.next_tick()),
+            _ => None,
+        }
+    }
+
     /// Run timers (lblc/lblcr cache expiry).
     pub fn expire(&mut self, now: Duration, list: &[u32], dests: &Dests) {
         match self {
@@ -744,5 +762,69 @@ pub(crate) fn rule(kind: Scheduler) -> &'static str {
         Scheduler::Fo => "highest weight not overloaded",
         Scheduler::Ovf => "highest weight whose active conns do not exceed its weight",
         Scheduler::Twos => "two weighted random picks, keep the less loaded",
+    }
+}
+
+/// One scheduler on its own over a prepared server list: no packets, conns or timers.
+///
+/// Benchmarks use it to time a pick as the kernel's schedule() hook would see it.
+#[derive(Debug, Clone)]
+pub struct PickBench {
+    kind: Scheduler,
+    flags: SchedFlags,
+    list: Vec<u32>,
+    dests: Vec<Option<Dest>>,
+    state: SchedState,
+    rng: rand_pcg::Pcg32,
+}
+
+impl PickBench {
+    /// A service with `kind` and one NAT server per `(address, weight, active, inactive)`,
+    /// added in the given order (so the last one heads the list, as in the kernel).
+    pub fn new(
+        kind: Scheduler,
+        flags: SchedFlags,
+        servers: &[(SocketAddr, u32, u32, u32)],
+    ) -> Self {
+        let mut dests = Vec::with_capacity(servers.len());
+        let mut list = Vec::with_capacity(servers.len());
+        let mut state = SchedState::new(kind, &list, &dests, Duration::ZERO);
+        for (i, &(addr, weight, active, inactive)) in servers.iter().enumerate() {
+            let mut cfg = crate::types::DestConfig::new(addr, crate::types::ForwardMethod::Nat);
+            cfg.weight = weight;
+            let mut dest = Dest::new(cfg, 0);
+            dest.active = active;
+            dest.inactive = inactive;
+            dests.push(Some(dest));
+            list.insert(0, i as u32);
+            state.dest_added(kind, &list, &dests);
+        }
+        PickBench {
+            kind,
+            flags,
+            list,
+            dests,
+            state,
+            rng: rand_core::SeedableRng::seed_from_u64(1),
+        }
+    }
+
+    /// Pick a server for a new flow from `src` to `dst`.
+    pub fn pick(&mut self, src: SocketAddr, dst: IpAddr) -> Option<SocketAddr> {
+        let input = SchedInput {
+            src,
+            dst,
+            now: Duration::ZERO,
+        };
+        let id = self.state.schedule(
+            self.kind,
+            self.flags,
+            &self.list,
+            &self.dests,
+            &input,
+            &mut self.rng,
+            None,
+        )?;
+        Some(d(&self.dests, id).cfg.addr)
     }
 }
