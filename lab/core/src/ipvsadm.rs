@@ -189,14 +189,16 @@ pub fn parse(line: &str) -> Result<IpvsCommand, IpvsadmError> {
             "-m" | "--masquerading" => method = Some(ForwardMethod::Nat),
             "-w" | "--weight" => {
                 let v = take(&mut i, opt)?;
-                let w = parse_num(&v, opt)?;
-                if w > 65535 {
-                    return err(format!("-w {w}: weight must be 0..65535"));
-                }
-                weight = Some(w);
+                weight = Some(parse_ranged(&v, opt, "weight", MAX_WEIGHT)?);
             }
-            "-x" | "--u-threshold" => uth = Some(parse_num(&take(&mut i, opt)?, opt)?),
-            "-y" | "--l-threshold" => lth = Some(parse_num(&take(&mut i, opt)?, opt)?),
+            "-x" | "--u-threshold" => {
+                let v = take(&mut i, opt)?;
+                uth = Some(parse_ranged(&v, opt, "upper threshold", MAX_THRESHOLD)?);
+            }
+            "-y" | "--l-threshold" => {
+                let v = take(&mut i, opt)?;
+                lth = Some(parse_ranged(&v, opt, "lower threshold", MAX_THRESHOLD)?);
+            }
             other => {
                 return err(format!(
                     "unknown option `{other}`: lvslab understands -A -E -D -C -a -e -d --set -t -u -f -s -b -p -M -o -r -g -i -m -w -x -y and their long forms"
@@ -308,6 +310,37 @@ fn parse_num(v: &str, opt: &str) -> Result<u32, IpvsadmError> {
     })
 }
 
+/// ipvsadm's limits: weights are 0..65535, thresholds 0..INT_MAX.
+const MAX_WEIGHT: u32 = 65535;
+const MAX_THRESHOLD: u32 = i32::MAX as u32;
+
+/// A whole number no larger than `max`; a number that is merely too big says so and names
+/// the range rather than claiming it is not a number.
+fn parse_ranged(v: &str, opt: &str, what: &str, max: u32) -> Result<u32, IpvsadmError> {
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        if let Some(n) = v.parse::<u32>().ok().filter(|&n| n <= max) {
+            return Ok(n);
+        }
+        return err(format!(
+            "{opt} {v}: {what} {v} is out of range: use 0-{max}"
+        ));
+    }
+    parse_num(v, opt)
+}
+
+/// A port after `ADDRESS:`; `None` when it is not a number at all.
+fn parse_port(p: &str, v: &str, opt: &str) -> Result<Option<u16>, IpvsadmError> {
+    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    match p.parse::<u16>() {
+        Ok(port) => Ok(Some(port)),
+        Err(_) => err(format!(
+            "{opt} `{v}`: port {p} is out of range: use 0-65535"
+        )),
+    }
+}
+
 /// `1.2.3.4`, `1.2.3.4:80`, `[::1]`, `[::1]:80`.
 fn parse_addr(v: &str, opt: &str) -> Result<(IpAddr, Option<u16>), IpvsadmError> {
     let bad = || {
@@ -321,7 +354,7 @@ fn parse_addr(v: &str, opt: &str) -> Result<(IpAddr, Option<u16>), IpvsadmError>
         let (ip, tail) = rest.split_once(']').ok_or_else(bad)?;
         let ip: IpAddr = ip.parse().map_err(|_| bad())?;
         let port = match tail.strip_prefix(':') {
-            Some(p) => Some(p.parse().map_err(|_| bad())?),
+            Some(p) => Some(parse_port(p, v, opt)?.ok_or_else(bad)?),
             None if tail.is_empty() => None,
             None => return Err(bad()),
         };
@@ -331,10 +364,8 @@ fn parse_addr(v: &str, opt: &str) -> Result<(IpAddr, Option<u16>), IpvsadmError>
         return Ok((ip, None));
     }
     let (ip, port) = v.rsplit_once(':').ok_or_else(bad)?;
-    Ok((
-        ip.parse().map_err(|_| bad())?,
-        Some(port.parse().map_err(|_| bad())?),
-    ))
+    let ip = ip.parse().map_err(|_| bad())?;
+    Ok((ip, Some(parse_port(port, v, opt)?.ok_or_else(bad)?)))
 }
 
 /// `-M 255.255.255.0`, or a prefix length (`-M 24`, `-M 64` for IPv6 services).
@@ -480,5 +511,59 @@ mod tests {
         };
         assert_eq!((dc.weight, dc.u_threshold, dc.l_threshold), (0, 10, 5));
         assert_eq!(dc.method, ForwardMethod::Tun);
+    }
+
+    fn message(line: &str) -> String {
+        parse(line).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn out_of_range_ports_name_the_range() {
+        for (line, opt, v) in [
+            ("-A -t 1.2.3.4:99999 -s rr", "-t", "1.2.3.4:99999"),
+            (
+                "-A -u [2001:db8::1]:65536 -s rr",
+                "-u",
+                "[2001:db8::1]:65536",
+            ),
+            (
+                "-a -t 1.2.3.4:80 -r 10.0.0.1:70000 -m",
+                "-r",
+                "10.0.0.1:70000",
+            ),
+        ] {
+            let port = v.rsplit(':').next().unwrap();
+            assert_eq!(
+                message(line),
+                format!("{opt} `{v}`: port {port} is out of range: use 0-65535"),
+                "{line}"
+            );
+        }
+        // The largest port is fine; a word is still "not a number".
+        assert!(parse("-A -t 1.2.3.4:65535 -s rr").is_ok());
+        assert!(message("-A -t 1.2.3.4:http -s rr").contains("ports are numbers"));
+    }
+
+    #[test]
+    fn out_of_range_weights_and_thresholds_name_the_range() {
+        let base = "-a -t 1.2.3.4:80 -r 10.0.0.1 -g";
+        assert_eq!(
+            message(&format!("{base} -w 65536")),
+            "-w 65536: weight 65536 is out of range: use 0-65535"
+        );
+        assert_eq!(
+            message(&format!("{base} -w 99999999999")),
+            "-w 99999999999: weight 99999999999 is out of range: use 0-65535"
+        );
+        assert_eq!(
+            message(&format!("{base} -x 2147483648")),
+            "-x 2147483648: upper threshold 2147483648 is out of range: use 0-2147483647"
+        );
+        assert_eq!(
+            message(&format!("{base} --l-threshold 5000000000")),
+            "--l-threshold 5000000000: lower threshold 5000000000 is out of range: use 0-2147483647"
+        );
+        assert!(parse(&format!("{base} -w 65535 -x 2147483647 -y 1")).is_ok());
+        assert!(message(&format!("{base} -w -1")).contains("expected a whole number"));
     }
 }

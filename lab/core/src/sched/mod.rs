@@ -497,29 +497,31 @@ pub(crate) fn least(
     load: Load,
     why: Option<&mut String>,
 ) -> Option<u32> {
-    let mut best: Option<(u32, i64)> = None;
+    // (id, load, weight) of the current leader; its weight is kept so the walk touches
+    // each dest once.
+    let mut best: Option<(u32, i64, i64)> = None;
     let mut decided = String::new();
+    let explain = why.is_some();
     for &id in list {
         let dest = d(dests, id);
-        if dest.overloaded || dest.weight() == 0 {
+        let dw = i64::from(dest.weight());
+        if dest.overloaded || dw == 0 {
             continue;
         }
         let doh = load.of(dest);
         match best {
-            None => best = Some((id, doh)),
-            Some((lid, loh)) => {
-                let lw = i64::from(d(dests, lid).weight());
-                let dw = i64::from(dest.weight());
+            None => best = Some((id, doh, dw)),
+            Some((lid, loh, lw)) => {
                 let better = if load == Load::Lc {
                     doh < loh
                 } else {
                     loh * dw > doh * lw
                 };
-                if why.is_some() {
+                if explain {
                     decided = describe_compare(load, dests, lid, loh, id, doh, better);
                 }
                 if better {
-                    best = Some((id, doh));
+                    best = Some((id, doh, dw));
                 }
             }
         }
@@ -534,7 +536,7 @@ pub(crate) fn least(
             &decided
         });
     }
-    best.map(|(id, _)| id)
+    best.map(|(id, _, _)| id)
 }
 
 fn describe_compare(
