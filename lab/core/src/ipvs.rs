@@ -911,7 +911,7 @@ impl Ipvs {
         }
         let mut next = Duration::MAX;
         for svc in self.services.iter_mut().flatten() {
-            svc.sched.expire(now, &svc.list, &self.dests);
+            svc.sched.expire(now);
             if let Some(t) = svc.sched.next_timer() {
                 next = next.min(t);
             }

@@ -51,8 +51,94 @@ impl Gc {
     }
 }
 
+/// What the shared garbage collector needs to know about an entry.
+pub(crate) trait CacheEntry {
+    /// The last time a lookup used it.
+    fn lastuse(&self) -> Duration;
+}
+
+/// The hash table both caches share, newest entry first in each bucket, with its collector.
 #[derive(Debug, Clone)]
-struct LblcEntry {
+pub(crate) struct Table<E> {
+    buckets: Vec<Vec<E>>,
+    entries: usize,
+    gc: Gc,
+    /// Entries unused this long are dropped by the full check (sysctl lblc(r)_expiration).
+    pub expiration: Duration,
+}
+
+impl<E: CacheEntry + Clone> Table<E> {
+    fn new(now: Duration) -> Self {
+        Table {
+            buckets: vec![Vec::new(); TAB_SIZE],
+            entries: 0,
+            gc: Gc::new(now),
+            expiration: DEFAULT_EXPIRATION,
+        }
+    }
+
+    /// When the garbage collector next has work.
+    pub fn next_tick(&self) -> Duration {
+        self.gc.next_tick
+    }
+
+    /// Run every collector tick due by `now`.
+    pub fn expire(&mut self, now: Duration) {
+        while self.gc.next_tick <= now {
+            let tick = self.gc.next_tick;
+            self.check_expire(tick);
+            self.gc.next_tick += CHECK_EXPIRE_INTERVAL;
+        }
+    }
+
+    /// ip_vs_lblc(r)_check_expire: a full sweep every 30 ticks, else trim an oversized table.
+    fn check_expire(&mut self, now: Duration) {
+        if self.gc.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
+            let exp = self.expiration;
+            self.sweep(|e| e.lastuse() + exp <= now, usize::MAX);
+            self.gc.counter = 1;
+            return;
+        }
+        if self.entries <= MAX_SIZE {
+            self.gc.counter += 1;
+            return;
+        }
+        let goal = ((self.entries - MAX_SIZE) * 4 / 3).min(MAX_SIZE / 2);
+        self.sweep(|e| e.lastuse() + ENTRY_TIMEOUT <= now, goal);
+    }
+
+    fn sweep(&mut self, stale: impl Fn(&E) -> bool, goal: usize) {
+        let mut removed = 0usize;
+        let mut j = self.gc.rover;
+        for _ in 0..TAB_SIZE {
+            j = (j + 1) & (TAB_SIZE - 1);
+            let before = self.buckets[j].len();
+            self.buckets[j].retain(|e| !stale(e));
+            let n = before - self.buckets[j].len();
+            self.entries -= n;
+            removed += n;
+            if goal != usize::MAX && removed >= goal {
+                break;
+            }
+        }
+        self.gc.rover = j;
+    }
+}
+
+impl CacheEntry for LblcEntry {
+    fn lastuse(&self) -> Duration {
+        self.lastuse
+    }
+}
+
+impl CacheEntry for LblcrEntry {
+    fn lastuse(&self) -> Duration {
+        self.lastuse
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LblcEntry {
     addr: IpAddr,
     dest: u32,
     lastuse: Duration,
@@ -61,21 +147,13 @@ struct LblcEntry {
 /// lblc state: 1024 buckets, newest entry first in each.
 #[derive(Debug, Clone)]
 pub(crate) struct Lblc {
-    buckets: Vec<Vec<LblcEntry>>,
-    entries: usize,
-    gc: Gc,
-    /// Entries unused this long are dropped by the full check (sysctl lblc_expiration).
-    pub expiration: Duration,
+    /// The cache; the full check drops entries unused for sysctl lblc_expiration.
+    pub t: Table<LblcEntry>,
 }
 
 impl Lblc {
     pub fn new(now: Duration) -> Self {
-        Lblc {
-            buckets: vec![Vec::new(); TAB_SIZE],
-            entries: 0,
-            gc: Gc::new(now),
-            expiration: DEFAULT_EXPIRATION,
-        }
+        Lblc { t: Table::new(now) }
     }
 
     pub fn schedule(
@@ -86,7 +164,7 @@ impl Lblc {
         why: Option<&mut String>,
     ) -> Option<u32> {
         let b = bucket_of(input.dst);
-        if let Some(en) = self.buckets[b].iter_mut().find(|e| e.addr == input.dst) {
+        if let Some(en) = self.t.buckets[b].iter_mut().find(|e| e.addr == input.dst) {
             en.lastuse = input.now;
             if let Some(dest) = dest_opt(dests, en.dest) {
                 if dest.available && dest.weight() > 0 && !is_overloaded(dest, list, dests) {
@@ -108,15 +186,15 @@ impl Lblc {
         }
         let id = id?;
         // ip_vs_lblc_new: replace an entry pointing elsewhere, unless the table is full.
-        let bucket = &mut self.buckets[b];
+        let bucket = &mut self.t.buckets[b];
         if let Some(pos) = bucket.iter().position(|e| e.addr == input.dst) {
             if bucket[pos].dest == id {
                 return Some(id);
             }
             bucket.remove(pos);
-            self.entries -= 1;
+            self.t.entries -= 1;
         }
-        if self.entries <= MAX_SIZE {
+        if self.t.entries <= MAX_SIZE {
             bucket.insert(
                 0,
                 LblcEntry {
@@ -125,64 +203,19 @@ impl Lblc {
                     lastuse: input.now,
                 },
             );
-            self.entries += 1;
+            self.t.entries += 1;
         }
         Some(id)
     }
 
     /// Whether a cache entry points at `id` (the kernel's entry holds a dest reference).
     pub fn holds(&self, id: u32) -> bool {
-        self.buckets.iter().flatten().any(|e| e.dest == id)
-    }
-
-    /// When the garbage collector next has work.
-    pub fn next_tick(&self) -> Duration {
-        self.gc.next_tick
-    }
-
-    pub fn expire(&mut self, now: Duration) {
-        while self.gc.next_tick <= now {
-            let tick = self.gc.next_tick;
-            self.check_expire(tick);
-            self.gc.next_tick += CHECK_EXPIRE_INTERVAL;
-        }
-    }
-
-    fn check_expire(&mut self, now: Duration) {
-        if self.gc.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
-            let exp = self.expiration;
-            self.sweep(now, |e| e.lastuse + exp <= now, usize::MAX);
-            self.gc.counter = 1;
-            return;
-        }
-        if self.entries <= MAX_SIZE {
-            self.gc.counter += 1;
-            return;
-        }
-        let goal = ((self.entries - MAX_SIZE) * 4 / 3).min(MAX_SIZE / 2);
-        self.sweep(now, |e| e.lastuse + ENTRY_TIMEOUT <= now, goal);
-    }
-
-    fn sweep(&mut self, _now: Duration, stale: impl Fn(&LblcEntry) -> bool, goal: usize) {
-        let mut removed = 0usize;
-        let mut j = self.gc.rover;
-        for _ in 0..TAB_SIZE {
-            j = (j + 1) & (TAB_SIZE - 1);
-            let before = self.buckets[j].len();
-            self.buckets[j].retain(|e| !stale(e));
-            let n = before - self.buckets[j].len();
-            self.entries -= n;
-            removed += n;
-            if goal != usize::MAX && removed >= goal {
-                break;
-            }
-        }
-        self.gc.rover = j;
+        self.t.buckets.iter().flatten().any(|e| e.dest == id)
     }
 }
 
 #[derive(Debug, Clone)]
-struct LblcrEntry {
+pub(crate) struct LblcrEntry {
     addr: IpAddr,
     /// The server set, newest first.
     set: Vec<u32>,
@@ -193,21 +226,13 @@ struct LblcrEntry {
 /// lblcr state: destination address -> a set of servers that grows under load.
 #[derive(Debug, Clone)]
 pub(crate) struct Lblcr {
-    buckets: Vec<Vec<LblcrEntry>>,
-    entries: usize,
-    gc: Gc,
-    /// Set shrink and full-check horizon (sysctl lblcr_expiration).
-    pub expiration: Duration,
+    /// The cache; sysctl lblcr_expiration is both the set shrink and full-check horizon.
+    pub t: Table<LblcrEntry>,
 }
 
 impl Lblcr {
     pub fn new(now: Duration) -> Self {
-        Lblcr {
-            buckets: vec![Vec::new(); TAB_SIZE],
-            entries: 0,
-            gc: Gc::new(now),
-            expiration: DEFAULT_EXPIRATION,
-        }
+        Lblcr { t: Table::new(now) }
     }
 
     pub fn schedule(
@@ -218,9 +243,9 @@ impl Lblcr {
         why: Option<&mut String>,
     ) -> Option<u32> {
         let b = bucket_of(input.dst);
-        let exp = self.expiration;
+        let exp = self.t.expiration;
         let mut inner = why.as_ref().map(|_| String::new());
-        if let Some(en) = self.buckets[b].iter_mut().find(|e| e.addr == input.dst) {
+        if let Some(en) = self.t.buckets[b].iter_mut().find(|e| e.addr == input.dst) {
             en.lastuse = input.now;
             let min = set_min(&en.set, dests);
             if en.set.len() > 1 && input.now > en.lastmod + exp {
@@ -266,8 +291,8 @@ impl Lblcr {
             );
         }
         let id = id?;
-        if self.entries <= MAX_SIZE {
-            self.buckets[b].insert(
+        if self.t.entries <= MAX_SIZE {
+            self.t.buckets[b].insert(
                 0,
                 LblcrEntry {
                     addr: input.dst,
@@ -276,59 +301,14 @@ impl Lblcr {
                     lastuse: input.now,
                 },
             );
-            self.entries += 1;
+            self.t.entries += 1;
         }
         Some(id)
     }
 
     /// Whether a cached set holds `id` (the kernel's set element holds a dest reference).
     pub fn holds(&self, id: u32) -> bool {
-        self.buckets.iter().flatten().any(|e| e.set.contains(&id))
-    }
-
-    /// When the garbage collector next has work.
-    pub fn next_tick(&self) -> Duration {
-        self.gc.next_tick
-    }
-
-    pub fn expire(&mut self, now: Duration, _list: &[u32], _dests: &Dests) {
-        while self.gc.next_tick <= now {
-            let tick = self.gc.next_tick;
-            self.check_expire(tick);
-            self.gc.next_tick += CHECK_EXPIRE_INTERVAL;
-        }
-    }
-
-    fn check_expire(&mut self, now: Duration) {
-        if self.gc.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
-            let exp = self.expiration;
-            self.sweep(|e| e.lastuse + exp <= now, usize::MAX);
-            self.gc.counter = 1;
-            return;
-        }
-        if self.entries <= MAX_SIZE {
-            self.gc.counter += 1;
-            return;
-        }
-        let goal = ((self.entries - MAX_SIZE) * 4 / 3).min(MAX_SIZE / 2);
-        self.sweep(|e| e.lastuse + ENTRY_TIMEOUT <= now, goal);
-    }
-
-    fn sweep(&mut self, stale: impl Fn(&LblcrEntry) -> bool, goal: usize) {
-        let mut removed = 0usize;
-        let mut j = self.gc.rover;
-        for _ in 0..TAB_SIZE {
-            j = (j + 1) & (TAB_SIZE - 1);
-            let before = self.buckets[j].len();
-            self.buckets[j].retain(|e| !stale(e));
-            let n = before - self.buckets[j].len();
-            self.entries -= n;
-            removed += n;
-            if goal != usize::MAX && removed >= goal {
-                break;
-            }
-        }
-        self.gc.rover = j;
+        self.t.buckets.iter().flatten().any(|e| e.set.contains(&id))
     }
 }
 

@@ -200,17 +200,17 @@ impl SchedState {
     /// When `expire` next has work to do, if ever.
     pub fn next_timer(&self) -> Option<Duration> {
         match self {
-            SchedState::Lblc(t) => Some(t.next_tick()),
-            SchedState::Lblcr(t) => Some(t.next_tick()),
+            SchedState::Lblc(c) => Some(c.t.next_tick()),
+            SchedState::Lblcr(c) => Some(c.t.next_tick()),
             _ => None,
         }
     }
 
     /// Run timers (lblc/lblcr cache expiry).
-    pub fn expire(&mut self, now: Duration, list: &[u32], dests: &Dests) {
+    pub fn expire(&mut self, now: Duration) {
         match self {
-            SchedState::Lblc(t) => t.expire(now),
-            SchedState::Lblcr(t) => t.expire(now, list, dests),
+            SchedState::Lblc(c) => c.t.expire(now),
+            SchedState::Lblcr(c) => c.t.expire(now),
             _ => {}
         }
     }
