@@ -105,39 +105,6 @@ impl PacketSocket {
         })
     }
 
-    /// Receive one frame into `buf`; `Ok(None)` when nothing is waiting. Frames this host
-    /// sent are skipped.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        loop {
-            // SAFETY: zeroed sockaddr_ll is valid; recvfrom writes at most its size.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    0,
-                    &mut sll as *mut _ as *mut libc::sockaddr,
-                    &mut len,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return match e.kind() {
-                    io::ErrorKind::WouldBlock => Ok(None),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => Err(e),
-                };
-            }
-            if sll.sll_pkttype == libc::PACKET_OUTGOING {
-                continue;
-            }
-            return Ok(Some(n as usize));
-        }
-    }
-
     /// Send one complete Ethernet frame.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: zeroed sockaddr_ll is valid.
@@ -211,4 +178,133 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
         .iter()
         .map(|p| p.revents & (libc::POLLIN | libc::POLLERR) != 0)
         .collect())
+}
+
+/// Frames a [`PacketSocket::recv_batch`] call can return at once.
+pub const BATCH: usize = 64;
+/// Receive buffer per frame: ample for a 1500-byte MTU with offloads off; longer frames
+/// (GRO/TSO left on) are reported truncated and dropped.
+const FRAME_BUF: usize = 16 * 1024;
+
+/// Reusable buffers for batched receive (recvmmsg) on one socket.
+pub struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    count: usize,
+    /// Frames dropped because they did not fit a buffer.
+    pub truncated: u64,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch {
+            bufs: (0..BATCH).map(|_| vec![0u8; FRAME_BUF]).collect(),
+            lens: vec![0; BATCH],
+            count: 0,
+            truncated: 0,
+        }
+    }
+}
+
+impl RecvBatch {
+    /// The frames of the last receive.
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
+        self.bufs
+            .iter()
+            .zip(&self.lens)
+            .take(self.count)
+            .filter(|(_, &l)| l > 0)
+            .map(|(b, &l)| &b[..l])
+    }
+}
+
+impl PacketSocket {
+    /// Receive up to [`BATCH`] waiting frames with one recvmmsg(2); returns how many slots
+    /// were filled (0: nothing waiting). Outgoing and truncated frames get length 0.
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        // SAFETY: zeroed sockaddr_ll/iovec/mmsghdr are valid starting values.
+        let mut addrs: [libc::sockaddr_ll; BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for i in 0..BATCH {
+            iovs[i].iov_base = batch.bufs[i].as_mut_ptr() as *mut libc::c_void;
+            iovs[i].iov_len = batch.bufs[i].len();
+            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &mut addrs[i] as *mut _ as *mut libc::c_void;
+            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        }
+        let n = loop {
+            // SAFETY: msgs, iovs, addrs and the buffers outlive the call.
+            let n = unsafe {
+                libc::recvmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    BATCH as u32,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n >= 0 {
+                break n as usize;
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => break 0,
+                _ => return Err(e),
+            }
+        };
+        for i in 0..n {
+            let trunc = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            batch.truncated += u64::from(trunc);
+            let ours = addrs[i].sll_pkttype == libc::PACKET_OUTGOING;
+            batch.lens[i] = if trunc || ours {
+                0
+            } else {
+                msgs[i].msg_len as usize
+            };
+        }
+        batch.count = n;
+        Ok(n)
+    }
+
+    /// Send `frames` with as few sendmmsg(2) calls as the socket allows.
+    pub fn send_batch(&self, frames: &[Vec<u8>]) -> io::Result<()> {
+        let mut done = 0;
+        while done < frames.len() {
+            let chunk = &frames[done..frames.len().min(done + BATCH)];
+            // SAFETY: zeroed iovec/mmsghdr are valid; pointers refer to `chunk`, alive here.
+            let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for (i, f) in chunk.iter().enumerate() {
+                iovs[i].iov_base = f.as_ptr() as *mut libc::c_void;
+                iovs[i].iov_len = f.len();
+                msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+            }
+            // SAFETY: as above; the socket is bound to its interface, so no address is needed.
+            let n = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    chunk.len() as u32,
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => {
+                        wait_fd(self.fd.as_raw_fd(), libc::POLLOUT, 10);
+                        continue;
+                    }
+                    _ => return Err(e),
+                }
+            }
+            done += n as usize;
+        }
+        Ok(())
+    }
 }

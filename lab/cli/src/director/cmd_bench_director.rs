@@ -172,14 +172,11 @@ pub fn run(args: BenchDirectorArgs) -> Result<()> {
 
     stop_director(&lab)?;
     let nft = format!(
-        "table ip lvsbench {{ chain pre {{ type nat hook prerouting priority dstnat; policy accept; \
-         ip daddr {VIP} tcp dport {IPERF_PORT} dnat to 192.168.1.201:{IPERF_PORT}; \
-         ip daddr {VIP} tcp dport 80 dnat to numgen inc mod 2 map {{ 0 : 192.168.1.201, 1 : 192.168.1.203 }}; }} }}"
+        "table ip lvsbench {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    \
+         ip daddr {VIP} tcp dport {IPERF_PORT} dnat to 192.168.1.201:{IPERF_PORT}\n    \
+         ip daddr {VIP} tcp dport 80 dnat to numgen inc mod 2 map {{ 0 : 192.168.1.201, 1 : 192.168.1.203 }}\n  }}\n}}\n"
     );
-    run_ok(
-        in_ns(&lab, "director", "nft", &[&nft])?,
-        "nft (is nftables installed?)",
-    )?;
+    nft_load(&lab, &nft)?;
     run_ok(
         in_ns(
             &lab,
@@ -218,6 +215,29 @@ pub fn run(args: BenchDirectorArgs) -> Result<()> {
         println!(
             "{:<22}{:>16.0}{:>16.0}{:>8.2}",
             "new conns/s", user.conns_per_sec, kernel.conns_per_sec, ratio_cps
+        );
+    }
+    Ok(())
+}
+
+/// Load an nftables ruleset into the director's namespace (`nft -f -`).
+fn nft_load(lab: &Lab, ruleset: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = in_ns(lab, "director", "nft", &["-f", "-"])?
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("run nft (is nftables installed?)")?;
+    child
+        .stdin
+        .take()
+        .context("nft stdin")?
+        .write_all(ruleset.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "nft -f failed: {}\n{ruleset}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
     Ok(())

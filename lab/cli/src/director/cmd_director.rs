@@ -5,7 +5,7 @@
 //! userspace director handles (to the VIP, and NAT replies to clients) while still doing its
 //! own chores (ARP for the DIP, pings). AF_PACKET gets a copy of every frame before that.
 
-use crate::director::afpacket::{poll_readable, PacketSocket};
+use crate::director::afpacket::{poll_readable, PacketSocket, RecvBatch, BATCH};
 use crate::director::control::{ConnRow, Counters, DestStats, Request, Response, ServiceStats};
 use anyhow::{bail, Context, Result};
 use lvslab_core::director::{Director, DirectorConfig, DirectorStats, Fault, IfaceId};
@@ -89,7 +89,8 @@ pub fn serve(lines: &[String], socket: &Path) -> Result<()> {
 
     let mut fds: Vec<_> = sockets.iter().map(|s| s.as_raw_fd()).collect();
     fds.push(listener.as_raw_fd());
-    let mut buf = vec![0u8; 65536];
+    let mut batch = RecvBatch::default();
+    let mut out: Vec<Vec<Vec<u8>>> = vec![Vec::new(); sockets.len()];
     let mut last_poll = Duration::ZERO;
     loop {
         let ready = poll_readable(&fds, 100)?;
@@ -98,16 +99,23 @@ pub fn serve(lines: &[String], socket: &Path) -> Result<()> {
             if !ready[idx] {
                 continue;
             }
-            // Bounded batches keep one busy interface from starving the others.
-            for _ in 0..256 {
-                let Some(n) = sock
-                    .recv(&mut buf)
-                    .with_context(|| format!("recv on {}", sock.name))?
-                else {
+            // Bounded rounds keep one busy interface from starving the others; frames to
+            // send are gathered per interface and leave with one sendmmsg per round.
+            for _ in 0..8 {
+                let n = sock
+                    .recv_batch(&mut batch)
+                    .with_context(|| format!("recv on {}", sock.name))?;
+                for frame in batch.frames() {
+                    for (iface, f) in director.handle_frame(now, IfaceId(idx), frame) {
+                        if let Some(q) = out.get_mut(iface.0) {
+                            q.push(f);
+                        }
+                    }
+                }
+                flush(&sockets, &mut out);
+                if n < BATCH {
                     break;
-                };
-                let tx = director.handle_frame(now, IfaceId(idx), &buf[..n]);
-                transmit(&sockets, tx);
+                }
             }
         }
         if ready[sockets.len()] {
@@ -116,6 +124,17 @@ pub fn serve(lines: &[String], socket: &Path) -> Result<()> {
         if now.saturating_sub(last_poll) >= Duration::from_millis(100) {
             last_poll = now;
             transmit(&sockets, director.poll(now));
+        }
+    }
+}
+
+fn flush(sockets: &[PacketSocket], out: &mut [Vec<Vec<u8>>]) {
+    for (sock, q) in sockets.iter().zip(out.iter_mut()) {
+        if !q.is_empty() {
+            if let Err(e) = sock.send_batch(q) {
+                tracing::warn!(iface = %sock.name, error = %e, "send failed");
+            }
+            q.clear();
         }
     }
 }
