@@ -291,6 +291,26 @@ fn tun_end_to_end() {
         rs.contains("192.168.1.250.80 > 198.51.100.10."),
         "the reply leaves from the VIP:\n{rs}"
     );
+
+    // Full-size DF segments do not fit the tunnel: the director's ICMP fragmentation
+    // needed (MTU 1500 - 20) teaches the client a path MTU of 1480, and bulk data flows.
+    let v = lab.request(&["-n", "2", "--random-bytes", "20000"]);
+    assert_all_ok(&v, 2);
+    let route = ok(&[
+        "exec",
+        "--lab",
+        &lab.name,
+        "client",
+        "--",
+        "ip",
+        "route",
+        "get",
+        "192.168.1.250",
+    ]);
+    assert!(
+        route.contains("mtu 1480"),
+        "path MTU learnt from the director: {route}"
+    );
 }
 
 #[test]
