@@ -150,6 +150,13 @@ impl Capture {
     }
 }
 
+/// tcpdump at each `(node, interface)` while two requests pass; the text of each capture.
+fn capture_requests<const N: usize>(lab: &LabGuard, points: [(&str, &str); N]) -> [String; N] {
+    let caps = points.map(|(node, iface)| Capture::start(lab, node, iface));
+    assert_all_ok(&lab.request(&["-n", "2"]), 2);
+    caps.map(Capture::finish)
+}
+
 /// The common checks: rr 50/50 over 100, wrr 1:2 over 99, 32 random bytes, UDP, curl.
 fn balances_and_echoes(lab: &LabGuard, method_flag: &str) {
     let v = lab.request(&["-n", "100"]);
@@ -226,11 +233,7 @@ fn nat_end_to_end() {
     let lab = LabGuard::up("nat-topology", "nat");
     balances_and_echoes(&lab, "-m");
 
-    let lan = Capture::start(&lab, "director", "eth1");
-    let wan = Capture::start(&lab, "director", "eth0");
-    assert_all_ok(&lab.request(&["-n", "2"]), 2);
-    let lan = lan.finish();
-    let wan = wan.finish();
+    let [lan, wan] = capture_requests(&lab, [("director", "eth1"), ("director", "eth0")]);
     assert!(
         lan.contains("198.51.100.10.") && lan.contains("> 192.168.1.201.80:"),
         "NAT rewrote the destination to a RIP:\n{lan}"
@@ -254,11 +257,7 @@ fn dr_end_to_end() {
     let lab = LabGuard::up("dr-topology", "dr");
     balances_and_echoes(&lab, "-g");
 
-    let dir = Capture::start(&lab, "director", "eth0");
-    let rs = Capture::start(&lab, "rs1", "eth0");
-    assert_all_ok(&lab.request(&["-n", "2"]), 2);
-    let dir = dir.finish();
-    let rs = rs.finish();
+    let [dir, rs] = capture_requests(&lab, [("director", "eth0"), ("rs1", "eth0")]);
     assert!(
         rs.contains("198.51.100.10.") && rs.contains("> 192.168.1.250.80:"),
         "the real server gets the packet addressed to the VIP:\n{rs}"
@@ -279,9 +278,7 @@ fn tun_end_to_end() {
     let lab = LabGuard::up("tun-topology", "tun");
     balances_and_echoes(&lab, "-i");
 
-    let rs = Capture::start(&lab, "rs1", "eth0");
-    assert_all_ok(&lab.request(&["-n", "2"]), 2);
-    let rs = rs.finish();
+    let [rs] = capture_requests(&lab, [("rs1", "eth0")]);
     assert!(rs.contains("proto IPIP (4)"), "IPIP on the wire:\n{rs}");
     assert!(
         rs.contains("192.168.1.202 > 192.168.1.201: ") && rs.contains("> 192.168.1.250.80:"),
