@@ -38,6 +38,11 @@ pub struct NormalizeOptions {
     pub neighbor_discovery: bool,
     /// Show TCP retransmissions (a second copy of an identical segment).
     pub retransmissions: bool,
+    /// Show TCP pure ACKs that the next segment in the same direction repeats (same ack
+    /// number). Whether a receiver acknowledges at once or piggybacks the ACK on its next
+    /// segment depends on delayed-ACK timers, so by default such ACKs are left out; the
+    /// handshake's ACK is always shown.
+    pub superseded_acks: bool,
     /// Show IGMP and other link-local multicast (224.0.0.0/24), e.g. a bridge's
     /// membership reports, which come whenever the kernel feels like it.
     pub multicast: bool,
@@ -110,7 +115,16 @@ struct TcpMeta {
     seq: u32,
     ack: Option<u32>,
     syn: bool,
+    fin: bool,
+    rst: bool,
     consumed: u32,
+}
+
+impl TcpMeta {
+    /// An ACK and nothing else: no data, no SYN, FIN or RST.
+    fn pure_ack(&self) -> bool {
+        self.consumed == 0 && !self.rst && self.ack.is_some()
+    }
 }
 
 #[derive(Debug)]
@@ -239,6 +253,8 @@ fn tcp_meta(frame: &Frame) -> Option<TcpMeta> {
         seq: t.seq,
         ack: t.flags.ack.then_some(t.ack),
         syn: t.flags.syn,
+        fin: t.flags.fin,
+        rst: t.flags.rst,
         consumed: len + u32::from(t.flags.syn) + u32::from(t.flags.fin),
     })
 }
@@ -287,6 +303,10 @@ pub struct JourneySummary {
 pub fn analyze(captures: &[HopCapture], roles: &RoleMap, opts: NormalizeOptions) -> PathReport {
     let journeys = build_journeys(captures, roles, opts);
     let ordered = order(journeys);
+    let ordered: Vec<Vec<Journey>> = ordered
+        .into_iter()
+        .map(|js| drop_timing_noise(js, opts))
+        .collect();
     let text = render(&ordered, roles);
     let titles: Vec<String> = text
         .lines()
@@ -497,7 +517,9 @@ fn depends(b: &Journey, a: &Journey, isn: &[Option<u32>; 2]) -> bool {
             return b.first_ts > a.last_ts;
         };
         let Some(ack) = bt.ack else {
-            return false;
+            // No ACK flag (a bare RST): its sequence numbers say nothing about what it
+            // answers, so the clock decides.
+            return b.first_ts > a.last_ts;
         };
         if at.consumed == 0 {
             return false;
@@ -562,6 +584,75 @@ fn merge_directions(js: Vec<Journey>) -> Vec<Journey> {
     let [c2s, s2c] = queues;
     let mut iters = [c2s.into_iter(), s2c.into_iter()];
     picks.into_iter().filter_map(|d| iters[d].next()).collect()
+}
+
+/// Leaves out TCP segments whose presence depends on timers rather than on the balancer,
+/// so the text does not change with load:
+/// - a pure ACK whose ack number the next segment in the same direction carries again
+///   (delayed ACK or not), unless `superseded_acks`; the handshake's ACK always stays;
+/// - a pure ACK that acknowledges nothing new (a duplicate ACK: the echo of a
+///   retransmission), unless `retransmissions`;
+/// - pure ACKs and RSTs after both FINs were acknowledged (TIME_WAIT echoes of a late
+///   duplicate and the RST a closed socket answers them with), unless `retransmissions`.
+fn drop_timing_noise(js: Vec<Journey>, opts: NormalizeOptions) -> Vec<Journey> {
+    let mut isn: [Option<u32>; 2] = [None, None];
+    for j in &js {
+        if let Some(m) = j.tcp.filter(|m| m.syn) {
+            isn[usize::from(!j.c2s)] = Some(m.seq);
+        }
+    }
+    // Per direction: highest ack sent (relative to the peer's ISN), end of our FIN.
+    let mut last_ack: [Option<u32>; 2] = [None, None];
+    let mut fin_end: [Option<u32>; 2] = [None, None];
+    let mut fin_acked = [false; 2];
+    let mut keep = Vec::with_capacity(js.len());
+    for (i, j) in js.iter().enumerate() {
+        let Some(m) = j.tcp else {
+            keep.push(true);
+            continue;
+        };
+        let d = usize::from(!j.c2s);
+        let closed = fin_acked[0] && fin_acked[1];
+        let rel_ack = m.ack.zip(isn[1 - d]).map(|(a, p)| a.wrapping_sub(p));
+        let pure = m.pure_ack();
+        let handshake = isn[d].is_some_and(|o| m.seq == o.wrapping_add(1))
+            && rel_ack == Some(1)
+            && last_ack[d].is_none();
+        let superseded = js[i + 1..]
+            .iter()
+            .find(|n| n.c2s == j.c2s)
+            .and_then(|n| n.tcp)
+            .is_some_and(|n| n.ack == m.ack);
+        let duplicate = rel_ack
+            .zip(last_ack[d])
+            .is_some_and(|(a, l)| a.wrapping_sub(l) as i32 <= 0);
+        let drop = if pure && !handshake {
+            (superseded && !opts.superseded_acks)
+                || ((duplicate || closed) && !opts.retransmissions)
+        } else {
+            closed && m.consumed == 0 && !opts.retransmissions
+        };
+        keep.push(!drop);
+        if drop {
+            continue;
+        }
+        if let Some(a) = rel_ack {
+            last_ack[d] =
+                Some(last_ack[d].map_or(a, |l| if a.wrapping_sub(l) as i32 > 0 { a } else { l }));
+            if fin_end[1 - d].is_some_and(|e| a.wrapping_sub(e) as i32 >= 0) {
+                fin_acked[1 - d] = true;
+            }
+        }
+        if m.fin {
+            if let Some(o) = isn[d] {
+                fin_end[d] = Some(m.seq.wrapping_sub(o).wrapping_add(m.consumed));
+            }
+        }
+    }
+    js.into_iter()
+        .zip(keep)
+        .filter_map(|(j, k)| k.then_some(j))
+        .collect()
 }
 
 /// Stable names for values that change every run.

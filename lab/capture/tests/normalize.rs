@@ -508,3 +508,63 @@ fn igmp_and_link_local_multicast_are_left_out_unless_asked_for() {
         "{with}"
     );
 }
+
+#[test]
+fn an_ack_the_next_segment_repeats_is_left_out_so_delayed_acks_do_not_matter() {
+    let base = {
+        let mut sim = Sim::default();
+        nat_exchange(&mut sim, 0, 40000, 0);
+        normalize(&sim.captures(), &roles(), NormalizeOptions::default())
+    };
+    // The server acknowledges the request at once instead of piggybacking the ACK.
+    let mut sim = Sim::default();
+    nat_exchange(&mut sim, 0, 40000, 0);
+    sim.send(250, &nat_out(), tcp(80, 40000, 5001, Some(1007), "", b""));
+    assert_eq!(
+        normalize(&sim.captures(), &roles(), NormalizeOptions::default()),
+        base
+    );
+    let opts = NormalizeOptions {
+        superseded_acks: true,
+        ..Default::default()
+    };
+    let all = normalize(&sim.captures(), &roles(), opts);
+    assert_eq!(all.matches("TCP [.] seq 1 ack 7 len 0").count(), 6, "{all}");
+    // The handshake's ACK stays even though the request repeats its ack number.
+    assert_eq!(base.matches("TCP [.] seq 1 ack 1 len 0").count(), 6);
+}
+
+#[test]
+fn time_wait_echoes_after_the_close_are_left_out() {
+    let base = {
+        let mut sim = Sim::default();
+        nat_exchange(&mut sim, 0, 40000, 0);
+        normalize(&sim.captures(), &roles(), NormalizeOptions::default())
+    };
+    let mut sim = Sim::default();
+    nat_exchange(&mut sim, 0, 40000, 0);
+    // A late duplicate draws an ACK from the client's TIME_WAIT socket, and the server's
+    // closed socket answers that with a RST.
+    sim.send(800, &nat_in(), tcp(40000, 80, 1008, Some(5006), "", b""));
+    let rst = {
+        let mut b = Vec::new();
+        PacketBuilder::ethernet2(mac(6), mac(5))
+            .ipv4(RIP1, CIP, 64)
+            .tcp(80, 40000, 5006, 0)
+            .rst()
+            .write(&mut b, &[])
+            .unwrap();
+        b
+    };
+    sim.put(Hop::new("rs1", "eth0"), 900, rst.clone());
+    sim.put(Hop::new("director", "eth1"), 901, rst);
+    let text = normalize(&sim.captures(), &roles(), NormalizeOptions::default());
+    assert_eq!(text, base);
+    let opts = NormalizeOptions {
+        retransmissions: true,
+        ..Default::default()
+    };
+    let all = normalize(&sim.captures(), &roles(), opts);
+    assert_eq!(all.matches("TCP [.] seq 8 ack 6 len 0").count(), 6, "{all}");
+    assert_eq!(all.matches("TCP [R] seq 6 len 0").count(), 2, "{all}");
+}

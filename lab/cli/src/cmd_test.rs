@@ -27,6 +27,10 @@ pub struct Args {
     /// Where captures go (default: `captures/` beside the scenarios directory).
     #[arg(long)]
     pub captures: Option<PathBuf>,
+    /// Test-only: run the director with a deliberate fault (`nat-source-rewrite`) to see a
+    /// scenario fail at the hop the fault breaks.
+    #[arg(long = "break", value_name = "FAULT")]
+    pub break_director: Option<String>,
 }
 
 fn find_scenarios_dir() -> Option<PathBuf> {
@@ -55,7 +59,7 @@ pub fn run(args: Args) -> Result<()> {
             .unwrap_or_else(|| root.join("captures")),
         snapshots_dir: dir.join("snapshots"),
         backend: args.backend,
-        break_director: None,
+        break_director: args.break_director.clone(),
     };
     let t0 = std::time::Instant::now();
     let results = suite::run_all(&files, args.jobs, &cfg, &|r| {

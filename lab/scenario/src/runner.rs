@@ -738,7 +738,14 @@ fn check_expectations(
                 .iter()
                 .any(|n| n.name == node && n.role == Role::Realserver)
         };
-        for c in &report.conversations {
+        // Only conversations a real server took part in: a refused request carries its
+        // payload no further than the director, as it should.
+        let served = report.conversations.iter().filter(|c| {
+            c.journeys
+                .iter()
+                .any(|j| j.arrived.iter().chain(&j.handed_to).any(|h| is_rs(&h.node)))
+        });
+        for c in served {
             for j in c
                 .journeys
                 .iter()
