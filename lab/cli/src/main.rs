@@ -58,6 +58,9 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if cli.command.prints_a_report() {
+        restore_default_sigpipe();
+    }
     let res = match cli.command {
         Command::Up(a) => cmd_up::run(a),
         Command::Down(a) => cmd_down::run(a),
@@ -87,4 +90,29 @@ fn main() {
         }
         std::process::exit(1);
     }
+}
+
+impl Command {
+    /// Commands whose output is a report meant for pipes like `| head`: they should end
+    /// quietly when the reader goes away instead of panicking in `println!`. Daemons and
+    /// traffic tools keep Rust's ignored SIGPIPE so a peer closing a socket is an error
+    /// they handle, not a silent death.
+    fn prints_a_report(&self) -> bool {
+        matches!(
+            self,
+            Command::List(_)
+                | Command::Status(_)
+                | Command::Validate(_)
+                | Command::Simulate(_)
+                | Command::Stats(_)
+                | Command::Conns(_)
+        )
+    }
+}
+
+/// Let SIGPIPE end the process, as it does for ordinary Unix filters.
+fn restore_default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called at start-up before any thread exists; SIG_DFL installs no handler code.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
