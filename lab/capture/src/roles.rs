@@ -77,6 +77,55 @@ impl RoleMap {
     }
 }
 
+impl RoleMap {
+    /// The map as text, one fact a line: `mac <mac> <node> <iface>` or `addr <ip> <label>`.
+    /// Runs write it beside their captures so the path can be rebuilt offline.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for (mac, hop) in &self.macs {
+            out.push_str(&format!(
+                "mac {} {} {}\n",
+                format_mac(mac),
+                hop.node,
+                hop.iface
+            ));
+        }
+        for (addr, label) in &self.labels {
+            out.push_str(&format!("addr {addr} {label}\n"));
+        }
+        out
+    }
+
+    /// Parses [`RoleMap::to_text`]'s format; the error names the line.
+    pub fn from_text(text: &str) -> Result<RoleMap, String> {
+        let mut r = RoleMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                [] => {}
+                ["mac", m, node, iface] => {
+                    let mac =
+                        parse_mac(m).ok_or_else(|| format!("line {}: bad MAC {m:?}", n + 1))?;
+                    r.mac(mac, Hop::new(*node, *iface));
+                }
+                ["addr", a, label] => {
+                    let addr: IpAddr = a
+                        .parse()
+                        .map_err(|_| format!("line {}: bad address {a:?}", n + 1))?;
+                    r.label(addr, *label);
+                }
+                _ => {
+                    return Err(format!(
+                        "line {}: expected `mac MAC NODE IFACE` or `addr IP LABEL`, got {line:?}",
+                        n + 1
+                    ))
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &Mac) -> String {
     mac.iter()

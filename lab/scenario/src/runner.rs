@@ -215,6 +215,8 @@ fn run_inner(
     let caps = capture.stop()?;
     let run_dir = cfg.captures_dir.join(lab).join(&result.name);
     lvslab_capture::files::write_run_dir(&run_dir, &caps)?;
+    // The roles beside the captures let anyone rebuild the path text from the files alone.
+    let _ = std::fs::write(run_dir.join("roles.txt"), roles.to_text());
     result.captures = Some(run_dir);
     if let Some(e) = step_err {
         return Err(e);
