@@ -59,8 +59,16 @@ pub fn render(source: &str, description: &str, text: &str) -> String {
 }
 
 fn yaml_scalar(s: &str) -> String {
-    // Always double-quoted JSON strings: valid YAML whatever the text holds.
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+    // Plain when it is path-like (as insta writes `source:`), otherwise a double-quoted
+    // JSON string, which is valid YAML whatever the text holds.
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
+    if plain {
+        s.to_owned()
+    } else {
+        serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+    }
 }
 
 /// The text of an existing snapshot, read by insta itself.

@@ -1,6 +1,8 @@
 //! The shipped scenarios as a cargo test (needs root: every scenario builds a lab), through
 //! the same runner as `lvslab test`, plus a deliberately broken NAT rewrite that must fail
-//! with a diff at the hop where the rewrite is missing.
+//! with a diff at the hop where the rewrite is missing. It is the `scenarios` test target
+//! of the lvslab package, kept in this folder so that cargo-insta treats `scenarios/` as a
+//! snapshot root and `cargo insta review` finds the `.snap.new` files written here.
 
 use lvslab_scenario::{runner, suite, RunnerConfig};
 use std::path::{Path, PathBuf};
