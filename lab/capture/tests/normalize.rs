@@ -230,6 +230,18 @@ fn nat_exchange(sim: &mut Sim, t0: u64, cport: u16, race: u64) {
     sim.send(t0 + 600, &o, tcp(80, cport, si + 6, Some(ci + 8), "", b""));
 }
 
+/// The standard exchange on client port 40000, no race.
+fn exchange() -> Sim {
+    let mut sim = Sim::default();
+    nat_exchange(&mut sim, 0, 40000, 0);
+    sim
+}
+
+/// The path text with default options.
+fn path(sim: &Sim) -> String {
+    normalize(&sim.captures(), &roles(), NormalizeOptions::default())
+}
+
 #[test]
 fn nat_path_shows_every_hop_with_roles_and_rewrites() {
     let mut sim = Sim::default();
@@ -263,11 +275,7 @@ fn nat_path_shows_every_hop_with_roles_and_rewrites() {
 
 #[test]
 fn racing_directions_and_jittered_clocks_give_the_same_text() {
-    let base = {
-        let mut sim = Sim::default();
-        nat_exchange(&mut sim, 0, 40000, 0);
-        normalize(&sim.captures(), &roles(), NormalizeOptions::default())
-    };
+    let base = path(&exchange());
     for race in [3, 7, 20, 50] {
         let mut sim = Sim::default();
         nat_exchange(&mut sim, 0, 40000, race);
@@ -511,19 +519,11 @@ fn igmp_and_link_local_multicast_are_left_out_unless_asked_for() {
 
 #[test]
 fn an_ack_the_next_segment_repeats_is_left_out_so_delayed_acks_do_not_matter() {
-    let base = {
-        let mut sim = Sim::default();
-        nat_exchange(&mut sim, 0, 40000, 0);
-        normalize(&sim.captures(), &roles(), NormalizeOptions::default())
-    };
+    let base = path(&exchange());
     // The server acknowledges the request at once instead of piggybacking the ACK.
-    let mut sim = Sim::default();
-    nat_exchange(&mut sim, 0, 40000, 0);
+    let mut sim = exchange();
     sim.send(250, &nat_out(), tcp(80, 40000, 5001, Some(1007), "", b""));
-    assert_eq!(
-        normalize(&sim.captures(), &roles(), NormalizeOptions::default()),
-        base
-    );
+    assert_eq!(path(&sim), base);
     let opts = NormalizeOptions {
         superseded_acks: true,
         ..Default::default()
@@ -536,13 +536,8 @@ fn an_ack_the_next_segment_repeats_is_left_out_so_delayed_acks_do_not_matter() {
 
 #[test]
 fn time_wait_echoes_after_the_close_are_left_out() {
-    let base = {
-        let mut sim = Sim::default();
-        nat_exchange(&mut sim, 0, 40000, 0);
-        normalize(&sim.captures(), &roles(), NormalizeOptions::default())
-    };
-    let mut sim = Sim::default();
-    nat_exchange(&mut sim, 0, 40000, 0);
+    let base = path(&exchange());
+    let mut sim = exchange();
     // A late duplicate draws an ACK from the client's TIME_WAIT socket, and the server's
     // closed socket answers that with a RST.
     sim.send(800, &nat_in(), tcp(40000, 80, 1008, Some(5006), "", b""));
@@ -558,8 +553,7 @@ fn time_wait_echoes_after_the_close_are_left_out() {
     };
     sim.put(Hop::new("rs1", "eth0"), 900, rst.clone());
     sim.put(Hop::new("director", "eth1"), 901, rst);
-    let text = normalize(&sim.captures(), &roles(), NormalizeOptions::default());
-    assert_eq!(text, base);
+    assert_eq!(path(&sim), base);
     let opts = NormalizeOptions {
         retransmissions: true,
         ..Default::default()
