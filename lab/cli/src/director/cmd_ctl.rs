@@ -18,9 +18,9 @@ pub enum Action {
 /// Which director, and ipvsadm's flags for the rest.
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    /// The lab.
+    /// The lab (optional when exactly one is up).
     #[arg(long)]
-    pub lab: String,
+    pub lab: Option<String>,
     /// The director node, when the lab has several.
     #[arg(long)]
     pub node: Option<String>,
@@ -65,7 +65,8 @@ fn send(action: &Action, real: bool) -> Result<()> {
     let (line, target) = ipvsadm_line(action, real);
     // Parse here too, so a typo is reported before anything is sent.
     lvslab_core::ipvsadm::parse(&line).with_context(|| format!("`ipvsadm {line}`"))?;
-    let socket = crate::director::labinfo::control_socket(&target.lab, target.node.as_deref())?;
+    let lab = crate::director::labinfo::resolve_lab(target.lab.as_deref())?;
+    let socket = crate::director::labinfo::control_socket(&lab, target.node.as_deref())?;
     control::call_ok(&socket, &Request::Ipvsadm { line: line.clone() })?;
     println!("applied: ipvsadm {line}");
     Ok(())
