@@ -14,11 +14,6 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, Source};
 
-/// The 14 scheduler names `ipvsadm -s` accepts.
-pub const SCHEDULERS: [&str; 14] = [
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
-];
-
 /// What a node is for; decides its default sysctls and daemons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -210,7 +205,7 @@ pub struct ServiceSpec {
     pub port: u16,
     /// tcp or udp.
     pub protocol: Protocol,
-    /// One of [`SCHEDULERS`].
+    /// An ipvsadm scheduler name (validated by [`lvslab_core::Scheduler`]).
     pub scheduler: String,
     /// nat, dr or tun.
     pub method: Method,
@@ -1092,13 +1087,14 @@ impl Validator<'_> {
             }
         };
         let scheduler = s.scheduler.get_ref().clone();
-        if !SCHEDULERS.contains(&scheduler.as_str()) {
+        // The balancer core owns the scheduler vocabulary, so the two never disagree.
+        if scheduler.parse::<lvslab_core::Scheduler>().is_err() {
             self.err(
                 s.scheduler.span(),
                 format!("unknown scheduler {scheduler:?}"),
                 format!(
                     "use one of the ipvsadm schedulers: {}",
-                    SCHEDULERS.join(" ")
+                    lvslab_core::Scheduler::ALL.map(|s| s.to_string()).join(" ")
                 ),
             );
         }

@@ -9,7 +9,7 @@ use crate::director::afpacket::{poll_readable, PacketSocket, RecvBatch, BATCH};
 use crate::director::control::{ConnRow, Counters, DestStats, Request, Response, ServiceStats};
 use anyhow::{bail, Context, Result};
 use lvslab_core::director::{Director, DirectorConfig, DirectorStats, Fault, IfaceId};
-use lvslab_core::{ipvsadm, ForwardMethod, Ipvs, IpvsConfig, Protocol, ServiceKey};
+use lvslab_core::{ipvsadm, Ipvs, IpvsConfig, ServiceKey};
 use lvslab_scenario::runner::BREAK_ENV;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -266,15 +266,6 @@ fn counters(c: &lvslab_core::Counters) -> Counters {
     }
 }
 
-/// ipvsadm's name for a forwarding method.
-fn forward_name(m: ForwardMethod) -> &'static str {
-    match m {
-        ForwardMethod::Nat => "Masq",
-        ForwardMethod::Dr => "Route",
-        ForwardMethod::Tun => "Tunnel",
-    }
-}
-
 /// `TCP  192.168.1.250:80` as ipvsadm -Ln prints a service.
 fn service_name(key: &ServiceKey) -> String {
     match key {
@@ -283,11 +274,7 @@ fn service_name(key: &ServiceKey) -> String {
             vip,
             port,
         } => {
-            let p = match protocol {
-                Protocol::Tcp => "TCP",
-                Protocol::Udp => "UDP",
-            };
-            format!("{p}  {}", SocketAddr::new(vip.0, *port))
+            format!("{protocol}  {}", SocketAddr::new(vip.0, *port))
         }
         ServiceKey::FwMark(m) => format!("FWM  {m}"),
     }
@@ -306,7 +293,8 @@ fn service_stats(ipvs: &Ipvs) -> Vec<ServiceStats> {
                 .iter()
                 .map(|d| DestStats {
                     addr: d.config.addr.to_string(),
-                    forward: forward_name(d.config.method).to_string(),
+                    // Display gives ipvsadm's Forward column names (Masq, Route, Tunnel).
+                    forward: d.config.method.to_string(),
                     weight: d.config.weight,
                     active: u64::from(d.active),
                     inactive: u64::from(d.inactive),
@@ -321,10 +309,7 @@ fn conn_rows(ipvs: &Ipvs, now: Duration) -> Vec<ConnRow> {
     ipvs.conns(now)
         .iter()
         .map(|c| ConnRow {
-            pro: match c.protocol {
-                Protocol::Tcp => "TCP".into(),
-                Protocol::Udp => "UDP".into(),
-            },
+            pro: c.protocol.to_string(),
             expire_secs: c.expires_in.as_secs(),
             state: c.state.to_string(),
             source: c.client.to_string(),
