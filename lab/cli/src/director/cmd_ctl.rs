@@ -13,6 +13,8 @@ pub enum Action {
     Edit(Target),
     /// Delete it (ipvsadm -D / -d).
     Del(Target),
+    /// Show the table with weights and active/inactive connections (ipvsadm -Ln).
+    List(crate::director::cmd_stats::ListArgs),
 }
 
 /// Which director, and ipvsadm's flags for the rest.
@@ -48,9 +50,11 @@ pub struct RealArgs {
     action: Action,
 }
 
-/// The ipvsadm command line for `action` on a service (`real = false`) or real server.
-pub fn ipvsadm_line(action: &Action, real: bool) -> (String, &Target) {
+/// The ipvsadm command line for a change to a service (`real = false`) or real server;
+/// `None` for `list`, which changes nothing.
+pub fn ipvsadm_line(action: &Action, real: bool) -> Option<(String, &Target)> {
     let (flag, target) = match (action, real) {
+        (Action::List(_), _) => return None,
         (Action::Add(t), false) => ("-A", t),
         (Action::Edit(t), false) => ("-E", t),
         (Action::Del(t), false) => ("-D", t),
@@ -58,11 +62,16 @@ pub fn ipvsadm_line(action: &Action, real: bool) -> (String, &Target) {
         (Action::Edit(t), true) => ("-e", t),
         (Action::Del(t), true) => ("-d", t),
     };
-    (format!("{flag} {}", target.flags.join(" ")), target)
+    Some((format!("{flag} {}", target.flags.join(" ")), target))
 }
 
 fn send(action: &Action, real: bool) -> Result<()> {
-    let (line, target) = ipvsadm_line(action, real);
+    let Some((line, target)) = ipvsadm_line(action, real) else {
+        if let Action::List(args) = action {
+            return crate::director::cmd_stats::run_list(args);
+        }
+        return Ok(());
+    };
     // Parse here too, so a typo is reported before anything is sent.
     lvslab_core::ipvsadm::parse(&line).with_context(|| format!("`ipvsadm {line}`"))?;
     let lab = crate::director::labinfo::resolve_lab(target.lab.as_deref())?;

@@ -35,6 +35,55 @@ pub struct ConnsArgs {
     pub json: bool,
 }
 
+/// Arguments of `lvslab service list` / `lvslab real list`.
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// The lab (optional when exactly one lab is up).
+    pub lab: Option<String>,
+    /// The director node, when the lab has several.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `lvslab service list`: the table as `ipvsadm -Ln` shows it.
+pub fn run_list(args: &ListArgs) -> Result<()> {
+    let lab = crate::director::labinfo::resolve_lab(args.lab.as_deref())?;
+    let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
+    let services = fetch_stats(&socket)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&services)?);
+    } else {
+        print!("{}", render_list(&services));
+    }
+    Ok(())
+}
+
+/// `ipvsadm -Ln`: scheduler and flags per service; forwarding method, weight and the
+/// active/inactive counts the lc family of schedulers compare, per real server.
+pub fn render_list(services: &[ServiceStats]) -> String {
+    let mut out = String::from(
+        "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+    );
+    for s in services {
+        let _ = write!(out, "{} {}", s.service, s.scheduler);
+        if let Some(p) = s.persistent {
+            let _ = write!(out, " persistent {p}");
+        }
+        out.push('\n');
+        for d in &s.dests {
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                d.addr, d.forward, d.weight, d.active, d.inactive
+            );
+        }
+    }
+    out
+}
+
 fn fetch_stats(socket: &std::path::Path) -> Result<Vec<ServiceStats>> {
     match control::call_ok(socket, &Request::Stats)? {
         Response::Stats { services, .. } => Ok(services),
@@ -222,6 +271,22 @@ mod tests {
                 counters: c,
             }],
         }
+    }
+
+    #[test]
+    fn list_shows_weights_and_conn_counts_like_ipvsadm_ln() {
+        let mut s = svc(3);
+        s.persistent = Some(360);
+        s.dests[0].weight = 2;
+        s.dests[0].active = 1;
+        s.dests[0].inactive = 4;
+        let text = render_list(&[s]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "TCP  192.168.1.250:80 rr persistent 360");
+        assert_eq!(
+            lines[3].trim_end(),
+            "  -> 192.168.1.201:80             Masq    2      1          4"
+        );
     }
 
     #[test]
