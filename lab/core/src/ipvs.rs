@@ -8,7 +8,7 @@ use rand_pcg::Pcg32;
 use serde::Serialize;
 
 use crate::conn::{Conn, ConnTable, F_INACTIVE, F_NOOUTPUT, F_TEMPLATE};
-use crate::dest::{Counters, Dest};
+use crate::dest::{Counters, Dest, DestMut, DestSlab};
 use crate::explain::{Candidate, PickExplain};
 use crate::sched::{self, SchedInput, SchedState};
 use crate::tcp::{next_state, ConnState, Direction};
@@ -189,7 +189,7 @@ pub struct Ipvs {
     timeouts: Timeouts,
     services: Vec<Option<Service>>,
     by_key: HashMap<ServiceKey, u32>,
-    dests: Vec<Option<Dest>>,
+    dests: DestSlab,
     trash: Vec<u32>,
     conns: ConnTable,
     rng: Pcg32,
@@ -219,7 +219,7 @@ impl Ipvs {
             timeouts: cfg.timeouts,
             services: Vec::new(),
             by_key: HashMap::new(),
-            dests: Vec::new(),
+            dests: DestSlab::default(),
             trash: Vec::new(),
             conns: ConnTable::new(cfg.max_conns),
             rng: Pcg32::seed_from_u64(cfg.rng_seed),
@@ -273,11 +273,11 @@ impl Ipvs {
     }
 
     fn dest(&self, id: u32) -> Option<&Dest> {
-        self.dests.get(id as usize).and_then(|d| d.as_ref())
+        self.dests.get(id)
     }
 
-    fn dest_mut(&mut self, id: u32) -> Option<&mut Dest> {
-        self.dests.get_mut(id as usize).and_then(|d| d.as_mut())
+    fn dest_mut(&mut self, id: u32) -> Option<DestMut<'_>> {
+        self.dests.get_mut(id)
     }
 
     /// Apply one table change, as ipvsadm would through the kernel.
@@ -381,16 +381,13 @@ impl Ipvs {
         let did = match from_trash {
             Some(pos) => {
                 let did = self.trash.swap_remove(pos);
-                if let Some(d) = self.dest_mut(did) {
+                if let Some(mut d) = self.dest_mut(did) {
                     d.available = true;
                     d.idle_since = None;
                 }
                 did
             }
-            None => {
-                self.dests.push(Some(Dest::new(dc, sid)));
-                (self.dests.len() - 1) as u32
-            }
+            None => self.dests.push(Dest::new(dc, sid)),
         };
         self.update_dest(did, dc, true);
         let dests = &self.dests;
@@ -405,7 +402,7 @@ impl Ipvs {
 
     /// __ip_vs_update_dest: weight, thresholds, method; last_weight keeps the latest non-zero.
     fn update_dest(&mut self, did: u32, dc: DestConfig, add: bool) {
-        if let Some(d) = self.dest_mut(did) {
+        if let Some(mut d) = self.dest_mut(did) {
             if dc.u_threshold == 0 || dc.u_threshold > d.cfg.u_threshold {
                 d.overloaded = false;
             }
@@ -440,7 +437,7 @@ impl Ipvs {
         let (idx, did) = self
             .find_dest(sid, addr)
             .ok_or(IpvsError::NoDest(key, addr))?;
-        if let Some(d) = self.dest_mut(did) {
+        if let Some(mut d) = self.dest_mut(did) {
             d.available = false;
             if d.refs() == 0 {
                 d.idle_since = Some(now);
@@ -567,7 +564,7 @@ impl Ipvs {
                 c.outbytes += u64::from(len);
             }
         };
-        if let Some(d) = self.dest_mut(did) {
+        if let Some(mut d) = self.dest_mut(did) {
             bump(&mut d.stats);
         }
         if let Some(Some(s)) = self.services.get_mut(sid as usize) {
@@ -591,15 +588,15 @@ impl Ipvs {
             new_flags &= !F_NOOUTPUT;
         }
         if new != old && pkt.tcp.is_some() {
-            let dest = self.dests.get_mut(did as usize).and_then(|d| d.as_mut());
+            let dest = self.dests.get_mut(did);
             if flags & F_INACTIVE == 0 && new != ConnState::Established {
-                if let Some(d) = dest {
+                if let Some(mut d) = dest {
                     d.active -= 1;
                     d.inactive += 1;
                 }
                 new_flags |= F_INACTIVE;
             } else if flags & F_INACTIVE != 0 && new == ConnState::Established {
-                if let Some(d) = dest {
+                if let Some(mut d) = dest {
                     d.active += 1;
                     d.inactive -= 1;
                 }
@@ -683,7 +680,7 @@ impl Ipvs {
             t.timeout_ms = ms(p.timeout) as u32;
             let tid = self.conns.insert(t);
             self.conns.arm(tid, ms(now));
-            if let Some(d) = self.dest_mut(did) {
+            if let Some(mut d) = self.dest_mut(did) {
                 d.persistent += 1;
             }
             self.svc_mut(sid).templates.insert(snet, tid);
@@ -765,16 +762,12 @@ impl Ipvs {
             self.conns.hash_in(id);
             if method == ForwardMethod::Nat {
                 let dests = &self.dests;
-                self.conns.hash_out(id, |d| {
-                    dests
-                        .get(d as usize)
-                        .and_then(|x| x.as_ref())
-                        .map(|x| x.cfg.addr.ip())
-                });
+                self.conns
+                    .hash_out(id, |d| dests.get(d).map(|x| x.cfg.addr.ip()));
             }
         }
         self.bind(did);
-        if let Some(d) = self.dest_mut(did) {
+        if let Some(mut d) = self.dest_mut(did) {
             d.stats.conns += 1;
         }
         self.svc_mut(sid).stats.conns += 1;
@@ -803,7 +796,7 @@ impl Ipvs {
 
     /// ip_vs_bind_dest: count the new (inactive) conn and check the upper threshold.
     fn bind(&mut self, did: u32) {
-        if let Some(d) = self.dest_mut(did) {
+        if let Some(mut d) = self.dest_mut(did) {
             d.inactive += 1;
             if d.cfg.u_threshold != 0 && d.total_conns() >= d.cfg.u_threshold {
                 d.overloaded = true;
@@ -813,7 +806,7 @@ impl Ipvs {
 
     /// ip_vs_unbind_dest: uncount and maybe clear the overload flag.
     fn unbind(&mut self, now: Duration, did: u32, flags: u8) {
-        let Some(d) = self.dest_mut(did) else {
+        let Some(mut d) = self.dest_mut(did) else {
             return;
         };
         if flags & F_TEMPLATE != 0 {
@@ -837,8 +830,12 @@ impl Ipvs {
                 d.overloaded = false;
             }
         }
-        if !d.available && d.refs() == 0 {
+        let idle = !d.available && d.refs() == 0;
+        if idle {
             d.idle_since = Some(now);
+        }
+        drop(d);
+        if idle {
             self.housekeeping_at = self.housekeeping_at.min(now + TRASH_PERIOD);
         }
     }
@@ -871,10 +868,7 @@ impl Ipvs {
         self.expire(now);
         let dests = &self.dests;
         let found = self.conns.find_out(pkt.protocol, pkt.src, pkt.dst, |d| {
-            dests
-                .get(d as usize)
-                .and_then(|x| x.as_ref())
-                .map(|x| x.cfg.addr.ip())
+            dests.get(d).map(|x| x.cfg.addr.ip())
         });
         let Some(id) = found else {
             return OutVerdict::Pass;
@@ -919,8 +913,7 @@ impl Ipvs {
         let dests = &mut self.dests;
         let services = &self.services;
         self.trash.retain(|&id| {
-            let slot = &mut dests[id as usize];
-            let Some(d) = slot.as_ref() else {
+            let Some(d) = dests.get(id) else {
                 return false;
             };
             let Some(idle) = d.idle_since.filter(|_| d.refs() == 0) else {
@@ -936,7 +929,7 @@ impl Ipvs {
                 return true;
             }
             if idle + TRASH_PERIOD <= now {
-                *slot = None;
+                dests.free(id);
                 return false;
             }
             next = next.min(idle + TRASH_PERIOD);

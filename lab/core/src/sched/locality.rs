@@ -21,15 +21,15 @@ fn bucket_of(addr: IpAddr) -> usize {
 }
 
 fn dest_opt(dests: &Dests, id: u32) -> Option<&Dest> {
-    dests.get(id as usize).and_then(|x| x.as_ref())
+    dests.get(id)
 }
 
 /// The lblc/lblcr is_overloaded(): busier than its weight while another is under half of its.
 fn is_overloaded(dest: &Dest, list: &[u32], dests: &Dests) -> bool {
     dest.active > dest.weight()
         && list.iter().any(|&id| {
-            let x = d(dests, id);
-            x.active * 2 < x.weight()
+            let x = dests.load(id);
+            x.active * 2 < x.weight
         })
 }
 

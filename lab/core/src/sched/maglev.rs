@@ -115,10 +115,7 @@ impl Maglev {
     ) -> Option<u32> {
         let port = if flags.port { input.src.port() } else { 0 };
         let ip = input.src.ip();
-        let unavailable = |id: u32| {
-            let x = d(dests, id);
-            x.weight() == 0 || x.overloaded
-        };
+        let unavailable = |id: u32| !dests.load(id).usable();
         let ihash = hashkey(ip, port, HASH1, 0) % TAB_SIZE;
         let id = self.lookup[ihash as usize];
         let mut found = None;

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use rand_core::RngCore;
 
-use crate::dest::Dest;
+use crate::dest::{Dest, DestLoad, DestSlab};
 use crate::types::{SchedFlags, Scheduler};
 use hash::{addr_fold, hash_32};
 pub(crate) use locality::{Lblc, Lblcr};
 pub(crate) use maglev::Maglev;
 
 /// The slab of all dests, indexed by dest id; a service's list holds ids into it.
-pub(crate) type Dests = [Option<Dest>];
+pub(crate) type Dests = DestSlab;
 
 /// What a scheduler may look at in the packet that opens a conn.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +60,8 @@ pub(crate) enum SchedState {
 #[inline]
 fn d(dests: &Dests, id: u32) -> &Dest {
     // Ids on a service list always point at live dests; the slab never frees a listed one.
-    dests[id as usize]
-        .as_ref()
+    dests
+        .get(id)
         .unwrap_or_else(|| unreachable!("listed dest {id} freed"))
 }
 
@@ -264,8 +264,7 @@ impl SchedState {
         loop {
             let start = pos.map_or(0, |i| i + 1);
             for (i, &id) in list.iter().enumerate().skip(start) {
-                let dest = d(dests, id);
-                if !dest.overloaded && dest.weight() > 0 {
+                if dests.load(id).usable() {
                     *cur = Some(i);
                     if let Some(w) = why {
                         let _ = write!(
@@ -306,8 +305,8 @@ impl SchedState {
         loop {
             let start = pos.map_or(0, |i| i + 1);
             for (i, &id) in list.iter().enumerate().skip(start) {
-                let dest = d(dests, id);
-                if !dest.overloaded && i64::from(dest.weight()) >= *cw {
+                let x = dests.load(id);
+                if x.overloaded == 0 && i64::from(x.weight) >= *cw {
                     *cl = Some(i);
                     if let Some(w) = why {
                         let _ = write!(
@@ -384,10 +383,7 @@ impl SchedState {
         let port = if flags.port { input.src.port() } else { 0 };
         let key = u32::from(port).wrapping_add(addr_fold(input.src.ip()));
         let hashkey = |offset: u32| (offset.wrapping_add(hash_32(key, HASH_BITS))) as usize & 0xff;
-        let unavailable = |id: u32| {
-            let dest = d(dests, id);
-            dest.weight() == 0 || dest.overloaded
-        };
+        let unavailable = |id: u32| !dests.load(id).usable();
         let ihash = hashkey(0);
         let id = b[ihash];
         let describe = |w: &mut String, bucket: usize, fell_back: bool| {
@@ -482,61 +478,62 @@ pub(crate) enum Load {
 }
 
 impl Load {
-    fn of(self, dest: &Dest) -> i64 {
+    #[inline]
+    fn of(self, x: DestLoad) -> i64 {
         match self {
-            Load::Lc | Load::Wlc => dest.overhead(),
-            Load::Sed => i64::from(dest.active) + 1,
+            Load::Lc | Load::Wlc => x.overhead(),
+            Load::Sed => i64::from(x.active) + 1,
         }
     }
 }
 
 /// lc, wlc and sed: the least (weighted) load, strict comparisons so ties keep the earlier.
+///
+/// Inlined so each caller's constant `load` folds into the loop: the walk reads one 16-byte
+/// `DestLoad` per server and compares with one i64 multiply pair, no per-step branching on
+/// the kind.
+#[inline(always)]
 pub(crate) fn least(
     list: &[u32],
     dests: &Dests,
     load: Load,
     why: Option<&mut String>,
 ) -> Option<u32> {
-    // (id, load, weight) of the current leader; its weight is kept so the walk touches
-    // each dest once.
-    let mut best: Option<(u32, i64, i64)> = None;
+    // The first usable server leads until a strictly lighter one follows.
+    let Some(first) = list.iter().position(|&id| dests.load(id).usable()) else {
+        return nothing(why);
+    };
+    let mut lid = list[first];
+    let lead = dests.load(lid);
+    let (mut loh, mut lw) = (load.of(lead), i64::from(lead.weight));
     let mut decided = String::new();
     let explain = why.is_some();
-    for &id in list {
-        let dest = d(dests, id);
-        let dw = i64::from(dest.weight());
-        if dest.overloaded || dw == 0 {
+    for &id in &list[first + 1..] {
+        let x = dests.load(id);
+        if !x.usable() {
             continue;
         }
-        let doh = load.of(dest);
-        match best {
-            None => best = Some((id, doh, dw)),
-            Some((lid, loh, lw)) => {
-                let better = if load == Load::Lc {
-                    doh < loh
-                } else {
-                    loh * dw > doh * lw
-                };
-                if explain {
-                    decided = describe_compare(load, dests, lid, loh, id, doh, better);
-                }
-                if better {
-                    best = Some((id, doh, dw));
-                }
-            }
+        let (doh, dw) = (load.of(x), i64::from(x.weight));
+        let better = if load == Load::Lc {
+            doh < loh
+        } else {
+            loh * dw > doh * lw
+        };
+        if explain {
+            decided = describe_compare(load, dests, lid, loh, id, doh, better);
+        }
+        if better {
+            (lid, loh, lw) = (id, doh, dw);
         }
     }
     if let Some(w) = why {
-        if best.is_none() {
-            return nothing(Some(w));
-        }
         w.push_str(if decided.is_empty() {
             "the only available server"
         } else {
             &decided
         });
     }
-    best.map(|(id, _, _)| id)
+    Some(lid)
 }
 
 fn describe_compare(
@@ -584,27 +581,30 @@ fn describe_compare(
 
 /// nq: the first server with no active conns, else sed's rule.
 fn nq(list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
-    let mut best: Option<(u32, i64)> = None;
+    // (id, (active+1), weight) of the leader.
+    let mut best: Option<(u32, i64, i64)> = None;
     for &id in list {
-        let dest = d(dests, id);
-        if dest.overloaded || dest.weight() == 0 {
+        let x = dests.load(id);
+        if !x.usable() {
             continue;
         }
-        let doh = i64::from(dest.active) + 1;
-        if dest.active == 0 {
+        if x.active == 0 {
             if let Some(w) = why {
-                let _ = write!(w, "{} has no active conn: taken at once", dest.cfg.addr);
+                let _ = write!(
+                    w,
+                    "{} has no active conn: taken at once",
+                    d(dests, id).cfg.addr
+                );
             }
             return Some(id);
         }
+        let (doh, dw) = (i64::from(x.active) + 1, i64::from(x.weight));
         let better = match best {
             None => true,
-            Some((lid, loh)) => {
-                loh * i64::from(dest.weight()) > doh * i64::from(d(dests, lid).weight())
-            }
+            Some((_, loh, lw)) => loh * dw > doh * lw,
         };
         if better {
-            best = Some((id, doh));
+            best = Some((id, doh, dw));
         }
     }
     if let Some(w) = why {
@@ -613,7 +613,7 @@ fn nq(list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
         }
         w.push_str("every server is busy: least (active+1)/weight as sed");
     }
-    best.map(|(id, _)| id)
+    best.map(|(id, _, _)| id)
 }
 
 /// fo: the highest weight, first on a tie.
@@ -621,10 +621,10 @@ fn fo(list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
     let mut best: Option<u32> = None;
     let mut hw = 0;
     for &id in list {
-        let dest = d(dests, id);
-        if !dest.overloaded && dest.weight() > hw {
+        let x = dests.load(id);
+        if x.overloaded == 0 && x.weight > hw {
             best = Some(id);
-            hw = dest.weight();
+            hw = x.weight;
         }
     }
     if let Some(w) = why {
@@ -643,9 +643,9 @@ fn ovf(list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
     let mut best: Option<u32> = None;
     let mut hw = 0;
     for &id in list {
-        let dest = d(dests, id);
-        let w = dest.weight();
-        if dest.overloaded || dest.active > w || w == 0 {
+        let x = dests.load(id);
+        let w = x.weight;
+        if x.overloaded != 0 || x.active > w || w == 0 {
             continue;
         }
         if best.is_none() || w > hw {
@@ -679,12 +679,11 @@ fn twos(
     rng: &mut dyn RngCore,
     why: Option<&mut String>,
 ) -> Option<u32> {
-    let usable = |dest: &Dest| !dest.overloaded && dest.weight() > 0;
     let total: i64 = list
         .iter()
-        .map(|&id| d(dests, id))
-        .filter(|x| usable(x))
-        .map(|x| i64::from(x.weight()))
+        .map(|&id| dests.load(id))
+        .filter(|x| x.usable())
+        .map(|x| i64::from(x.weight))
         .sum();
     if total == 0 {
         return nothing(why);
@@ -695,18 +694,18 @@ fn twos(
     let mut c1: Option<Choice> = None;
     let mut c2: Option<Choice> = None;
     for &id in list {
-        let dest = d(dests, id);
-        if !usable(dest) {
+        let x = dests.load(id);
+        if !x.usable() {
             continue;
         }
-        let w = i64::from(dest.weight());
+        let w = i64::from(x.weight);
         r1 -= w;
         r2 -= w;
         if r1 <= 0 && c1.is_none() {
-            c1 = Some((id, w, dest.overhead()));
+            c1 = Some((id, w, x.overhead()));
         }
         if r2 <= 0 && c2.is_none() {
-            c2 = Some((id, w, dest.overhead()));
+            c2 = Some((id, w, x.overhead()));
         }
         if c1.is_some() && c2.is_some() {
             break;
@@ -775,7 +774,7 @@ pub struct PickBench {
     kind: Scheduler,
     flags: SchedFlags,
     list: Vec<u32>,
-    dests: Vec<Option<Dest>>,
+    dests: DestSlab,
     state: SchedState,
     rng: rand_pcg::Pcg32,
 }
@@ -788,17 +787,17 @@ impl PickBench {
         flags: SchedFlags,
         servers: &[(SocketAddr, u32, u32, u32)],
     ) -> Self {
-        let mut dests = Vec::with_capacity(servers.len());
+        let mut dests = DestSlab::default();
         let mut list = Vec::with_capacity(servers.len());
         let mut state = SchedState::new(kind, &list, &dests, Duration::ZERO);
-        for (i, &(addr, weight, active, inactive)) in servers.iter().enumerate() {
+        for &(addr, weight, active, inactive) in servers {
             let mut cfg = crate::types::DestConfig::new(addr, crate::types::ForwardMethod::Nat);
             cfg.weight = weight;
             let mut dest = Dest::new(cfg, 0);
             dest.active = active;
             dest.inactive = inactive;
-            dests.push(Some(dest));
-            list.insert(0, i as u32);
+            let id = dests.push(dest);
+            list.insert(0, id);
             state.dest_added(kind, &list, &dests);
         }
         PickBench {
