@@ -487,17 +487,6 @@ impl Load {
     }
 }
 
-/// A new leader in a least-load walk: passes its argument through, out of line.
-///
-/// Leaders change rarely, so a predicted branch around this call beats the conditional
-/// moves the compiler would otherwise emit: those chain every step on the previous one
-/// (multiply, compare, cmov: ~5 cycles a server), a skipped branch chains nothing.
-#[cold]
-#[inline(never)]
-fn lead<T>(leader: T) -> T {
-    leader
-}
-
 /// lc, wlc and sed: the least (weighted) load, strict comparisons so ties keep the earlier.
 ///
 /// Inlined so each caller's constant `load` folds into the loop: the walk reads one 16-byte
@@ -534,7 +523,7 @@ pub(crate) fn least(
             decided = describe_compare(load, dests, lid, loh, id, doh, better);
         }
         if better {
-            (lid, loh, lw) = lead((id, doh, dw));
+            (lid, loh, lw) = (id, doh, dw);
         }
     }
     if let Some(w) = why {
