@@ -37,13 +37,15 @@ impl PacketSocket {
     /// Open a non-blocking AF_PACKET socket on `name` (call from a thread inside the namespace).
     pub fn open(name: &str) -> Result<Self> {
         let ifindex = ifindex(name)?;
-        let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
+        // Protocol 0: a socket opened with ETH_P_ALL taps every interface of the namespace
+        // until bind(2) narrows it to one, so frames of the other interfaces would wait in
+        // its queue and be handled as if they came in here. bind sets ETH_P_ALL instead.
         // SAFETY: plain socket(2) call; the result is checked.
         let raw = unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                proto,
+                0,
             )
         };
         if raw < 0 {
@@ -103,39 +105,6 @@ impl PacketSocket {
             ifindex,
             name: name.to_string(),
         })
-    }
-
-    /// Send one complete Ethernet frame.
-    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: zeroed sockaddr_ll is valid.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
-        loop {
-            // SAFETY: frame and sll are valid for the given lengths.
-            let n = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    frame.as_ptr() as *const libc::c_void,
-                    frame.len(),
-                    0,
-                    &sll as *const _ as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if n >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                // The TX queue is full: wait for room rather than drop.
-                io::ErrorKind::WouldBlock => wait_fd(self.fd.as_raw_fd(), libc::POLLOUT, 10),
-                _ => return Err(e),
-            }
-        }
     }
 }
 
@@ -220,7 +189,8 @@ impl RecvBatch {
 
 impl PacketSocket {
     /// Receive up to [`BATCH`] waiting frames with one recvmmsg(2); returns how many slots
-    /// were filled (0: nothing waiting). Outgoing and truncated frames get length 0.
+    /// were filled (0: nothing waiting). Outgoing, truncated and other interfaces' frames get
+    /// length 0.
     pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         // SAFETY: zeroed sockaddr_ll/iovec/mmsghdr are valid starting values.
         let mut addrs: [libc::sockaddr_ll; BATCH] = unsafe { std::mem::zeroed() };
@@ -259,7 +229,8 @@ impl PacketSocket {
             let trunc = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             batch.truncated += u64::from(trunc);
             let ours = addrs[i].sll_pkttype == libc::PACKET_OUTGOING;
-            batch.lens[i] = if trunc || ours {
+            let elsewhere = addrs[i].sll_ifindex != self.ifindex;
+            batch.lens[i] = if trunc || ours || elsewhere {
                 0
             } else {
                 msgs[i].msg_len as usize
@@ -269,42 +240,174 @@ impl PacketSocket {
         Ok(n)
     }
 
-    /// Send `frames` with as few sendmmsg(2) calls as the socket allows.
-    pub fn send_batch(&self, frames: &[Vec<u8>]) -> io::Result<()> {
-        let mut done = 0;
-        while done < frames.len() {
-            let chunk = &frames[done..frames.len().min(done + BATCH)];
-            // SAFETY: zeroed iovec/mmsghdr are valid; pointers refer to `chunk`, alive here.
-            let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-            for (i, f) in chunk.iter().enumerate() {
-                iovs[i].iov_base = f.as_ptr() as *mut libc::c_void;
-                iovs[i].iov_len = f.len();
-                msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-                msgs[i].msg_hdr.msg_iovlen = 1;
+    /// Send `frames` with as few sendmmsg(2) calls as the socket allows; see [`send_frames`]
+    /// for what happens to a frame the kernel refuses.
+    pub fn send_batch(&self, frames: &[Vec<u8>]) -> SendReport {
+        let fd = self.fd.as_raw_fd();
+        send_frames(
+            frames,
+            |chunk| sendmmsg(fd, chunk),
+            || wait_fd(fd, libc::POLLOUT, 10),
+        )
+    }
+}
+
+/// One sendmmsg(2) of up to [`BATCH`] frames on a socket bound to its interface.
+fn sendmmsg(fd: RawFd, chunk: &[Vec<u8>]) -> io::Result<usize> {
+    let chunk = &chunk[..chunk.len().min(BATCH)];
+    // SAFETY: zeroed iovec/mmsghdr are valid; pointers refer to `chunk`, alive here.
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (i, f) in chunk.iter().enumerate() {
+        iovs[i].iov_base = f.as_ptr() as *mut libc::c_void;
+        iovs[i].iov_len = f.len();
+        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: as above; the socket is bound to its interface, so no address is needed.
+    let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), chunk.len() as u32, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// What became of a batch of frames.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    /// Frames the kernel took.
+    pub sent: usize,
+    /// Frames the kernel refused; each was offered once and is not sent again.
+    pub dropped: usize,
+    /// The errno of the first refused frame, when the kernel told it.
+    pub first_errno: Option<i32>,
+}
+
+/// Hand `frames` to `sendmmsg` in order, each frame at most once after the kernel has seen it.
+///
+/// sendmmsg stops at the first message that fails and, when some went out before it, returns
+/// their count and loses the error. That failed message may well have reached the device:
+/// a veth whose peer backlog is full returns NET_XMIT_DROP (ENOBUFS) *after* the packet taps
+/// (tcpdump, `lvslab capture`) saw the frame. Sending it again would put a second identical
+/// frame on the capture — exactly the "two identical ACKs out of eth1" once seen under load —
+/// so, like the kernel's forwarding path, a refused frame is dropped and counted, and the
+/// batch goes on with the next frame. Only a refusal of the *first* message with
+/// EAGAIN/EINTR is certain to precede the device (the socket's send buffer was full), so
+/// only that is waited out and retried.
+pub fn send_frames(
+    frames: &[Vec<u8>],
+    mut sendmmsg: impl FnMut(&[Vec<u8>]) -> io::Result<usize>,
+    mut wait_writable: impl FnMut(),
+) -> SendReport {
+    let mut report = SendReport::default();
+    let mut done = 0;
+    while done < frames.len() {
+        let chunk = &frames[done..frames.len().min(done + BATCH)];
+        match sendmmsg(chunk) {
+            Ok(n) if n >= chunk.len() => {
+                report.sent += chunk.len();
+                done += chunk.len();
             }
-            // SAFETY: as above; the socket is bound to its interface, so no address is needed.
-            let n = unsafe {
-                libc::sendmmsg(
-                    self.fd.as_raw_fd(),
-                    msgs.as_mut_ptr(),
-                    chunk.len() as u32,
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => {
-                        wait_fd(self.fd.as_raw_fd(), libc::POLLOUT, 10);
-                        continue;
+            Ok(n) => {
+                // Message `n` failed with an error the kernel did not report.
+                report.sent += n;
+                report.dropped += 1;
+                done += n + 1;
+            }
+            Err(e) => match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => wait_writable(),
+                _ => {
+                    if report.first_errno.is_none() {
+                        report.first_errno = e.raw_os_error();
                     }
-                    _ => return Err(e),
+                    report.dropped += 1;
+                    done += 1;
+                }
+            },
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake kernel: which frames it was offered, and which (by index) its device drops
+    /// the first time after the taps saw them.
+    struct FakeKernel {
+        offered: Vec<u8>,
+        fail_once: Vec<u8>,
+        eagain_first: u32,
+    }
+
+    impl FakeKernel {
+        fn sendmmsg(&mut self, chunk: &[Vec<u8>]) -> io::Result<usize> {
+            if self.eagain_first > 0 {
+                self.eagain_first -= 1;
+                return Err(io::Error::from(io::ErrorKind::WouldBlock));
+            }
+            for (i, f) in chunk.iter().enumerate() {
+                self.offered.push(f[0]);
+                if let Some(pos) = self.fail_once.iter().position(|&x| x == f[0]) {
+                    self.fail_once.remove(pos);
+                    // ENOBUFS: returned as an error only when nothing went out before it.
+                    return if i == 0 {
+                        Err(io::Error::from_raw_os_error(libc::ENOBUFS))
+                    } else {
+                        Ok(i)
+                    };
                 }
             }
-            done += n as usize;
+            Ok(chunk.len())
         }
-        Ok(())
+    }
+
+    fn frames(n: u8) -> Vec<Vec<u8>> {
+        (0..n).map(|i| vec![i; 60]).collect()
+    }
+
+    #[test]
+    fn a_frame_the_device_dropped_mid_batch_is_not_sent_twice() {
+        let mut k = FakeKernel {
+            offered: Vec::new(),
+            fail_once: vec![2],
+            eagain_first: 0,
+        };
+        let r = send_frames(&frames(5), |c| k.sendmmsg(c), || {});
+        assert_eq!(
+            k.offered,
+            vec![0, 1, 2, 3, 4],
+            "each frame reaches the taps once"
+        );
+        assert_eq!((r.sent, r.dropped), (4, 1));
+    }
+
+    #[test]
+    fn a_refused_first_frame_does_not_take_the_rest_of_the_batch_with_it() {
+        let mut k = FakeKernel {
+            offered: Vec::new(),
+            fail_once: vec![0],
+            eagain_first: 0,
+        };
+        let r = send_frames(&frames(3), |c| k.sendmmsg(c), || {});
+        assert_eq!(k.offered, vec![0, 1, 2]);
+        assert_eq!((r.sent, r.dropped), (2, 1));
+        assert_eq!(r.first_errno, Some(libc::ENOBUFS));
+    }
+
+    #[test]
+    fn a_full_send_buffer_is_waited_out_and_nothing_is_lost() {
+        let mut k = FakeKernel {
+            offered: Vec::new(),
+            fail_once: Vec::new(),
+            eagain_first: 2,
+        };
+        let mut waits = 0;
+        let r = send_frames(&frames(70), |c| k.sendmmsg(c), || waits += 1);
+        assert_eq!(waits, 2);
+        assert_eq!(k.offered, (0..70).collect::<Vec<u8>>());
+        assert_eq!((r.sent, r.dropped), (70, 0));
     }
 }

@@ -123,7 +123,12 @@ pub fn serve(lines: &[String], socket: &Path) -> Result<()> {
         }
         if now.saturating_sub(last_poll) >= Duration::from_millis(100) {
             last_poll = now;
-            transmit(&sockets, director.poll(now));
+            for (iface, f) in director.poll(now) {
+                if let Some(q) = out.get_mut(iface.0) {
+                    q.push(f);
+                }
+            }
+            flush(&sockets, &mut out);
         }
     }
 }
@@ -131,8 +136,10 @@ pub fn serve(lines: &[String], socket: &Path) -> Result<()> {
 fn flush(sockets: &[PacketSocket], out: &mut [Vec<Vec<u8>>]) {
     for (sock, q) in sockets.iter().zip(out.iter_mut()) {
         if !q.is_empty() {
-            if let Err(e) = sock.send_batch(q) {
-                tracing::warn!(iface = %sock.name, error = %e, "send failed");
+            let r = sock.send_batch(q);
+            if r.dropped > 0 {
+                let error = r.first_errno.map(std::io::Error::from_raw_os_error);
+                tracing::debug!(iface = %sock.name, dropped = r.dropped, ?error, "the kernel refused frames; dropped, not resent");
             }
             q.clear();
         }
@@ -144,16 +151,6 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn transmit(sockets: &[PacketSocket], tx: Vec<(IfaceId, Vec<u8>)>) {
-    for (iface, frame) in tx {
-        if let Some(s) = sockets.get(iface.0) {
-            if let Err(e) = s.send(&frame) {
-                tracing::warn!(iface = %s.name, error = %e, "send failed");
-            }
-        }
     }
 }
 
