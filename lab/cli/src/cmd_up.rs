@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use lvslab_netns::{build, BuildOptions, Lab, Role, Topology};
+use nix::sys::signal::{SigSet, Signal};
 
 /// Build a lab: one network namespace per node, wired as the topology says, real servers
 /// serving. The lab is named after the topology file unless --name is given, so the same
@@ -21,7 +22,8 @@ pub struct Args {
 }
 
 /// Environment variable that makes `up` fail on purpose after a step
-/// (namespaces, links, addresses, daemons) so rollback can be tested.
+/// (namespaces, links, addresses, daemons), or be interrupted (`interrupt`), so rollback
+/// can be tested.
 pub const INJECT_ENV: &str = "LVSLAB_INJECT_FAILURE";
 
 /// Run the command.
@@ -32,18 +34,23 @@ pub fn run(args: Args) -> Result<()> {
     let opts = BuildOptions {
         fail_after: inject
             .as_deref()
-            .filter(|s| *s != "daemons")
+            .filter(|s| !matches!(*s, "daemons" | "interrupt"))
             .map(str::parse)
             .transpose()?,
     };
     let t0 = Instant::now();
+    let interrupts = DeferredInterrupts::block()?;
     let mut lab = build(&name, &topo, &opts)
         .with_context(|| format!("building lab {name} failed; everything it made was removed"))?;
     let started = start_daemons(&mut lab).and_then(|()| {
-        if inject.as_deref() == Some("daemons") {
-            anyhow::bail!("injected failure after step daemons");
+        match inject.as_deref() {
+            Some("daemons") => anyhow::bail!("injected failure after step daemons"),
+            // Ctrl-C arriving while the lab is half built (held back until now).
+            Some("interrupt") => {
+                nix::sys::signal::raise(Signal::SIGINT).context("raise the injected interrupt")
+            }
+            _ => Ok(()),
         }
-        Ok(())
     });
     if let Err(e) = started {
         let _ = lab.down();
@@ -51,10 +58,59 @@ pub fn run(args: Args) -> Result<()> {
             "starting daemons of lab {name} failed; the lab was removed"
         )));
     }
+    if let Some(sig) = interrupts.pending() {
+        let _ = lab.down();
+        eprintln!("lvslab up: interrupted by {sig}; lab {name} was taken down again");
+        // Exit with the signal still blocked: the usual 128+signal status, nothing half built.
+        std::process::exit(128 + sig as i32);
+    }
+    drop(interrupts);
     if !args.quiet {
         print_summary(&lab, t0.elapsed());
     }
     Ok(())
+}
+
+/// Holds Ctrl-C, SIGTERM and SIGHUP back while a lab is half built, so an interrupt makes
+/// `up` take the lab down again instead of leaving namespaces behind. Threads the builder
+/// starts inherit the mask; spawned daemons do not (std resets the mask before exec).
+struct DeferredInterrupts {
+    set: SigSet,
+}
+
+impl DeferredInterrupts {
+    const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+    fn block() -> Result<Self> {
+        let mut set = SigSet::empty();
+        for s in Self::SIGNALS {
+            set.add(s);
+        }
+        set.thread_block()
+            .context("block interrupts while the lab is built")?;
+        Ok(Self { set })
+    }
+
+    /// The first held-back interrupt that arrived, if any.
+    fn pending(&self) -> Option<Signal> {
+        let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigpending fills the set it is given; it is read only after success.
+        if unsafe { libc::sigpending(pending.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: initialised by the successful sigpending above.
+        let pending = unsafe { pending.assume_init() };
+        Self::SIGNALS
+            .into_iter()
+            // SAFETY: sigismember only reads the initialised set.
+            .find(|s| unsafe { libc::sigismember(&pending, *s as libc::c_int) } == 1)
+    }
+}
+
+impl Drop for DeferredInterrupts {
+    fn drop(&mut self) {
+        let _ = self.set.thread_unblock();
+    }
 }
 
 /// Start the per-node daemons `up` owns: `lvslab serve` on every real server (unless

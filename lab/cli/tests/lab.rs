@@ -292,3 +292,47 @@ fn failure_halfway_through_up_rolls_back() {
         assert!(netns_of(&lab).is_empty());
     }
 }
+
+#[test]
+fn interrupt_halfway_through_up_takes_the_lab_down() {
+    require_root();
+    let lab = unique("intr");
+    let _g = Guard(lab.clone());
+    // Ctrl-C raised after the namespaces and daemons exist, while `up` holds it back.
+    let o = lvslab()
+        .args(["up", "nat-topology", "--name", &lab])
+        .env("LVSLAB_INJECT_FAILURE", "interrupt")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "exit status: {err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(netns_of(&lab).is_empty(), "left {:?}", netns_of(&lab));
+    assert!(
+        !Path::new("/run/lvslab").join(&lab).exists(),
+        "run dir left"
+    );
+}
+
+#[test]
+fn daemons_start_with_no_signal_held_back() {
+    require_root();
+    let lab = unique("sigmask");
+    let _g = up("nat-topology", &lab);
+    let st: serde_json::Value =
+        serde_json::from_str(&ok(&["status", &lab, "--json"])).expect("status json");
+    let daemons = st["daemons"].as_array().expect("daemons");
+    assert!(!daemons.is_empty());
+    for d in daemons {
+        let pid = d["pid"].as_u64().expect("pid");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .expect("SigBlk line")
+            .trim();
+        // `up` holds Ctrl-C/SIGTERM back while building; a daemon that inherited that mask
+        // could not be stopped by `down`.
+        assert_eq!(blocked, "0000000000000000", "daemon {d}");
+    }
+}

@@ -374,10 +374,15 @@ impl Lab {
                 });
             }
         }
-        // SAFETY: setsid is async-signal-safe; it detaches the daemon from our terminal.
+        // SAFETY: setsid and sigprocmask are async-signal-safe. setsid detaches the daemon
+        // from our terminal; the empty mask undoes whatever signals the caller holds back
+        // (`up` holds Ctrl-C while it builds), so `down` can always stop the daemon.
         unsafe {
             cmd.pre_exec(|| {
                 libc::setsid();
+                let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+                libc::sigemptyset(none.as_mut_ptr());
+                libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut());
                 Ok(())
             });
         }
