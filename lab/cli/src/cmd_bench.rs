@@ -29,6 +29,13 @@ pub enum What {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
+    if cfg!(debug_assertions) {
+        // The goals are stated for an optimised build; a debug build misleads.
+        eprintln!(
+            "note: this is a debug build; for numbers worth comparing with the goals run\n  \
+             cargo build --release && ./target/release/lvslab bench ..."
+        );
+    }
     match args.what {
         What::Up { runs } => bench_up(runs.max(1)),
         What::Director(a) => crate::director::cmd_bench_director::run(a),

@@ -100,7 +100,9 @@ impl Command {
     fn prints_a_report(&self) -> bool {
         matches!(
             self,
-            Command::List(_)
+            Command::Up(_)
+                | Command::Down(_)
+                | Command::List(_)
                 | Command::Status(_)
                 | Command::Validate(_)
                 | Command::Simulate(_)
