@@ -6,8 +6,9 @@
 //! Routing is deliberately small: the director's connected subnets (from its interface
 //! addresses) plus static routes "PREFIX via GATEWAY" (typically the topology's
 //! `default via ...`), longest prefix first, connected before static on a tie. The
-//! director forwards only virtual-service traffic; everything else addressed to it
-//! (ARP for its own addresses, pings to the DIP, ssh, ...) is left to its kernel.
+//! director forwards only virtual-service traffic and answers ARP and ping for the VIPs (the
+//! director's kernel does not hold them); everything else addressed to it (ARP for its own
+//! addresses, pings to the DIP, ssh, ...) is left to its kernel.
 
 use crate::wire::{
     self, IcmpError, IcmpInner, Ipv4Cidr, Ipv4Meta, MacAddr, Parsed, ETH_HDR_LEN, L4,
@@ -122,6 +123,8 @@ pub struct DirectorStats {
     pub arp_failed: u64,
     /// Fragments of virtual-service traffic (the director does not reassemble).
     pub fragments: u64,
+    /// ICMP echo requests to a VIP answered with an echo reply.
+    pub echo_replies: u64,
 }
 
 /// Like the kernel's `retrans_time_ms` and `mcast_solicit`: ask once a second, three times.
@@ -386,7 +389,12 @@ impl Director {
             L4::IcmpError { ref inner, .. } => {
                 return self.on_icmp_error(now, iface, frame, meta, inner, tx)
             }
-            L4::Icmp { .. } => return,
+            L4::Icmp { icmp_type, .. } => {
+                if icmp_type == wire::ICMP_ECHO && self.vips.contains(&meta.dst) {
+                    self.echo_reply(now, frame, meta, tx);
+                }
+                return;
+            }
             L4::Other(_) => {
                 if meta.fragment && self.vips.contains(&meta.dst) {
                     self.stats.fragments += 1;
@@ -566,6 +574,28 @@ impl Director {
         let offending = &frame[ETH_HDR_LEN..ETH_HDR_LEN + meta.total_len];
         let pkt = wire::icmp_error(kind, offending, src, id);
         self.stats.icmp_sent += 1;
+        self.emit(now, hop.iface, hop.gateway, pkt, tx);
+    }
+
+    /// Answer a ping to a VIP like the kernel would if the VIP were configured on the
+    /// director (`icmp_echo`): the reply goes from the VIP back to the pinger.
+    fn echo_reply(&mut self, now: Duration, frame: &[u8], meta: &Ipv4Meta, tx: &mut Tx) {
+        if meta.fragment {
+            // The kernel would answer after reassembly; the director does not reassemble.
+            self.stats.fragments += 1;
+            return;
+        }
+        let id = self.next_id();
+        let request = &frame[ETH_HDR_LEN..ETH_HDR_LEN + meta.total_len];
+        let Some(pkt) = wire::icmp_echo_reply(request, id) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let Some(hop) = self.route(meta.src) else {
+            self.stats.no_route += 1;
+            return;
+        };
+        self.stats.echo_replies += 1;
         self.emit(now, hop.iface, hop.gateway, pkt, tx);
     }
 

@@ -128,6 +128,18 @@ fn udp(
     out
 }
 
+fn echo_request(dst: Ipv4Addr, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(ROUTER.0, DIR_ETH0.0)
+        .ipv4(CIP.octets(), dst.octets(), 64)
+        .icmpv4_echo_request(id, seq);
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+const PING_ID: u16 = 0x4c56;
+const PING_DATA: &[u8] = b"lvslab ping payload 0123456789";
+
 fn arp(
     op: ArpOperation,
     sender: (MacAddr, Ipv4Addr),
@@ -307,7 +319,30 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>, Vec<Frame>)> {
         0,
         arp_reply_to_director((ROUTER, GW), (DIR_ETH0, "203.0.113.2".parse().unwrap())),
     ));
+    let mut bad_sum = echo_request(VIP, PING_ID, 9, PING_DATA);
+    bad_sum[14 + 20 + 2] ^= 0xff;
+    let echo_frames = vec![
+        // The router's MAC is not known yet: the reply waits for the ARP answer.
+        at(0, 0, echo_request(VIP, PING_ID, 1, PING_DATA)),
+        at(
+            1,
+            0,
+            arp_reply_to_director((ROUTER, GW), (DIR_ETH0, "203.0.113.2".parse().unwrap())),
+        ),
+        at(2, 0, echo_request(VIP, PING_ID, 2, PING_DATA)),
+        // Not the director's business: a real server's address, and the director's own
+        // address (its kernel answers that one).
+        at(3, 0, echo_request(RIP1, PING_ID, 3, PING_DATA)),
+        at(
+            4,
+            0,
+            echo_request("203.0.113.2".parse().unwrap(), PING_ID, 4, PING_DATA),
+        ),
+        // A corrupted request is dropped, as icmp_rcv drops it.
+        at(5, 0, bad_sum),
+    ];
     vec![
+        ("echo", nat_l.clone(), echo_frames),
         ("nat", nat_l, nat_f),
         ("dr", dr_l, dr_f),
         ("tun", tun_l.clone(), tun_f),
@@ -595,6 +630,43 @@ fn check_semantics(case: &str, out: &[Frame]) {
                 &1480u16.to_be_bytes(),
                 "next-hop MTU 1500 - 20"
             );
+        }
+        "echo" => {
+            assert_eq!(
+                out.len(),
+                3,
+                "ARP for the router, then two replies: {out:?}"
+            );
+            assert_eq!(
+                ip.len(),
+                2,
+                "one reply per good request to the VIP: {out:?}"
+            );
+            for (seq, (f, m)) in (1..).zip(&ip) {
+                assert_eq!((m.src, m.dst), (VIP, CIP), "the VIP answers the pinger");
+                assert_eq!(m.ttl, 64);
+                assert_eq!(f.iface, 0, "back the way the request came");
+                assert_eq!(
+                    (&f.data[0..6], &f.data[6..12]),
+                    (&ROUTER.0[..], &DIR_ETH0.0[..])
+                );
+                let p = SlicedPacket::from_ethernet(&f.data).unwrap();
+                let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else {
+                    panic!("not ICMP: {f:?}")
+                };
+                assert_eq!(
+                    icmp.icmp_type(),
+                    etherparse::Icmpv4Type::EchoReply(etherparse::IcmpEchoHeader {
+                        id: PING_ID,
+                        seq
+                    })
+                );
+                assert_eq!(icmp.payload(), PING_DATA);
+                assert_eq!(
+                    icmp.icmp_type().calc_checksum(icmp.payload()),
+                    icmp.checksum()
+                );
+            }
         }
         other => panic!("no semantic checks for case {other}"),
     }

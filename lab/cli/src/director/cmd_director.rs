@@ -247,6 +247,7 @@ fn director_counters(s: &DirectorStats) -> BTreeMap<String, u64> {
         ("no_route", s.no_route),
         ("arp_failed", s.arp_failed),
         ("fragments", s.fragments),
+        ("echo_replies", s.echo_replies),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -1,4 +1,4 @@
-//! Building frames the director originates: ARP and ICMP errors.
+//! Building frames the director originates: ARP, ICMP errors and ICMP echo replies.
 
 use super::checksum::{internet_checksum, ipv4_header_fill, put16};
 use super::{MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HDR_LEN, IPPROTO_ICMP};
@@ -82,4 +82,115 @@ pub fn icmp_error(kind: IcmpError, offending: &[u8], src: Ipv4Addr, id: u16) -> 
     let c = internet_checksum(icmp);
     put16(icmp, 2, c);
     out
+}
+
+/// ICMP type of an echo request.
+pub const ICMP_ECHO: u8 = 8;
+/// ICMP type of an echo reply.
+pub const ICMP_ECHOREPLY: u8 = 0;
+
+/// The echo reply to `request` (an IPv4 packet carrying an ICMP echo request, without its
+/// Ethernet header), from the address it was sent to back to its source, as the kernel's
+/// `icmp_echo`/`icmp_reply` answers: same identifier, sequence and data, the request's TOS,
+/// TTL 64, no DF (the ICMP socket's `IP_PMTUDISC_DONT`), IP identification `id`.
+/// IP options are not echoed. `None` when `request` is no echo request or its ICMP checksum
+/// fails (the kernel drops those in `icmp_rcv`). The Ethernet addresses are left zero.
+pub fn icmp_echo_reply(request: &[u8], id: u16) -> Option<Vec<u8>> {
+    let ihl = usize::from(*request.first()? & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*request.get(2)?, *request.get(3)?]));
+    let icmp_in = request.get(ihl..total)?;
+    if ihl < 20 || icmp_in.len() < 8 || icmp_in[0] != ICMP_ECHO {
+        return None;
+    }
+    if internet_checksum(icmp_in) != 0 {
+        return None;
+    }
+    let len = 20 + icmp_in.len();
+    let mut out = vec![0u8; ETH_HDR_LEN + len];
+    put16(&mut out, 12, ETHERTYPE_IPV4);
+    {
+        let ip = &mut out[ETH_HDR_LEN..ETH_HDR_LEN + 20];
+        ip[0] = 0x45;
+        ip[1] = request[1];
+        put16(ip, 2, len as u16);
+        put16(ip, 4, id);
+        ip[8] = 64;
+        ip[9] = IPPROTO_ICMP;
+        ip[12..16].copy_from_slice(&request[16..20]);
+        ip[16..20].copy_from_slice(&request[12..16]);
+        ipv4_header_fill(ip);
+    }
+    let icmp = &mut out[ETH_HDR_LEN + 20..];
+    icmp.copy_from_slice(icmp_in);
+    icmp[0] = ICMP_ECHOREPLY;
+    icmp[2] = 0;
+    icmp[3] = 0;
+    let c = internet_checksum(icmp);
+    put16(icmp, 2, c);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{IcmpEchoHeader, Icmpv4Type, PacketBuilder, SlicedPacket, TransportSlice};
+
+    fn request(tos: u8, payload: &[u8]) -> Vec<u8> {
+        let mut ip = etherparse::Ipv4Header::new(
+            0,
+            64,
+            etherparse::IpNumber::ICMP,
+            [198, 51, 100, 10],
+            [192, 168, 1, 250],
+        )
+        .unwrap();
+        ip.dscp = etherparse::Ipv4Dscp::try_new(tos >> 2).unwrap();
+        let b = PacketBuilder::ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+            .icmpv4_echo_request(7, 300);
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    #[test]
+    fn echo_reply_swaps_addresses_and_keeps_id_seq_data_and_tos() {
+        // An odd payload length exercises the checksum's padding byte.
+        let req = request(0x28, b"odd");
+        let reply = icmp_echo_reply(&req, 42).unwrap();
+        let p = SlicedPacket::from_ethernet(&reply).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("not IPv4")
+        };
+        let h = ip.header().to_header();
+        assert_eq!(
+            (h.source, h.destination),
+            ([192, 168, 1, 250], [198, 51, 100, 10])
+        );
+        assert_eq!(
+            (h.time_to_live, h.identification, h.dont_fragment),
+            (64, 42, false)
+        );
+        assert_eq!(h.dscp.value(), 0x28 >> 2);
+        assert_eq!(h.calc_header_checksum(), h.header_checksum);
+        let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else {
+            panic!("not ICMP")
+        };
+        let t = Icmpv4Type::EchoReply(IcmpEchoHeader { id: 7, seq: 300 });
+        assert_eq!(icmp.icmp_type(), t);
+        assert_eq!(icmp.payload(), b"odd");
+        assert_eq!(t.calc_checksum(b"odd"), icmp.checksum());
+    }
+
+    #[test]
+    fn only_intact_echo_requests_get_a_reply() {
+        let mut bad = request(0, b"data");
+        bad[20 + 2] ^= 1;
+        assert_eq!(icmp_echo_reply(&bad, 1), None);
+        let reply = icmp_echo_reply(&request(0, b"data"), 1).unwrap();
+        assert_eq!(
+            icmp_echo_reply(&reply[ETH_HDR_LEN..], 1),
+            None,
+            "not a request"
+        );
+    }
 }

@@ -9,7 +9,9 @@ pub mod checksum;
 mod frame;
 mod rewrite;
 
-pub use build::{arp_frame, arp_request, icmp_error, IcmpError};
+pub use build::{
+    arp_frame, arp_request, icmp_echo_reply, icmp_error, IcmpError, ICMP_ECHO, ICMP_ECHOREPLY,
+};
 pub use frame::{parse, IcmpInner, Ipv4Meta, Parsed, L4};
 pub use rewrite::{
     decrement_ttl, encap_ipip, nat_icmp_inner, rewrite_dst, rewrite_src, set_macs, TtlExpired,
