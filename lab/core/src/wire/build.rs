@@ -144,7 +144,7 @@ mod tests {
             [192, 168, 1, 250],
         )
         .unwrap();
-        ip.dscp = etherparse::Ipv4Dscp::try_new(tos >> 2).unwrap();
+        ip.dscp = etherparse::IpDscp::try_new(tos >> 2).unwrap();
         let b = PacketBuilder::ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
             .icmpv4_echo_request(7, 300);
         let mut out = Vec::new();
