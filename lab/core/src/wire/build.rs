@@ -59,21 +59,8 @@ pub fn icmp_error(kind: IcmpError, offending: &[u8], src: Ipv4Addr, id: u16) -> 
         }
         IcmpError::TtlExceeded => (11, 0, [0; 4]),
     };
-    let total = 20 + 8 + quote.len();
-    let mut out = vec![0u8; ETH_HDR_LEN + total];
-    put16(&mut out, 12, ETHERTYPE_IPV4);
-    {
-        let ip = &mut out[ETH_HDR_LEN..ETH_HDR_LEN + 20];
-        ip[0] = 0x45;
-        ip[1] = (offending[1] & 0x1e) | 0xc0;
-        put16(ip, 2, total as u16);
-        put16(ip, 4, id);
-        ip[8] = 64;
-        ip[9] = IPPROTO_ICMP;
-        ip[12..16].copy_from_slice(&src.octets());
-        ip[16..20].copy_from_slice(&dst.octets());
-        ipv4_header_fill(ip);
-    }
+    let tos = (offending[1] & 0x1e) | 0xc0;
+    let mut out = icmp_frame(tos, id, src, dst, 8 + quote.len());
     let icmp = &mut out[ETH_HDR_LEN + 20..];
     icmp[0] = icmp_type;
     icmp[1] = code;
@@ -81,6 +68,25 @@ pub fn icmp_error(kind: IcmpError, offending: &[u8], src: Ipv4Addr, id: u16) -> 
     icmp[8..].copy_from_slice(quote);
     let c = internet_checksum(icmp);
     put16(icmp, 2, c);
+    out
+}
+
+/// A zeroed Ethernet frame holding an IPv4 header for `icmp_len` bytes of ICMP, as the
+/// kernel's ICMP socket sends it: no options, no DF, TTL 64 (`sysctl_ip_default_ttl`).
+fn icmp_frame(tos: u8, id: u16, src: Ipv4Addr, dst: Ipv4Addr, icmp_len: usize) -> Vec<u8> {
+    let total = 20 + icmp_len;
+    let mut out = vec![0u8; ETH_HDR_LEN + total];
+    put16(&mut out, 12, ETHERTYPE_IPV4);
+    let ip = &mut out[ETH_HDR_LEN..ETH_HDR_LEN + 20];
+    ip[0] = 0x45;
+    ip[1] = tos;
+    put16(ip, 2, total as u16);
+    put16(ip, 4, id);
+    ip[8] = 64;
+    ip[9] = IPPROTO_ICMP;
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
+    ipv4_header_fill(ip);
     out
 }
 
@@ -105,21 +111,9 @@ pub fn icmp_echo_reply(request: &[u8], id: u16) -> Option<Vec<u8>> {
     if internet_checksum(icmp_in) != 0 {
         return None;
     }
-    let len = 20 + icmp_in.len();
-    let mut out = vec![0u8; ETH_HDR_LEN + len];
-    put16(&mut out, 12, ETHERTYPE_IPV4);
-    {
-        let ip = &mut out[ETH_HDR_LEN..ETH_HDR_LEN + 20];
-        ip[0] = 0x45;
-        ip[1] = request[1];
-        put16(ip, 2, len as u16);
-        put16(ip, 4, id);
-        ip[8] = 64;
-        ip[9] = IPPROTO_ICMP;
-        ip[12..16].copy_from_slice(&request[16..20]);
-        ip[16..20].copy_from_slice(&request[12..16]);
-        ipv4_header_fill(ip);
-    }
+    let src = Ipv4Addr::new(request[16], request[17], request[18], request[19]);
+    let dst = Ipv4Addr::new(request[12], request[13], request[14], request[15]);
+    let mut out = icmp_frame(request[1], id, src, dst, icmp_in.len());
     let icmp = &mut out[ETH_HDR_LEN + 20..];
     icmp.copy_from_slice(icmp_in);
     icmp[0] = ICMP_ECHOREPLY;
