@@ -432,12 +432,7 @@ fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<
                 })
             })
             .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Msg("namespace thread panicked".into())))
-            })
-            .collect()
+        join_all(hs)
     });
     let mut handles = Vec::new();
     for r in results {
@@ -589,16 +584,21 @@ fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<
                 })
             })
             .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Msg("namespace thread panicked".into())))
-            })
-            .collect()
+        join_all(hs)
     });
     for r in results {
         r?;
     }
     fail_if(opts, BuildStep::Addresses)?;
     Ok(())
+}
+
+/// Wait for one worker thread per namespace; a panicked worker becomes an error.
+fn join_all<T>(hs: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Vec<Result<T>> {
+    hs.into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::Msg("namespace thread panicked".into())))
+        })
+        .collect()
 }

@@ -81,18 +81,7 @@ impl Nl {
         let mut first_err: Option<Error> = None;
         let mut rbuf = vec![0u8; 1 << 16];
         while pending > 0 {
-            let n = self
-                .sock
-                .recv(&mut &mut rbuf[..], 0)
-                .map_err(|e| Error::Io {
-                    context: format!("netlink recv in {}", self.ns),
-                    error: e,
-                })?;
-            let mut off = 0;
-            while off < n {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n])
-                    .map_err(|e| Error::Msg(format!("bad netlink reply in {}: {e}", self.ns)))?;
-                let len = msg.header.length as usize;
+            for msg in self.recv_messages(&mut rbuf)? {
                 let seq = msg.header.sequence_number;
                 if let NetlinkPayload::Error(e) = msg.payload {
                     if seq >= first && seq < first + whats.len() as u32 {
@@ -108,13 +97,37 @@ impl Nl {
                         }
                     }
                 }
-                if len == 0 {
-                    break;
-                }
-                off += (len + 3) & !3;
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Receive one datagram and parse every netlink message in it.
+    fn recv_messages(
+        &mut self,
+        rbuf: &mut [u8],
+    ) -> Result<Vec<NetlinkMessage<RouteNetlinkMessage>>> {
+        let n = self
+            .sock
+            .recv(&mut &mut rbuf[..], 0)
+            .map_err(|e| Error::Io {
+                context: format!("netlink recv in {}", self.ns),
+                error: e,
+            })?;
+        let mut msgs = Vec::new();
+        let mut off = 0;
+        while off < n {
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n])
+                .map_err(|e| Error::Msg(format!("bad netlink reply in {}: {e}", self.ns)))?;
+            let len = msg.header.length as usize;
+            msgs.push(msg);
+            if len == 0 {
+                break;
+            }
+            // Messages in a datagram are 4-byte aligned (NLMSG_ALIGN).
+            off += (len + 3) & !3;
+        }
+        Ok(msgs)
     }
 
     /// Dump (e.g. all links or addresses) and return the parsed replies.
@@ -135,18 +148,7 @@ impl Nl {
         let mut out = Vec::new();
         let mut rbuf = vec![0u8; 1 << 16];
         loop {
-            let n = self
-                .sock
-                .recv(&mut &mut rbuf[..], 0)
-                .map_err(|e| Error::Io {
-                    context: format!("netlink recv in {}", self.ns),
-                    error: e,
-                })?;
-            let mut off = 0;
-            while off < n {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n])
-                    .map_err(|e| Error::Msg(format!("bad netlink reply in {}: {e}", self.ns)))?;
-                let len = msg.header.length as usize;
+            for msg in self.recv_messages(&mut rbuf)? {
                 match msg.payload {
                     NetlinkPayload::Done(_) => return Ok(out),
                     NetlinkPayload::Error(e) if e.code.is_some() => {
@@ -160,10 +162,6 @@ impl Nl {
                     }
                     _ => {}
                 }
-                if len == 0 {
-                    break;
-                }
-                off += (len + 3) & !3;
             }
         }
     }
