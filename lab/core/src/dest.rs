@@ -1,12 +1,12 @@
 //! Real servers ("dests") and the counters IPVS keeps for them.
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::types::DestConfig;
 
 /// Packet and byte counters (ipvsadm -L --stats).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Connections scheduled.
     pub conns: u64,

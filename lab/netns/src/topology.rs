@@ -53,24 +53,8 @@ impl fmt::Display for Role {
     }
 }
 
-/// Transport protocol of a virtual service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// TCP (`ipvsadm -t`).
-    Tcp,
-    /// UDP (`ipvsadm -u`).
-    Udp,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        })
-    }
-}
+/// Transport protocol of a virtual service: the balancer core's own type.
+pub use lvslab_core::Protocol;
 
 /// How the director forwards to real servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

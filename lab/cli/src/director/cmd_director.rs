@@ -6,7 +6,7 @@
 //! own chores (ARP for the DIP, pings). AF_PACKET gets a copy of every frame before that.
 
 use crate::director::afpacket::{poll_readable, PacketSocket, RecvBatch, BATCH};
-use crate::director::control::{ConnRow, Counters, DestStats, Request, Response, ServiceStats};
+use crate::director::control::{ConnRow, DestStats, Request, Response, ServiceStats};
 use anyhow::{bail, Context, Result};
 use lvslab_core::director::{Director, DirectorConfig, DirectorStats, Fault, IfaceId};
 use lvslab_core::{ipvsadm, Ipvs, IpvsConfig, ServiceKey};
@@ -254,16 +254,6 @@ fn director_counters(s: &DirectorStats) -> BTreeMap<String, u64> {
     .collect()
 }
 
-fn counters(c: &lvslab_core::Counters) -> Counters {
-    Counters {
-        conns: c.conns,
-        inpkts: c.inpkts,
-        outpkts: c.outpkts,
-        inbytes: c.inbytes,
-        outbytes: c.outbytes,
-    }
-}
-
 /// `TCP  192.168.1.250:80` as ipvsadm -Ln prints a service.
 fn service_name(key: &ServiceKey) -> String {
     match key {
@@ -285,7 +275,7 @@ fn service_stats(ipvs: &Ipvs) -> Vec<ServiceStats> {
             service: service_name(&s.config.key),
             scheduler: s.config.scheduler.to_string(),
             persistent: s.config.persistence.as_ref().map(|p| p.timeout.as_secs()),
-            counters: counters(&s.stats),
+            counters: s.stats,
             dests: s
                 .dests
                 .iter()
@@ -296,7 +286,7 @@ fn service_stats(ipvs: &Ipvs) -> Vec<ServiceStats> {
                     weight: d.config.weight,
                     active: u64::from(d.active),
                     inactive: u64::from(d.inactive),
-                    counters: counters(&d.stats),
+                    counters: d.stats,
                 })
                 .collect(),
         })

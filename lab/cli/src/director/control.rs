@@ -50,20 +50,8 @@ pub enum Response {
     },
 }
 
-/// Traffic counters as `ipvsadm -L --stats` shows them.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Counters {
-    /// Connections scheduled.
-    pub conns: u64,
-    /// Packets client -> server.
-    pub inpkts: u64,
-    /// Packets server -> client (NAT only passes the director).
-    pub outpkts: u64,
-    /// Bytes client -> server.
-    pub inbytes: u64,
-    /// Bytes server -> client.
-    pub outbytes: u64,
-}
+/// Traffic counters as `ipvsadm -L --stats` shows them: the core's own, sent as they are.
+pub use lvslab_core::Counters;
 
 /// A virtual service with its real servers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
