@@ -118,21 +118,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     for s in view.services {
-        let rs: Vec<String> = s
-            .real_servers
-            .iter()
-            .map(|r| format!("{}={}:{} w{}", r.node, r.address, r.port, r.weight))
-            .collect();
-        println!(
-            "service {} {}:{} -s {} -m {} director {}: {}",
-            s.protocol,
-            s.vip,
-            s.port,
-            s.scheduler,
-            s.method,
-            s.director,
-            rs.join(" ")
-        );
+        println!("service {s}");
     }
     for d in &view.daemons {
         println!(

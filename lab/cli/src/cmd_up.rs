@@ -166,21 +166,7 @@ fn print_summary(lab: &Lab, took: std::time::Duration) {
         );
     }
     for s in &t.services {
-        let rs: Vec<String> = s
-            .real_servers
-            .iter()
-            .map(|r| format!("{} {}:{}", r.node, r.address, r.port))
-            .collect();
-        println!(
-            "  service {} {}:{} {} {} on {} -> {}",
-            s.protocol,
-            s.vip,
-            s.port,
-            s.scheduler,
-            s.method,
-            s.director,
-            rs.join(", ")
-        );
+        println!("  service {s}");
     }
     let l = &st.lab;
     println!("try:");

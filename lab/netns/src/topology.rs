@@ -199,6 +199,22 @@ pub struct ServiceSpec {
     pub real_servers: Vec<RealServerSpec>,
 }
 
+impl fmt::Display for ServiceSpec {
+    /// One line, e.g. `TCP 192.168.1.250:80 rr nat on director -> rs1 192.168.1.201:80 w1, ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}:{} {} {} on {} ->",
+            self.protocol, self.vip, self.port, self.scheduler, self.method, self.director
+        )?;
+        for (i, r) in self.real_servers.iter().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            write!(f, "{sep}{} {}:{} w{}", r.node, r.address, r.port, r.weight)?;
+        }
+        Ok(())
+    }
+}
+
 /// A real server of a service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RealServerSpec {
