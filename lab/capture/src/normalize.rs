@@ -38,10 +38,11 @@ pub struct NormalizeOptions {
     pub neighbor_discovery: bool,
     /// Show TCP retransmissions (a second copy of an identical segment).
     pub retransmissions: bool,
-    /// Show TCP pure ACKs that the next segment in the same direction repeats (same ack
-    /// number). Whether a receiver acknowledges at once or piggybacks the ACK on its next
-    /// segment depends on delayed-ACK timers, so by default such ACKs are left out; the
-    /// handshake's ACK is always shown.
+    /// Show TCP pure ACKs that the next segment in the same direction covers (an ack
+    /// number at least as high). Whether a receiver acknowledges at once or lets its next
+    /// segment carry the ACK depends on delayed-ACK timers and on what arrives meanwhile
+    /// (the peer's FIN, more data), so by default such ACKs are left out; the handshake's
+    /// ACK is always shown.
     pub superseded_acks: bool,
     /// Show IGMP and other link-local multicast (224.0.0.0/24), e.g. a bridge's
     /// membership reports, which come whenever the kernel feels like it.
@@ -588,8 +589,9 @@ fn merge_directions(js: Vec<Journey>) -> Vec<Journey> {
 
 /// Leaves out TCP segments whose presence depends on timers rather than on the balancer,
 /// so the text does not change with load:
-/// - a pure ACK whose ack number the next segment in the same direction carries again
-///   (delayed ACK or not), unless `superseded_acks`; the handshake's ACK always stays;
+/// - a pure ACK that the next segment in the same direction covers (its ack number at
+///   least as high: delayed ACK or not, FIN before or after it), unless `superseded_acks`;
+///   the handshake's ACK always stays;
 /// - a pure ACK that acknowledges nothing new (a duplicate ACK: the echo of a
 ///   retransmission), unless `retransmissions`;
 /// - pure ACKs and RSTs after both FINs were acknowledged (TIME_WAIT echoes of a late
@@ -618,11 +620,15 @@ fn drop_timing_noise(js: Vec<Journey>, opts: NormalizeOptions) -> Vec<Journey> {
         let handshake = isn[d].is_some_and(|o| m.seq == o.wrapping_add(1))
             && rel_ack == Some(1)
             && last_ack[d].is_none();
+        // Covered: the next segment from the same side acknowledges at least as much, so
+        // whether this ACK went out on its own or rode on that segment was a timer's call
+        // (delayed ACK, or the peer's FIN arriving before the ACK left).
         let superseded = js[i + 1..]
             .iter()
             .find(|n| n.c2s == j.c2s)
             .and_then(|n| n.tcp)
-            .is_some_and(|n| n.ack == m.ack);
+            .and_then(|n| n.ack.zip(m.ack))
+            .is_some_and(|(later, ours)| later.wrapping_sub(ours) as i32 >= 0);
         let duplicate = rel_ack
             .zip(last_ack[d])
             .is_some_and(|(a, l)| a.wrapping_sub(l) as i32 <= 0);
