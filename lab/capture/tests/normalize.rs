@@ -324,7 +324,11 @@ fn an_ack_before_the_peers_fin_and_a_fin_ack_covering_it_give_the_same_text() {
         ..Default::default()
     };
     let with = normalize(&acked.captures(), &roles(), opts);
-    assert_eq!(with.matches("TCP [.] seq 7 ack 5 len 0").count(), 6, "{with}");
+    assert_eq!(
+        with.matches("TCP [.] seq 7 ack 5 len 0").count(),
+        6,
+        "{with}"
+    );
     let without = normalize(&covered.captures(), &roles(), opts);
     assert_eq!(without.matches("TCP [.] seq 7 ack 5 len 0").count(), 0);
 }

@@ -4,6 +4,7 @@
 pub mod format;
 pub mod junit;
 pub mod runner;
+pub mod settle;
 pub mod snapshot;
 pub mod suite;
 pub mod traffic;

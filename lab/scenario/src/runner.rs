@@ -4,7 +4,7 @@
 
 use crate::format::{payload_bytes, Backend, Scenario, Step};
 use crate::snapshot::{self, Outcome};
-use crate::traffic;
+use crate::{settle, traffic};
 use lvslab_capture::normalize::PathReport;
 use lvslab_capture::{analyze, CaptureTarget, Hop, LiveCapture, NormalizeOptions, RoleMap};
 use lvslab_netns::{Lab, Role, ServiceSpec};
@@ -186,7 +186,6 @@ fn run_inner(
     let targets = capture_targets(&lab_state, scenario.capture.nodes.as_deref().unwrap_or(&[]));
     let capture = LiveCapture::start(&targets, scenario.capture.filter.as_deref())?;
     let mut ctx = StepCtx {
-        capture: &capture,
         lab: &lab_state,
         service: &service,
         held: Vec::new(),
@@ -203,14 +202,20 @@ fn run_inner(
             break;
         }
     }
-    capture.wait_quiet(QUIET, QUIET_MAX);
     let counters = director_stats(&lab_state, &service);
     // Held connections close now; their closing handshakes belong to the path.
     let tally = Tally {
         failed: ctx.failed,
         requests: ctx.requests,
     };
+    if let Err(message) = ctx.release() {
+        step_err.get_or_insert(RunError::Step {
+            step: scenario.steps.len(),
+            message: format!("closing the held connections: {message}"),
+        });
+    }
     drop(ctx);
+    // Every connection has settled; this only lets stray frames (ARP, UDP) finish.
     capture.wait_quiet(QUIET, QUIET_MAX);
     let caps = capture.stop()?;
     let run_dir = cfg.captures_dir.join(lab).join(&result.name);
@@ -443,13 +448,28 @@ struct Tally {
     requests: u32,
 }
 
+/// A connection a `request` step holds open, and where its client end lives.
+struct Held {
+    stream: TcpStream,
+    netns: String,
+    local: Option<SocketAddr>,
+}
+
 struct StepCtx<'a> {
-    capture: &'a LiveCapture,
     lab: &'a Lab,
     service: &'a ServiceSpec,
-    held: Vec<TcpStream>,
+    held: Vec<Held>,
     failed: u32,
     requests: u32,
+}
+
+impl Drop for StepCtx<'_> {
+    fn drop(&mut self) {
+        // Held connections close now; their closing handshakes belong to the path.
+        if let Err(e) = self.release() {
+            tracing::warn!("closing held connections: {e}");
+        }
+    }
 }
 
 impl StepCtx<'_> {
@@ -499,7 +519,25 @@ impl StepCtx<'_> {
                         tracing::debug!("request {} to {target} failed: {e}", self.requests);
                         self.failed += 1;
                     }
-                    self.held.extend(stream);
+                    if udp {
+                        continue;
+                    }
+                    // The next connection is scheduled only once this one counts as the
+                    // scenario assumes: held ones active, the others closed.
+                    match (stream, reply.local) {
+                        (Some(stream), local) => {
+                            if let Some(local) = local {
+                                self.settle_established(local)?;
+                            }
+                            self.held.push(Held {
+                                stream,
+                                netns: node.netns.clone(),
+                                local,
+                            });
+                        }
+                        (None, Some(local)) => self.settle_closed(&node.netns, local)?,
+                        (None, None) => {}
+                    }
                 }
                 Ok(())
             }
@@ -541,18 +579,102 @@ impl StepCtx<'_> {
                 }
                 Ok(())
             }
-            Step::Release => {
-                self.held.clear();
-                // Closed connections change schedulers' load: let the closes finish first.
-                self.capture.wait_quiet(QUIET, QUIET_MAX);
-                Ok(())
-            }
+            Step::Release => self.release(),
             Step::Wait { ms } => {
                 std::thread::sleep(Duration::from_millis(*ms));
                 Ok(())
             }
         }
     }
+}
+
+impl StepCtx<'_> {
+    /// Closes every held connection and waits until each is closed everywhere.
+    fn release(&mut self) -> Result<(), String> {
+        let held = std::mem::take(&mut self.held);
+        let mut open = Vec::new();
+        for h in held {
+            drop(h.stream);
+            open.extend(h.local.map(|l| (h.netns, l)));
+        }
+        for (netns, local) in open {
+            self.settle_closed(&netns, local)?;
+        }
+        Ok(())
+    }
+
+    /// The namespaces where the server end of a connection can live.
+    fn server_netns(&self) -> Vec<String> {
+        self.lab
+            .state
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Realserver)
+            .map(|n| n.netns.clone())
+            .collect()
+    }
+
+    /// Waits until the director counts the connection from `local` as ESTABLISHED.
+    fn settle_established(&self, local: SocketAddr) -> Result<(), String> {
+        let mut last = None;
+        let done = settle::poll_until(|| {
+            last = director_conn_state(self.lab, self.service, local)?;
+            Ok(last.as_deref() == Some("ESTABLISHED"))
+        })?;
+        if done {
+            return Ok(());
+        }
+        Err(format!(
+            "the held connection from {local} is {} in the director's table after {} s, not ESTABLISHED",
+            last.as_deref().unwrap_or("absent"),
+            settle::SETTLE_MAX.as_secs()
+        ))
+    }
+
+    /// Waits until the connection from `local` is finished at both ends and the director no
+    /// longer counts it as active.
+    fn settle_closed(&self, client_netns: &str, local: SocketAddr) -> Result<(), String> {
+        let servers = self.server_netns();
+        let ends = settle::poll_until(|| settle::closed_everywhere(client_netns, local, &servers))?;
+        if !ends {
+            // A broken path (a test fault) can leave a half-open end behind; the path and
+            // the expectations show what went wrong, so this is not the step's failure.
+            tracing::warn!(
+                "the connection from {local} was not closed at both ends after {} s",
+                settle::SETTLE_MAX.as_secs()
+            );
+        }
+        let mut last = None;
+        let inactive = settle::poll_until(|| {
+            last = director_conn_state(self.lab, self.service, local)?;
+            Ok(last.as_deref() != Some("ESTABLISHED"))
+        })?;
+        if inactive {
+            return Ok(());
+        }
+        Err(format!(
+            "the director still counts the closed connection from {local} as ESTABLISHED after {} s",
+            settle::SETTLE_MAX.as_secs()
+        ))
+    }
+}
+
+/// The state of the director's connection from `client` (its address and port), if any.
+fn director_conn_state(
+    lab: &Lab,
+    service: &ServiceSpec,
+    client: SocketAddr,
+) -> Result<Option<String>, String> {
+    let v = control_request(lab, service, r#"{"op":"conns"}"#)?;
+    let want = client.to_string();
+    Ok(v.get("conns")
+        .and_then(|c| c.as_array())
+        .and_then(|rows| {
+            rows.iter()
+                .find(|r| r.get("source").and_then(|s| s.as_str()) == Some(want.as_str()))
+        })
+        .and_then(|r| r.get("state").and_then(|s| s.as_str()))
+        .map(str::to_owned))
 }
 
 fn proto_flag(s: &ServiceSpec) -> &'static str {
