@@ -36,7 +36,9 @@ pub struct NormalizeOptions {
     pub arp: bool,
     /// Show IPv6 neighbor and router discovery.
     pub neighbor_discovery: bool,
-    /// Show TCP retransmissions (a second copy of an identical segment).
+    /// Show TCP retransmissions (a second copy of an identical segment), ARP retries (a
+    /// second copy of the same request or reply) and repeated ICMP errors about a TCP
+    /// segment (each retransmitted SYN can draw one).
     pub retransmissions: bool,
     /// Show TCP pure ACKs that the next segment in the same direction covers (an ack
     /// number at least as high). Whether a receiver acknowledges at once or lets its next
@@ -441,11 +443,17 @@ fn build_journeys(
             continue;
         };
         let (conv, c2s, sig) = key;
-        let is_tcp = matches!(sig, Sig::Tcp { .. });
+        // Copies after the first are retransmissions (TCP), retries (ARP) or answers to
+        // them (an ICMP error quoting a TCP segment): how many there are is up to timers.
+        let timer_copies = match &sig {
+            Sig::Tcp { .. } | Sig::Arp { .. } => true,
+            Sig::IcmpError { inner: Some(i), .. } => matches!(**i, Sig::Tcp { .. }),
+            _ => false,
+        };
         // The k-th copy at every hop is the k-th trip of this packet.
         let copies = by_hop.values().map(Vec::len).max().unwrap_or(0);
         for k in 0..copies {
-            if k > 0 && is_tcp && !opts.retransmissions {
+            if k > 0 && timer_copies && !opts.retransmissions {
                 break;
             }
             let mut sightings: Vec<Sighting> = by_hop

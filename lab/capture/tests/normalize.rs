@@ -440,6 +440,31 @@ fn arp_is_left_out_unless_asked_for() {
 }
 
 #[test]
+fn arp_retries_are_folded_into_the_first_request() {
+    let mut once = Sim::default();
+    once.put(Hop::new("director", "eth1"), 0, arp_request());
+    once.put(Hop::new("rs1", "eth0"), 1, arp_request());
+    let mut retried = Sim::default();
+    for t in [0, 1_000_000_000] {
+        retried.put(Hop::new("director", "eth1"), t, arp_request());
+        retried.put(Hop::new("rs1", "eth0"), t + 1, arp_request());
+    }
+    let arp = NormalizeOptions {
+        arp: true,
+        ..Default::default()
+    };
+    let text = normalize(&retried.captures(), &roles(), arp);
+    assert_eq!(text, normalize(&once.captures(), &roles(), arp));
+    assert_eq!(text.matches("ARP who-has").count(), 2, "{text}");
+    let all = NormalizeOptions {
+        retransmissions: true,
+        ..arp
+    };
+    let with = normalize(&retried.captures(), &roles(), all);
+    assert_eq!(with.matches("ARP who-has").count(), 4, "{with}");
+}
+
+#[test]
 fn tun_hop_shows_outer_ipip_header_and_inner_packet() {
     let mut sim = Sim::default();
     let inner = {
@@ -496,6 +521,39 @@ fn icmp_error_quotes_the_packet_and_joins_its_conversation() {
     assert!(text.contains(
         "director:eth0   out  director:eth0 > router:eth1     VIP=192.168.1.250 > CIP=198.51.100.10 ICMP port-unreachable (3/3) for [CIP=198.51.100.10:p1 > VIP=192.168.1.250:53 UDP]"
     ), "{text}");
+}
+
+#[test]
+fn an_icmp_error_for_each_retransmitted_syn_shows_once() {
+    let syn = tcp(40000, 80, 7, None, "S", b"");
+    let refused = |copies: u64| {
+        let mut sim = Sim::default();
+        for k in 0..copies {
+            let t = k * 1_000_000_000;
+            sim.send(t, &nat_in()[..2], syn);
+            let quoted = build(mac(3), mac(4), CIP, VIP, syn);
+            let mut icmp = Vec::new();
+            PacketBuilder::ethernet2(mac(4), mac(3))
+                .ipv4(VIP, CIP, 64)
+                .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                    etherparse::icmpv4::DestUnreachableHeader::Port,
+                ))
+                .write(&mut icmp, &quoted[14..42])
+                .unwrap();
+            sim.put(Hop::new("director", "eth0"), t + 100, icmp.clone());
+            sim.put(Hop::new("router", "eth1"), t + 101, icmp);
+        }
+        sim
+    };
+    let once = path(&refused(1));
+    assert_eq!(path(&refused(3)), once);
+    assert_eq!(once.matches("ICMP port-unreachable").count(), 2, "{once}");
+    let all = NormalizeOptions {
+        retransmissions: true,
+        ..Default::default()
+    };
+    let with = normalize(&refused(3).captures(), &roles(), all);
+    assert_eq!(with.matches("ICMP port-unreachable").count(), 6, "{with}");
 }
 
 #[test]
