@@ -20,4 +20,5 @@ pub use lifecycle::{down, down_all, up, Injection, LabGuard, UpOptions, INJECT_E
 pub use resolve::{resolve_lab, resolve_lab_among};
 pub use view::{capture_targets, role_map};
 
+pub use lvslab_netns::state::list_labs;
 pub use lvslab_netns::{Lab, Topology};
