@@ -8,7 +8,7 @@ pub struct LabArg {
     /// The lab (default: the only lab that is up).
     #[arg(long = "lab", value_name = "LAB")]
     pub lab: Option<String>,
-    /// Same as --lab.
+    /// Same as --lab (the older positional form).
     #[arg(value_name = "LAB", conflicts_with = "lab")]
     pub lab_positional: Option<String>,
 }
