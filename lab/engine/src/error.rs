@@ -7,6 +7,9 @@ pub enum EngineError {
     /// Reading, building or removing namespaces and state failed.
     #[error(transparent)]
     Netns(#[from] lvslab_netns::Error),
+    /// A lab of this name is up already (and was left alone).
+    #[error("lab {0:?} is already up\n  help: `lvslab down --lab {0}` first, or pick another name with --name")]
+    AlreadyUp(String),
     /// The build failed; the builder removed what it had made.
     #[error("building lab {lab} failed; everything it made was removed: {cause}")]
     Build {
@@ -47,9 +50,14 @@ pub enum EngineError {
         /// The first signal that arrived.
         signal: Signal,
     },
-    /// Holding interrupts back failed.
-    #[error("block interrupts while the lab is built: {0}")]
-    SignalMask(nix::Error),
+    /// Holding interrupts back, or raising the injected one, failed.
+    #[error("{what}: {error}")]
+    Signal {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        error: nix::Error,
+    },
     /// No lab is up and none was named.
     #[error("no lab is up\n  help: start one with `lvslab up nat-topology`")]
     NoLabUp,

@@ -7,6 +7,7 @@ use crate::{EngineError, Result};
 /// interrupt makes [`crate::up`] take the lab down again instead of leaving namespaces
 /// behind. Threads the builder starts inherit the mask; daemons do not (`spawn_daemon`
 /// clears it before exec). Dropping it delivers whatever is still pending.
+#[derive(Debug)]
 pub struct DeferredInterrupts {
     set: SigSet,
 }
@@ -20,7 +21,10 @@ impl DeferredInterrupts {
         for s in Self::SIGNALS {
             set.add(s);
         }
-        set.thread_block().map_err(EngineError::SignalMask)?;
+        set.thread_block().map_err(|error| EngineError::Signal {
+            what: "block interrupts while the lab is built",
+            error,
+        })?;
         Ok(Self { set })
     }
 

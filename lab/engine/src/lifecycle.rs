@@ -50,6 +50,7 @@ impl Injection {
 }
 
 /// How [`up`] brings a lab up.
+#[derive(Debug)]
 pub struct UpOptions<'a> {
     /// How the daemons are started.
     pub daemons: DaemonConfig,
@@ -77,6 +78,10 @@ pub fn up(name: &str, topo: &Topology, opts: &UpOptions) -> Result<Lab> {
     if opts.inject == Some(Injection::Interrupt) && opts.interrupts.is_none() {
         return Err(EngineError::InjectionNeedsInterrupts);
     }
+    // Checked here too so the error does not claim a rollback that never touched that lab.
+    if state::run_dir(name).join("state.json").exists() {
+        return Err(EngineError::AlreadyUp(name.to_owned()));
+    }
     let build_opts = BuildOptions {
         fail_after: match opts.inject {
             Some(Injection::AfterBuild(step)) => Some(step),
@@ -93,7 +98,10 @@ pub fn up(name: &str, topo: &Topology, opts: &UpOptions) -> Result<Lab> {
         Some(Injection::AfterDaemons) => Err(EngineError::Injected("daemons")),
         // Ctrl-C arriving while the lab is half built; held back until `pending` below.
         Some(Injection::Interrupt) => {
-            nix::sys::signal::raise(Signal::SIGINT).map_err(EngineError::SignalMask)
+            nix::sys::signal::raise(Signal::SIGINT).map_err(|error| EngineError::Signal {
+                what: "raise the injected interrupt",
+                error,
+            })
         }
         _ => Ok(()),
     });

@@ -106,6 +106,15 @@ fn up_and_down_as_library_calls() {
         lab.state.daemons[2].argv[1..],
         ["director", "--lab", name.as_str(), "--node", "director"]
     );
+    // A second lab of the same name is refused and leaves the first one alone.
+    let again = up(
+        &name,
+        &topology("nat-topology"),
+        &UpOptions::new(DaemonConfig::new(&exe)),
+    );
+    assert!(matches!(again, Err(EngineError::AlreadyUp(_))), "{again:?}");
+    assert!(lab.state.daemons.iter().all(|d| d.alive()));
+    assert!(lab.state.nodes.iter().all(|n| netns::exists(&n.netns)));
     // The saved state is what other commands see.
     assert_eq!(
         lvslab_netns::Lab::load(&name)
