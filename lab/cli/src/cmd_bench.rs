@@ -1,9 +1,12 @@
 //! `lvslab bench up`: time lvslab's up+request+down against an iproute2 shell script.
+//! Up and down are lvslab-engine calls, as every lvslab command makes them; the request is
+//! a `lvslab request` process, as a user would send it.
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use lvslab_engine::{DaemonConfig, LabGuard, UpOptions};
 use lvslab_netns::topology::topology_dirs;
 use lvslab_netns::Topology;
 
@@ -73,19 +76,14 @@ fn script_path() -> Result<PathBuf> {
 /// Alternate lvslab and the shell script so both see the same machine state.
 fn bench_up(runs: usize) -> Result<()> {
     let exe = std::env::current_exe()?;
-    let topo = Topology::locate("nat-topology")?;
+    let topo = Topology::find("nat-topology")?;
     let script = script_path()?;
     let pid = std::process::id();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for i in 0..runs {
         let lab = format!("bench{pid}-{i}");
         let t = Instant::now();
-        run_ok(
-            Command::new(&exe)
-                .args(["up", "-q", "--name", &lab])
-                .arg(&topo),
-            "lvslab up",
-        )?;
+        let guard = LabGuard::up(&lab, &topo, &UpOptions::new(DaemonConfig::new(&exe)))?;
         let req = run_ok(
             Command::new(&exe).args([
                 "request",
@@ -98,7 +96,7 @@ fn bench_up(runs: usize) -> Result<()> {
             ]),
             "lvslab request",
         );
-        let down = run_ok(Command::new(&exe).args(["down", &lab]), "lvslab down");
+        let down = guard.down();
         ours.push(t.elapsed());
         req?;
         down?;

@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use lvslab_capture::{files, LiveCapture};
-use lvslab_netns::{state, Lab};
+use lvslab_engine::{capture_targets, role_map};
+use lvslab_netns::Lab;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -12,7 +13,7 @@ use std::process::Command;
 /// Example: `lvslab capture -- lvslab request --from client --to 192.168.1.250:80`
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Lab (optional when exactly one is up).
+    /// The lab (default: the only lab that is up).
     #[arg(long)]
     pub lab: Option<String>,
     /// Capture on this node only (repeatable).
@@ -34,12 +35,12 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
-    let name = state::resolve_lab(args.lab.as_deref())?;
+    let name = lvslab_engine::resolve_lab(args.lab.as_deref())?;
     let lab = Lab::load(&name)?;
     for n in &args.node {
         lab.node(n)?;
     }
-    let targets = lvslab_scenario::runner::capture_targets(&lab, &args.node);
+    let targets = capture_targets(&lab, &args.node);
     let out = match args.out.clone() {
         Some(o) => o,
         None => {
@@ -73,7 +74,7 @@ pub fn run(args: Args) -> Result<()> {
         println!("  {}", p.display());
     }
     if args.path {
-        let roles = lvslab_scenario::runner::role_map(&lab);
+        let roles = role_map(&lab);
         print!(
             "\n{}",
             lvslab_capture::normalize(&caps, &roles, Default::default())

@@ -1,24 +1,24 @@
-//! `lvslab down [LAB] [--all]`: tear a lab down.
+//! `lvslab down [--lab LAB] [--all]`: tear a lab down.
 use anyhow::Result;
-use lvslab_netns::{state, Lab};
+
+use crate::labarg::LabArg;
 
 /// Stop a lab's daemons and delete its namespaces (exactly what `up` recorded).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Lab name (optional when exactly one lab is up).
-    pub lab: Option<String>,
+    #[command(flatten)]
+    pub lab: LabArg,
     /// Remove every lab, and also leftover lvs-* namespaces (and processes in them) whose state is gone.
-    #[arg(long, conflicts_with = "lab")]
+    #[arg(long, conflicts_with_all = ["lab", "lab_positional"])]
     pub all: bool,
 }
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
     let removed = if args.all {
-        state::down_all()?
+        lvslab_engine::down_all()?
     } else {
-        let name = state::resolve_lab(args.lab.as_deref())?;
-        Lab::load(&name)?.down()?
+        lvslab_engine::down(&lvslab_engine::resolve_lab(args.lab.name())?)?
     };
     println!(
         "removed {} namespaces{}",

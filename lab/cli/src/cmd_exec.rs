@@ -2,13 +2,13 @@
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use lvslab_netns::{netns, state, Lab};
+use lvslab_netns::{netns, Lab};
 
 /// Run a command in a node's network namespace (like `ip netns exec lvs-LAB-NODE CMD`);
 /// its exit code is passed through.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Lab name (optional when exactly one lab is up).
+    /// The lab (default: the only lab that is up).
     #[arg(long)]
     pub lab: Option<String>,
     /// Node name, e.g. rs1.
@@ -20,7 +20,7 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
-    let lab = Lab::load(&state::resolve_lab(args.lab.as_deref())?)?;
+    let lab = Lab::load(&lvslab_engine::resolve_lab(args.lab.as_deref())?)?;
     let ns = lab.netns_of(&args.node)?;
     let mut cmd = Command::new(&args.cmd[0]);
     cmd.args(&args.cmd[1..]);

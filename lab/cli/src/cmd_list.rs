@@ -1,6 +1,6 @@
 //! `lvslab list`: labs that are up.
 use anyhow::Result;
-use lvslab_netns::{state, Lab};
+use lvslab_netns::Lab;
 
 /// List the labs that are up, with their topology, node count and running daemons.
 #[derive(clap::Args, Debug)]
@@ -8,7 +8,7 @@ pub struct Args {}
 
 /// Run the command.
 pub fn run(_args: Args) -> Result<()> {
-    let labs = state::list_labs();
+    let labs = lvslab_engine::list_labs();
     if labs.is_empty() {
         println!("no lab is up (start one with `lvslab up nat-topology`)");
         return Ok(());

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use lvslab_netns::{netns, state, Lab};
+use lvslab_netns::{netns, Lab};
 use serde::Serialize;
 
 /// Send requests from inside a node and count answers per real server.
@@ -19,7 +19,7 @@ use serde::Serialize;
 /// request failed.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Lab name (optional when exactly one lab is up).
+    /// The lab (default: the only lab that is up).
     #[arg(long)]
     pub lab: Option<String>,
     /// Node to send from, e.g. client.
@@ -66,7 +66,7 @@ struct Report {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
-    let lab = Lab::load(&state::resolve_lab(args.lab.as_deref())?)?;
+    let lab = Lab::load(&lvslab_engine::resolve_lab(args.lab.as_deref())?)?;
     let ns = lab.netns_of(&args.from)?;
     let payload: Option<Vec<u8>> = match (&args.payload, args.random_bytes) {
         (Some(h), _) => Some(parse_hex(h)?),

@@ -1,14 +1,16 @@
-//! `lvslab status [LAB] [--json]`: what a lab is made of and what runs in it.
+//! `lvslab status [--lab LAB] [--json]`: what a lab is made of and what runs in it.
 use anyhow::Result;
-use lvslab_netns::{netns, state, Lab, Peer};
+use lvslab_netns::{netns, Lab, Peer};
+
+use crate::labarg::LabArg;
 use serde::Serialize;
 
 /// Show a lab's nodes, roles, interfaces (MAC, addresses, labels, wiring), routes, services
 /// and daemons (with whether each is still running).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Lab name (optional when exactly one lab is up).
-    pub lab: Option<String>,
+    #[command(flatten)]
+    pub lab: LabArg,
     /// Print JSON (an object with lab, topology, nodes, services, daemons).
     #[arg(long)]
     pub json: bool,
@@ -44,7 +46,7 @@ struct View<'a> {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
-    let lab = Lab::load(&state::resolve_lab(args.lab.as_deref())?)?;
+    let lab = Lab::load(&lvslab_engine::resolve_lab(args.lab.name())?)?;
     let st = &lab.state;
     let view = View {
         lab: &st.lab,

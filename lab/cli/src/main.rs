@@ -14,6 +14,7 @@ mod cmd_test;
 mod cmd_up;
 mod cmd_validate;
 mod director;
+mod labarg;
 
 /// Build Linux Virtual Server labs out of network namespaces and check how packets flow.
 ///
@@ -117,4 +118,123 @@ fn restore_default_sigpipe() {
     use nix::sys::signal::{signal, SigHandler, Signal};
     // SAFETY: called at start-up before any thread exists; SIG_DFL installs no handler code.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("lvslab").chain(args.iter().copied()))
+            .map(|c| c.command)
+    }
+
+    /// The lab a parsed command names, through the same accessor the command uses.
+    fn lab_of(args: &[&str]) -> Option<String> {
+        let cmd = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let name = match &cmd {
+            Command::Down(a) => a.lab.name(),
+            Command::Status(a) => a.lab.name(),
+            Command::Stats(a) => a.lab.name(),
+            Command::Conns(a) => a.lab.name(),
+            Command::Service(a) => match &a.action {
+                director::cmd_ctl::Action::List(l) => l.lab.name(),
+                other => panic!("{args:?}: {other:?} is not list"),
+            },
+            Command::Exec(a) => a.lab.as_deref(),
+            Command::Request(a) => a.lab.as_deref(),
+            Command::Capture(a) => a.lab.as_deref(),
+            Command::Director(a) => a.lab.as_deref(),
+            other => panic!("{args:?}: {other:?} names no lab"),
+        };
+        name.map(str::to_owned)
+    }
+
+    #[test]
+    fn every_lab_command_takes_dash_dash_lab() {
+        for args in [
+            &["down", "--lab", "x"][..],
+            &["status", "--lab", "x"],
+            &["stats", "--lab", "x"],
+            &["conns", "--lab", "x"],
+            &["service", "list", "--lab", "x"],
+            &["exec", "--lab", "x", "rs1", "--", "true"],
+            &[
+                "request",
+                "--lab",
+                "x",
+                "--from",
+                "client",
+                "--to",
+                "192.0.2.1:80",
+            ],
+            &["capture", "--lab", "x", "--", "true"],
+            &["director", "--lab", "x"],
+        ] {
+            assert_eq!(lab_of(args).as_deref(), Some("x"), "{args:?}");
+        }
+        for args in [
+            &["service", "add", "--lab", "x", "-t", "192.0.2.1:80"][..],
+            &[
+                "real",
+                "del",
+                "--lab",
+                "x",
+                "-t",
+                "192.0.2.1:80",
+                "-r",
+                "10.0.0.1:80",
+            ],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_positional_lab_is_still_accepted() {
+        for args in [
+            &["down", "x"][..],
+            &["status", "x"],
+            &["status", "x", "--json"],
+            &["stats", "x", "--rate"],
+            &["conns", "x"],
+            &["service", "list", "x"],
+        ] {
+            assert_eq!(lab_of(args).as_deref(), Some("x"), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn no_lab_named_leaves_the_choice_to_resolve_lab() {
+        for args in [
+            &["down"][..],
+            &["status"],
+            &["stats"],
+            &["conns"],
+            &["service", "list"],
+            &["exec", "rs1", "--", "true"],
+            &["capture", "--", "true"],
+            &["director"],
+        ] {
+            assert_eq!(lab_of(args), None, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn naming_the_lab_twice_or_with_all_is_refused() {
+        for args in [
+            &["down", "x", "--lab", "y"][..],
+            &["status", "x", "--lab", "y"],
+            &["stats", "x", "--lab", "y"],
+            &["down", "--all", "x"],
+            &["down", "--all", "--lab", "x"],
+        ] {
+            let e = parse(args).expect_err("refused");
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{args:?}: {e}"
+            );
+        }
+    }
 }

@@ -336,3 +336,24 @@ fn daemons_start_with_no_signal_held_back() {
         assert_eq!(blocked, "0000000000000000", "daemon {d}");
     }
 }
+
+#[test]
+fn dash_dash_lab_and_the_positional_name_reach_the_same_lab() {
+    require_root();
+    let lab = unique("labflag");
+    let _g = up("nat-topology", &lab);
+    let by_flag: serde_json::Value =
+        serde_json::from_str(&ok(&["status", "--lab", &lab, "--json"])).expect("status json");
+    let by_pos: serde_json::Value =
+        serde_json::from_str(&ok(&["status", &lab, "--json"])).expect("status json");
+    assert_eq!(by_flag["lab"], lab.as_str());
+    assert_eq!(by_flag, by_pos);
+    assert!(ok(&["stats", "--lab", &lab]).contains("192.168.1.250:80"));
+    assert!(ok(&["service", "list", &lab]).contains("192.168.1.250:80"));
+    // Naming a lab that is not up lists those that are.
+    let o = run(&["status", "--lab", &format!("{lab}-none")]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&lab));
+    ok(&["down", "--lab", &lab]);
+    assert!(netns_of(&lab).is_empty(), "left {:?}", netns_of(&lab));
+}

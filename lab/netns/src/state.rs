@@ -232,25 +232,6 @@ pub fn list_labs() -> Vec<String> {
     v
 }
 
-/// The one lab that is up when the user gave none; an error that lists them otherwise.
-pub fn resolve_lab(lab: Option<&str>) -> Result<String> {
-    if let Some(l) = lab {
-        return Ok(l.to_string());
-    }
-    let labs = list_labs();
-    match labs.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(Error::Msg(
-            "no lab is up\n  help: start one with `lvslab up nat-topology`".into(),
-        )),
-        many => Err(Error::Msg(format!(
-            "{} labs are up ({}); say which one\n  help: pass --lab NAME",
-            many.len(),
-            many.join(", ")
-        ))),
-    }
-}
-
 impl Lab {
     /// Load the state of a running lab.
     pub fn load(lab: &str) -> Result<Lab> {

@@ -6,15 +6,15 @@ use crate::format::{payload_bytes, Backend, Scenario, Step};
 use crate::snapshot::{self, Outcome};
 use crate::{settle, traffic};
 use lvslab_capture::normalize::PathReport;
-use lvslab_capture::{analyze, CaptureTarget, Hop, LiveCapture, NormalizeOptions, RoleMap};
-use lvslab_netns::{Lab, Role, ServiceSpec};
+use lvslab_capture::{analyze, LiveCapture, NormalizeOptions};
+use lvslab_engine::{capture_targets, role_map, DaemonConfig, LabGuard, UpOptions};
+use lvslab_netns::{Lab, Role, ServiceSpec, Topology};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Environment variable the userspace director reads for a deliberate, test-only fault
@@ -36,6 +36,9 @@ pub enum RunError {
     /// Something about the lab (up, down, state) failed.
     #[error("{0}")]
     Lab(String),
+    /// The lab did not come up (and was removed again).
+    #[error(transparent)]
+    Engine(#[from] lvslab_engine::EngineError),
     /// Capture failed.
     #[error(transparent)]
     Capture(#[from] lvslab_capture::CaptureError),
@@ -58,7 +61,8 @@ pub enum RunError {
 /// Where things are and how to run them.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// The `lvslab` executable that brings labs up and down (`lvslab up`/`down`).
+    /// The `lvslab` executable the lab's daemons run from (`serve`, `director`,
+    /// `tunnel`); the runner itself builds and removes labs through lvslab-engine.
     pub lvslab: PathBuf,
     /// Where `captures/<lab>/<scenario>/` go.
     pub captures_dir: PathBuf,
@@ -67,7 +71,7 @@ pub struct RunnerConfig {
     /// Overrides every scenario's backend.
     pub backend: Option<Backend>,
     /// A test-only fault for the director (e.g. `nat-source-rewrite`), handed to the
-    /// daemons `lvslab up` starts through the [`BREAK_ENV`] environment variable.
+    /// lab's daemons through the [`BREAK_ENV`] environment variable.
     pub break_director: Option<String>,
 }
 
@@ -90,29 +94,6 @@ impl ScenarioResult {
     /// Did it pass?
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
-    }
-}
-
-/// Takes a lab down when dropped (so a failing or panicking scenario cleans up too).
-struct LabGuard<'a> {
-    lvslab: &'a Path,
-    name: String,
-}
-
-impl Drop for LabGuard<'_> {
-    fn drop(&mut self) {
-        let out = Command::new(self.lvslab)
-            .args(["down", &self.name])
-            .output();
-        if let Ok(o) = out {
-            if !o.status.success() {
-                tracing::warn!(
-                    "lvslab down {} failed: {}",
-                    self.name,
-                    String::from_utf8_lossy(&o.stderr)
-                );
-            }
-        }
     }
 }
 
@@ -165,9 +146,11 @@ fn run_inner(
         )));
     }
     let topo_file = write_topology(path, &scenario, lab)?;
-    let guard = lab_up(cfg, &topo_file, lab);
+    let topo = Topology::load(&topo_file);
     let _ = std::fs::remove_file(&topo_file);
-    let _guard = guard?;
+    let topo = topo.map_err(|e| RunError::Lab(e.to_string()))?;
+    // Takes the lab down however this function ends, panics included.
+    let _guard = lab_up(cfg, &topo, lab)?;
     let lab_state = Lab::load(lab).map_err(|e| RunError::Lab(e.to_string()))?;
     let service = lab_state
         .state
@@ -377,68 +360,9 @@ fn locate_topology(scenario_path: &Path, topology: &str) -> Result<PathBuf, RunE
     })
 }
 
-fn lab_up<'a>(cfg: &'a RunnerConfig, topo: &Path, lab: &str) -> Result<LabGuard<'a>, RunError> {
-    let mut cmd = Command::new(&cfg.lvslab);
-    cmd.arg("up").arg(topo).args(["--name", lab, "--quiet"]);
-    match &cfg.break_director {
-        Some(b) => cmd.env(BREAK_ENV, b),
-        None => cmd.env_remove(BREAK_ENV),
-    };
-    let out = cmd
-        .output()
-        .map_err(|e| RunError::Lab(format!("running {} up: {e}", cfg.lvslab.display())))?;
-    // From here on the lab may exist (even half-built): the guard removes it.
-    let guard = LabGuard {
-        lvslab: &cfg.lvslab,
-        name: lab.to_owned(),
-    };
-    if !out.status.success() {
-        return Err(RunError::Lab(format!(
-            "lvslab up failed for lab {lab}:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    Ok(guard)
-}
-
-/// Every interface of the given nodes (all nodes when `nodes` is empty) as capture targets.
-pub fn capture_targets(lab: &Lab, nodes: &[String]) -> Vec<CaptureTarget> {
-    lab.state
-        .nodes
-        .iter()
-        .filter(|n| nodes.is_empty() || nodes.contains(&n.name))
-        .flat_map(|n| {
-            n.interfaces.iter().map(|i| CaptureTarget {
-                netns: n.netns.clone(),
-                hop: Hop::new(n.name.clone(), i.name.clone()),
-            })
-        })
-        .collect()
-}
-
-/// Role names for the normalizer: interface labels, the service VIP, and MAC owners.
-pub fn role_map(lab: &Lab) -> RoleMap {
-    let mut roles = RoleMap::new();
-    for n in &lab.state.nodes {
-        for i in &n.interfaces {
-            roles.mac(i.mac.0, Hop::new(n.name.clone(), i.name.clone()));
-            if let Some(label) = &i.label {
-                if let Some(a) = i.addresses.first() {
-                    roles.label(a.addr(), label.clone());
-                }
-            }
-        }
-    }
-    let services = &lab.state.topology.services;
-    for (k, s) in services.iter().enumerate() {
-        let label = if services.len() == 1 {
-            "VIP".to_owned()
-        } else {
-            format!("VIP{}", k + 1)
-        };
-        roles.label(s.vip, label);
-    }
-    roles
+fn lab_up(cfg: &RunnerConfig, topo: &Topology, lab: &str) -> Result<LabGuard, RunError> {
+    let daemons = DaemonConfig::new(&cfg.lvslab).env(BREAK_ENV, cfg.break_director.as_deref());
+    Ok(LabGuard::up(lab, topo, &UpOptions::new(daemons))?)
 }
 
 /// Requests sent and failed.

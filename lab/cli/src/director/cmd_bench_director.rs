@@ -66,17 +66,6 @@ enum Mode {
     Kernel,
 }
 
-struct LabDown(String);
-
-impl Drop for LabDown {
-    fn drop(&mut self) {
-        let exe = std::env::current_exe().ok();
-        if let Some(exe) = exe {
-            let _ = Command::new(exe).args(["down", &self.0]).status();
-        }
-    }
-}
-
 /// A child we started; killed by pid when dropped.
 struct Daemon(Child);
 
@@ -412,13 +401,10 @@ pub fn run(args: BenchDirectorArgs) -> Result<()> {
     }
     let exe = std::env::current_exe()?;
     let name = format!("benchdir{}", std::process::id());
-    let up = Command::new(&exe)
-        .args(["up", "nat-topology", "--name", &name, "--quiet"])
-        .status()?;
-    let _down = LabDown(name.clone());
-    if !up.success() {
-        bail!("lvslab up nat-topology failed");
-    }
+    let topo = lvslab_netns::Topology::find("nat-topology")?;
+    let daemons = lvslab_engine::DaemonConfig::new(&exe);
+    // Taken down when the benchmark ends, however it ends.
+    let _down = lvslab_engine::LabGuard::up(&name, &topo, &lvslab_engine::UpOptions::new(daemons))?;
     let lab = Lab::load(&name)?;
     let port = IPERF_PORT.to_string();
     let server = in_ns(&lab, "rs1", "iperf3", &["-s", "-p", &port])?

@@ -20,7 +20,7 @@ pub enum Action {
 /// Which director, and ipvsadm's flags for the rest.
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    /// The lab (optional when exactly one is up).
+    /// The lab (default: the only lab that is up).
     #[arg(long)]
     pub lab: Option<String>,
     /// The director node, when the lab has several.
@@ -40,7 +40,7 @@ pub struct Target {
 #[derive(clap::Args, Debug)]
 pub struct ServiceArgs {
     #[command(subcommand)]
-    action: Action,
+    pub action: Action,
 }
 
 /// `lvslab real ...`.
@@ -74,7 +74,7 @@ fn send(action: &Action, real: bool) -> Result<()> {
     };
     // Parse here too, so a typo is reported before anything is sent.
     lvslab_core::ipvsadm::parse(&line).with_context(|| format!("`ipvsadm {line}`"))?;
-    let lab = crate::director::labinfo::resolve_lab(target.lab.as_deref())?;
+    let lab = lvslab_engine::resolve_lab(target.lab.as_deref())?;
     let socket = crate::director::labinfo::control_socket(&lab, target.node.as_deref())?;
     control::call_ok(&socket, &Request::Ipvsadm { line: line.clone() })?;
     println!("applied: ipvsadm {line}");

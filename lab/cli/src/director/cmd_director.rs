@@ -22,19 +22,20 @@ use std::time::{Duration, Instant};
 /// Arguments of `lvslab director`.
 #[derive(clap::Args, Debug)]
 pub struct DirectorArgs {
-    /// The lab (as given to `lvslab up`).
+    /// The lab (default: the only lab that is up).
     #[arg(long)]
-    pub lab: String,
+    pub lab: Option<String>,
     /// The director node; needed only when the lab has several directors with services.
     #[arg(long)]
     pub node: Option<String>,
 }
 
-/// Run the director of `args.lab` in the foreground until killed.
+/// Run the director of the lab in the foreground until killed.
 pub fn run(args: DirectorArgs) -> Result<()> {
     crate::director::logging::init();
-    let plan = crate::director::labinfo::director_plan(&args.lab, args.node.as_deref())?;
-    tracing::info!(lab = %args.lab, node = %plan.node, netns = %plan.netns, "starting the userspace director");
+    let lab = lvslab_engine::resolve_lab(args.lab.as_deref())?;
+    let plan = crate::director::labinfo::director_plan(&lab, args.node.as_deref())?;
+    tracing::info!(lab = %lab, node = %plan.node, netns = %plan.netns, "starting the userspace director");
     let netns = plan.netns.clone();
     lvslab_netns::netns::run_in(&netns, move || serve(&plan.lines, &plan.socket))
         .with_context(|| format!("enter namespace {netns}"))?

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 /// Arguments of `lvslab stats`.
 #[derive(clap::Args, Debug)]
 pub struct StatsArgs {
-    /// The lab (optional when exactly one lab is up).
-    pub lab: Option<String>,
+    #[command(flatten)]
+    pub lab: crate::labarg::LabArg,
     /// The director node, when the lab has several.
     #[arg(long)]
     pub node: Option<String>,
@@ -25,8 +25,8 @@ pub struct StatsArgs {
 /// Arguments of `lvslab conns`.
 #[derive(clap::Args, Debug)]
 pub struct ConnsArgs {
-    /// The lab (optional when exactly one lab is up).
-    pub lab: Option<String>,
+    #[command(flatten)]
+    pub lab: crate::labarg::LabArg,
     /// The director node, when the lab has several.
     #[arg(long)]
     pub node: Option<String>,
@@ -38,8 +38,8 @@ pub struct ConnsArgs {
 /// Arguments of `lvslab service list` / `lvslab real list`.
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
-    /// The lab (optional when exactly one lab is up).
-    pub lab: Option<String>,
+    #[command(flatten)]
+    pub lab: crate::labarg::LabArg,
     /// The director node, when the lab has several.
     #[arg(long)]
     pub node: Option<String>,
@@ -50,7 +50,7 @@ pub struct ListArgs {
 
 /// Run `lvslab service list`: the table as `ipvsadm -Ln` shows it.
 pub fn run_list(args: &ListArgs) -> Result<()> {
-    let lab = crate::director::labinfo::resolve_lab(args.lab.as_deref())?;
+    let lab = lvslab_engine::resolve_lab(args.lab.name())?;
     let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
     let services = fetch_stats(&socket)?;
     if args.json {
@@ -93,7 +93,7 @@ fn fetch_stats(socket: &std::path::Path) -> Result<Vec<ServiceStats>> {
 
 /// Run `lvslab stats`.
 pub fn run_stats(args: StatsArgs) -> Result<()> {
-    let lab = crate::director::labinfo::resolve_lab(args.lab.as_deref())?;
+    let lab = lvslab_engine::resolve_lab(args.lab.name())?;
     let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
     if !args.rate {
         let resp = control::call_ok(&socket, &Request::Stats)?;
@@ -122,7 +122,7 @@ pub fn run_stats(args: StatsArgs) -> Result<()> {
 
 /// Run `lvslab conns`.
 pub fn run_conns(args: ConnsArgs) -> Result<()> {
-    let lab = crate::director::labinfo::resolve_lab(args.lab.as_deref())?;
+    let lab = lvslab_engine::resolve_lab(args.lab.name())?;
     let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
     let resp = control::call_ok(&socket, &Request::Conns)?;
     let Response::Conns { conns } = &resp else {

@@ -1,7 +1,8 @@
 //! What the director commands need from a lab: its director nodes, their namespaces, the
 //! services as ipvsadm lines and the control socket paths.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use lvslab_engine::directors_with_services;
 use lvslab_netns::{Lab, Method, Protocol, ServiceSpec, Topology};
 use std::path::PathBuf;
 
@@ -65,17 +66,6 @@ pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
     lines
 }
 
-/// Director nodes of `topo` that have services, in file order.
-pub fn directors_with_services(topo: &Topology) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for s in &topo.services {
-        if !out.contains(&s.director) {
-            out.push(s.director.clone());
-        }
-    }
-    out
-}
-
 /// Pick the director node: `node` if given, else the only one with services.
 pub fn pick_director(topo: &Topology, node: Option<&str>) -> Result<String> {
     let all = directors_with_services(topo);
@@ -125,41 +115,4 @@ pub fn control_socket(lab: &str, node: Option<&str>) -> Result<PathBuf> {
     let lab = Lab::load(lab)?;
     let node = pick_director(&lab.state.topology, node)?;
     Ok(crate::director::control::socket_path(&lab.run_dir(), &node))
-}
-
-/// `lab` if given, else the only lab that is up.
-pub fn resolve_lab(lab: Option<&str>) -> Result<String> {
-    Ok(lvslab_netns::state::resolve_lab(lab)?)
-}
-
-/// Start the userspace director of every director node with services, and the TUN
-/// decapsulator on every real server of a TUN service (part of `lvslab up`).
-pub fn start_director_daemons(lab: &mut Lab) -> Result<()> {
-    let exe = std::env::current_exe().context("find the lvslab executable")?;
-    let topo = lab.state.topology.clone();
-    for node in directors_with_services(&topo) {
-        let mut cmd = std::process::Command::new(&exe);
-        cmd.args(["director", "--lab", lab.name(), "--node", &node]);
-        lab.spawn_daemon(&node, &format!("director-{node}"), cmd, true)?;
-    }
-    let mut tun_vips: Vec<(String, Vec<String>)> = Vec::new();
-    for s in topo.services.iter().filter(|s| s.method == Method::Tun) {
-        for r in &s.real_servers {
-            let vip = s.vip.to_string();
-            match tun_vips.iter_mut().find(|(n, _)| *n == r.node) {
-                Some((_, v)) if !v.contains(&vip) => v.push(vip),
-                Some(_) => {}
-                None => tun_vips.push((r.node.clone(), vec![vip])),
-            }
-        }
-    }
-    for (node, vips) in tun_vips {
-        let mut cmd = std::process::Command::new(&exe);
-        cmd.arg("tunnel");
-        for v in &vips {
-            cmd.args(["--vip", v]);
-        }
-        lab.spawn_daemon(&node, &format!("tunnel-{node}"), cmd, true)?;
-    }
-    Ok(())
 }

@@ -1,0 +1,192 @@
+//! Which daemons a lab runs, and starting them as processes of the lvslab executable.
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
+
+use lvslab_netns::{Lab, Method, Role, Topology};
+
+use crate::Result;
+
+/// How the engine starts a lab's daemons.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// The lvslab executable the daemons are run from (`serve`, `director`, `tunnel`). The
+    /// CLI passes its own executable; a cargo test passes `CARGO_BIN_EXE_lvslab`, because
+    /// there the current executable is the test harness.
+    pub exe: PathBuf,
+    /// Environment variables set (`Some`) or removed (`None`) for every daemon.
+    pub env: Vec<(OsString, Option<OsString>)>,
+}
+
+impl DaemonConfig {
+    /// Daemons run from `exe` with the caller's environment.
+    pub fn new(exe: impl Into<PathBuf>) -> Self {
+        Self {
+            exe: exe.into(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Set (`Some`) or remove (`None`) `key` in every daemon's environment.
+    pub fn env(mut self, key: impl Into<OsString>, value: Option<impl Into<OsString>>) -> Self {
+        self.env.push((key.into(), value.map(Into::into)));
+        self
+    }
+
+    fn command(&self, args: &[String]) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(args);
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    }
+}
+
+/// One daemon of a lab: where it runs, its name in the lab state, and its lvslab arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSpec {
+    /// The node whose namespace it runs in.
+    pub node: String,
+    /// Its name in the lab state and its log file (`serve-rs1`, `director-director`).
+    pub name: String,
+    /// Arguments after the lvslab executable.
+    pub args: Vec<String>,
+}
+
+/// Director nodes of `topo` that have services, in file order.
+pub fn directors_with_services(topo: &Topology) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in &topo.services {
+        if !out.contains(&s.director) {
+            out.push(s.director.clone());
+        }
+    }
+    out
+}
+
+/// The daemons lab `lab` of `topo` runs, in start order: `serve` on every real server
+/// (unless `serve = false`), the userspace director on every director node with services,
+/// and the IPIP decapsulator on every real server of a TUN service (this host's kernel has
+/// no ipip module).
+pub fn daemon_plan(lab: &str, topo: &Topology) -> Vec<DaemonSpec> {
+    let mut plan = Vec::new();
+    for n in topo
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Realserver && n.serve)
+    {
+        plan.push(DaemonSpec {
+            node: n.name.clone(),
+            name: format!("serve-{}", n.name),
+            args: strings(&["serve", "--lab", lab, "--node", &n.name]),
+        });
+    }
+    for node in directors_with_services(topo) {
+        plan.push(DaemonSpec {
+            name: format!("director-{node}"),
+            args: strings(&["director", "--lab", lab, "--node", &node]),
+            node,
+        });
+    }
+    let mut tun_vips: Vec<(String, Vec<String>)> = Vec::new();
+    for s in topo.services.iter().filter(|s| s.method == Method::Tun) {
+        let vip = s.vip.to_string();
+        for r in &s.real_servers {
+            match tun_vips.iter_mut().find(|(n, _)| *n == r.node) {
+                Some((_, v)) if !v.contains(&vip) => v.push(vip.clone()),
+                Some(_) => {}
+                None => tun_vips.push((r.node.clone(), vec![vip.clone()])),
+            }
+        }
+    }
+    for (node, vips) in tun_vips {
+        let mut args = vec!["tunnel".to_owned()];
+        for v in vips {
+            args.push("--vip".to_owned());
+            args.push(v);
+        }
+        plan.push(DaemonSpec {
+            name: format!("tunnel-{node}"),
+            node,
+            args,
+        });
+    }
+    plan
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Start every daemon of [`daemon_plan`], each waited for until it reports ready.
+pub(crate) fn start(lab: &mut Lab, cfg: &DaemonConfig) -> Result<()> {
+    for d in daemon_plan(lab.name(), &lab.state.topology) {
+        lab.spawn_daemon(&d.node, &d.name, cfg.command(&d.args), true)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo(name: &str) -> Topology {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../topologies")
+            .join(format!("{name}.toml"));
+        Topology::load(&p).expect("shipped topology")
+    }
+
+    fn names(plan: &[DaemonSpec]) -> Vec<&str> {
+        plan.iter().map(|d| d.name.as_str()).collect()
+    }
+
+    #[test]
+    fn nat_runs_serve_on_each_real_server_then_the_director() {
+        let plan = daemon_plan("x", &topo("nat-topology"));
+        assert_eq!(
+            names(&plan),
+            ["serve-rs1", "serve-rs2", "director-director"]
+        );
+        assert_eq!(
+            plan[2].args,
+            ["director", "--lab", "x", "--node", "director"]
+        );
+        assert_eq!(plan[0].args, ["serve", "--lab", "x", "--node", "rs1"]);
+    }
+
+    #[test]
+    fn tun_adds_a_decapsulator_per_real_server_with_its_vips() {
+        let t = topo("tun-topology");
+        let plan = daemon_plan("x", &t);
+        let tunnels: Vec<&DaemonSpec> = plan
+            .iter()
+            .filter(|d| d.name.starts_with("tunnel-"))
+            .collect();
+        assert!(!tunnels.is_empty(), "{plan:?}");
+        let vip = t.services[0].vip.to_string();
+        for d in tunnels {
+            assert_eq!(d.args, ["tunnel", "--vip", vip.as_str()], "{d:?}");
+        }
+    }
+
+    #[test]
+    fn daemon_environment_is_set_or_removed() {
+        let cfg = DaemonConfig::new("/bin/true")
+            .env("A", Some("1"))
+            .env("B", None::<&str>);
+        let cmd = cfg.command(&strings(&["serve"]));
+        let envs: Vec<_> = cmd.get_envs().collect();
+        assert_eq!(
+            envs,
+            [
+                (std::ffi::OsStr::new("A"), Some(std::ffi::OsStr::new("1"))),
+                (std::ffi::OsStr::new("B"), None)
+            ]
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! lvslab-engine: the lab lifecycle as a library. It builds a lab from a topology, starts
+//! its daemons (`serve`, the director, `tunnel`) as processes of a given lvslab executable,
+//! rolls everything back when a step fails, tears labs down, names the lab a command acts
+//! on, and gives capture its view of a lab (hops and roles).
+//!
+//! The CLI and the scenario runner both call this crate; neither runs `lvslab up`/`down`
+//! as a subprocess.
+
+mod daemons;
+mod error;
+mod interrupts;
+mod lifecycle;
+mod resolve;
+mod view;
+
+pub use daemons::{daemon_plan, directors_with_services, DaemonConfig, DaemonSpec};
+pub use error::{EngineError, Result};
+pub use interrupts::DeferredInterrupts;
+pub use lifecycle::{down, down_all, up, Injection, LabGuard, UpOptions, INJECT_ENV};
+pub use resolve::{resolve_lab, resolve_lab_among};
+pub use view::{capture_targets, role_map};
+
+pub use lvslab_netns::state::list_labs;
+pub use lvslab_netns::{Lab, Topology};

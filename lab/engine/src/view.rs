@@ -1,0 +1,43 @@
+//! A lab as capture sees it: the hops to listen on and the role names of its addresses.
+use lvslab_capture::{CaptureTarget, Hop, RoleMap};
+use lvslab_netns::Lab;
+
+/// Every interface of the given nodes (all nodes when `nodes` is empty) as capture targets.
+pub fn capture_targets(lab: &Lab, nodes: &[String]) -> Vec<CaptureTarget> {
+    lab.state
+        .nodes
+        .iter()
+        .filter(|n| nodes.is_empty() || nodes.contains(&n.name))
+        .flat_map(|n| {
+            n.interfaces.iter().map(|i| CaptureTarget {
+                netns: n.netns.clone(),
+                hop: Hop::new(n.name.clone(), i.name.clone()),
+            })
+        })
+        .collect()
+}
+
+/// Role names for the normalizer: interface labels, the service VIP, and MAC owners.
+pub fn role_map(lab: &Lab) -> RoleMap {
+    let mut roles = RoleMap::new();
+    for n in &lab.state.nodes {
+        for i in &n.interfaces {
+            roles.mac(i.mac.0, Hop::new(n.name.clone(), i.name.clone()));
+            if let Some(label) = &i.label {
+                if let Some(a) = i.addresses.first() {
+                    roles.label(a.addr(), label.clone());
+                }
+            }
+        }
+    }
+    let services = &lab.state.topology.services;
+    for (k, s) in services.iter().enumerate() {
+        let label = if services.len() == 1 {
+            "VIP".to_owned()
+        } else {
+            format!("VIP{}", k + 1)
+        };
+        roles.label(s.vip, label);
+    }
+    roles
+}
