@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{DestView, Ipvs, IpvsError, Service, ServiceView};
-use crate::dest::{Counters, Dest};
+use crate::dest::{Counters, Dest, DestSlab};
 use crate::sched::SchedState;
 use crate::types::{DestConfig, FlowPacket, IpvsCommand, ServiceConfig, ServiceKey};
 
@@ -41,10 +41,7 @@ impl Ipvs {
             IpvsCommand::EditService(cfg) => {
                 let id = self.svc_id(&cfg.key)?;
                 check_zero_port(&cfg)?;
-                let dests = &self.dests;
-                let svc = self.services[id as usize]
-                    .as_mut()
-                    .ok_or(IpvsError::NoService(cfg.key))?;
+                let (svc, dests) = self.svc_with_dests(id, cfg.key)?;
                 if svc.cfg.scheduler != cfg.scheduler {
                     // ip_vs_edit_service: a new scheduler starts from fresh state.
                     svc.sched = SchedState::new(cfg.scheduler, &svc.list, dests, now);
@@ -74,6 +71,18 @@ impl Ipvs {
             }
         }
         Ok(())
+    }
+
+    /// A service to change together with the dests its scheduler hooks read.
+    fn svc_with_dests(
+        &mut self,
+        id: u32,
+        key: ServiceKey,
+    ) -> Result<(&mut Service, &DestSlab), IpvsError> {
+        let svc = self.services[id as usize]
+            .as_mut()
+            .ok_or(IpvsError::NoService(key))?;
+        Ok((svc, &self.dests))
     }
 
     fn del_service(&mut self, now: Duration, key: ServiceKey) -> Result<(), IpvsError> {
@@ -126,10 +135,7 @@ impl Ipvs {
             None => self.dests.push(Dest::new(dc, sid)),
         };
         self.update_dest(did, dc, true);
-        let dests = &self.dests;
-        let svc = self.services[sid as usize]
-            .as_mut()
-            .ok_or(IpvsError::NoService(key))?;
+        let (svc, dests) = self.svc_with_dests(sid, key)?;
         svc.list.insert(0, did);
         svc.sched.dest_added(&svc.list, dests);
         let _ = now;
@@ -155,10 +161,7 @@ impl Ipvs {
             .find_dest(sid, dc.addr)
             .ok_or(IpvsError::NoDest(key, dc.addr))?;
         self.update_dest(did, dc, false);
-        let dests = &self.dests;
-        let svc = self.services[sid as usize]
-            .as_mut()
-            .ok_or(IpvsError::NoService(key))?;
+        let (svc, dests) = self.svc_with_dests(sid, key)?;
         svc.sched.dest_updated(&svc.list, dests);
         Ok(())
     }
@@ -180,10 +183,7 @@ impl Ipvs {
             }
         }
         self.trash.push(did);
-        let dests = &self.dests;
-        let svc = self.services[sid as usize]
-            .as_mut()
-            .ok_or(IpvsError::NoService(key))?;
+        let (svc, dests) = self.svc_with_dests(sid, key)?;
         svc.list.remove(idx);
         svc.sched.dest_removed(idx, &svc.list, dests);
         Ok(())

@@ -4,8 +4,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::least::{least, Load};
-use super::locality::{bucket_of, dest_opt, is_overloaded, CacheEntry, Table, MAX_SIZE};
+use super::locality::{bucket_of, dest_opt, is_overloaded, wlc_fallback, CacheEntry, Table};
 use super::{d, Dests, SchedInput};
 
 /// What ip_vs_lblcr_schedule picks by.
@@ -14,6 +13,10 @@ pub(super) const RULE: &str = "per destination address server set, else weighted
 impl CacheEntry for LblcrEntry {
     fn lastuse(&self) -> Duration {
         self.lastuse
+    }
+
+    fn holds(&self, id: u32) -> bool {
+        self.set.contains(&id)
     }
 }
 
@@ -27,18 +30,11 @@ pub(crate) struct LblcrEntry {
     lastuse: Duration,
 }
 
-/// lblcr state: destination address -> a set of servers that grows under load.
-#[derive(Debug, Clone)]
-pub(crate) struct Lblcr {
-    /// The cache; sysctl lblcr_expiration is both the set shrink and full-check horizon.
-    pub t: Table<LblcrEntry>,
-}
+/// lblcr state: destination address -> a set of servers that grows under load; sysctl
+/// lblcr_expiration is both the set shrink and the full-check horizon.
+pub(crate) type Lblcr = Table<LblcrEntry>;
 
 impl Lblcr {
-    pub fn new(now: Duration) -> Self {
-        Lblcr { t: Table::new(now) }
-    }
-
     /// ip_vs_lblcr_schedule.
     pub fn schedule(
         &mut self,
@@ -48,9 +44,8 @@ impl Lblcr {
         why: Option<&mut String>,
     ) -> Option<u32> {
         let b = bucket_of(input.dst);
-        let exp = self.t.expiration;
-        let mut inner = why.as_ref().map(|_| String::new());
-        if let Some(en) = self.t.buckets[b].iter_mut().find(|e| e.addr == input.dst) {
+        let exp = self.expiration;
+        if let Some(en) = self.buckets[b].iter_mut().find(|e| e.addr == input.dst) {
             en.lastuse = input.now;
             let min = set_min(&en.set, dests);
             if en.set.len() > 1 && input.now > en.lastmod + exp {
@@ -72,48 +67,32 @@ impl Lblcr {
                     return Some(id);
                 }
             }
-            let id = least(list, dests, Load::Wlc, inner.as_mut());
-            if let (Some(w), Some(inner)) = (why, inner) {
-                let _ = write!(
-                    w,
+            let id = wlc_fallback(list, dests, why, |inner| {
+                format!(
                     "set for {} busy: weighted least connection over all, added to the set: {inner}",
                     input.dst
-                );
-            }
-            let id = id?;
+                )
+            })?;
             if !en.set.contains(&id) {
                 en.set.insert(0, id);
                 en.lastmod = input.now;
             }
             return Some(id);
         }
-        let id = least(list, dests, Load::Wlc, inner.as_mut());
-        if let (Some(w), Some(inner)) = (why, inner) {
-            let _ = write!(
-                w,
+        let id = wlc_fallback(list, dests, why, |inner| {
+            format!(
                 "no cache entry for {}: weighted least connection, {inner}",
                 input.dst
-            );
-        }
-        let id = id?;
-        if self.t.entries <= MAX_SIZE {
-            self.t.buckets[b].insert(
-                0,
-                LblcrEntry {
-                    addr: input.dst,
-                    set: vec![id],
-                    lastmod: input.now,
-                    lastuse: input.now,
-                },
-            );
-            self.t.entries += 1;
-        }
+            )
+        })?;
+        let entry = LblcrEntry {
+            addr: input.dst,
+            set: vec![id],
+            lastmod: input.now,
+            lastuse: input.now,
+        };
+        self.insert_new(b, entry);
         Some(id)
-    }
-
-    /// Whether a cached set holds `id` (the kernel's set element holds a dest reference).
-    pub fn holds(&self, id: u32) -> bool {
-        self.t.buckets.iter().flatten().any(|e| e.set.contains(&id))
     }
 }
 

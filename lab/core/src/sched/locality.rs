@@ -5,13 +5,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::hash::{addr_fold, hash_32};
+use super::least::{least, Load};
 use super::Dests;
 use crate::dest::Dest;
 
 const TAB_BITS: u32 = 10;
 const TAB_SIZE: usize = 1 << TAB_BITS;
-/// The table stops growing past this many entries (both kernels' max_size).
-pub(super) const MAX_SIZE: usize = TAB_SIZE * 16;
+const MAX_SIZE: usize = TAB_SIZE * 16;
 const CHECK_EXPIRE_INTERVAL: Duration = Duration::from_secs(60);
 const ENTRY_TIMEOUT: Duration = Duration::from_secs(6 * 60);
 /// sysctl lblc_expiration / lblcr_expiration default: one day.
@@ -59,6 +59,8 @@ impl Gc {
 pub(crate) trait CacheEntry {
     /// The last time a lookup used it.
     fn lastuse(&self) -> Duration;
+    /// Whether it points at dest `id` (the kernel's entry holds a dest reference).
+    fn holds(&self, id: u32) -> bool;
 }
 
 /// The hash table both caches share, newest entry first in each bucket, with its collector.
@@ -75,12 +77,25 @@ pub(crate) struct Table<E> {
 
 impl<E: CacheEntry + Clone> Table<E> {
     /// An empty table whose collector first runs one interval from `now`.
-    pub(super) fn new(now: Duration) -> Self {
+    pub fn new(now: Duration) -> Self {
         Table {
             buckets: vec![Vec::new(); TAB_SIZE],
             entries: 0,
             gc: Gc::new(now),
             expiration: DEFAULT_EXPIRATION,
+        }
+    }
+
+    /// Whether an entry points at dest `id`, keeping it out of the trash's reach.
+    pub fn holds(&self, id: u32) -> bool {
+        self.buckets.iter().flatten().any(|e| e.holds(id))
+    }
+
+    /// Add a new entry at the head of bucket `b`, unless the table is full (max_size).
+    pub(super) fn insert_new(&mut self, b: usize, entry: E) {
+        if self.entries <= MAX_SIZE {
+            self.buckets[b].insert(0, entry);
+            self.entries += 1;
         }
     }
 
@@ -130,4 +145,20 @@ impl<E: CacheEntry + Clone> Table<E> {
         }
         self.gc.rover = j;
     }
+}
+
+/// Weighted least connection over the whole list, the fallback of both caches; `say` wraps
+/// the walk's explanation in the cache's own words.
+pub(super) fn wlc_fallback(
+    list: &[u32],
+    dests: &Dests,
+    why: Option<&mut String>,
+    say: impl FnOnce(&str) -> String,
+) -> Option<u32> {
+    let mut inner = why.as_ref().map(|_| String::new());
+    let id = least(list, dests, Load::Wlc, inner.as_mut());
+    if let (Some(w), Some(inner)) = (why, inner) {
+        w.push_str(&say(&inner));
+    }
+    id
 }

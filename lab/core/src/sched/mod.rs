@@ -171,8 +171,8 @@ impl SchedState {
     /// When `expire` next has work to do, if ever.
     pub fn next_timer(&self) -> Option<Duration> {
         match self {
-            SchedState::Lblc(c) => Some(c.t.next_tick()),
-            SchedState::Lblcr(c) => Some(c.t.next_tick()),
+            SchedState::Lblc(c) => Some(c.next_tick()),
+            SchedState::Lblcr(c) => Some(c.next_tick()),
             _ => None,
         }
     }
@@ -180,8 +180,8 @@ impl SchedState {
     /// Run timers (lblc/lblcr cache expiry).
     pub fn expire(&mut self, now: Duration) {
         match self {
-            SchedState::Lblc(c) => c.t.expire(now),
-            SchedState::Lblcr(c) => c.t.expire(now),
+            SchedState::Lblc(c) => c.expire(now),
+            SchedState::Lblcr(c) => c.expire(now),
             _ => {}
         }
     }
