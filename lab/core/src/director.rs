@@ -267,6 +267,10 @@ impl Director {
             Err(_) => self.stats.malformed += 1,
             Ok(Parsed::Other) => {}
             Ok(Parsed::Arp { arp, .. }) => self.on_arp(now, iface, &arp, &mut tx),
+            // Checked once here, the rewrites below cannot meet a frame shorter than its meta.
+            Ok(Parsed::Ipv4(meta)) if wire::Ipv4Frame::new_checked(frame, &meta).is_err() => {
+                self.stats.malformed += 1
+            }
             Ok(Parsed::Ipv4(meta)) => {
                 if meta.dst_mac == my_mac && !self.is_local(meta.dst) {
                     self.on_ipv4(now, iface, frame, &meta, &mut tx);

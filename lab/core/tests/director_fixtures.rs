@@ -703,3 +703,26 @@ fn director_fixtures() {
         }
     }
 }
+
+/// Every prefix of every fixture frame, fed after the frames before it (so conns exist and
+/// the rewrite paths are reached), is counted or dropped, never a panic.
+#[test]
+fn truncated_frames_do_not_panic() {
+    for (name, lines, input) in cases() {
+        for (k, f) in input.iter().enumerate() {
+            for len in 0..f.data.len() {
+                let mut d = director(&lines);
+                for before in &input[..k] {
+                    d.handle_frame(before.at, IfaceId(before.iface), &before.data);
+                }
+                let out = d.handle_frame(f.at, IfaceId(f.iface), &f.data[..len]);
+                for (_, sent) in &out {
+                    assert!(
+                        wire::parse(sent).is_ok(),
+                        "{name}: frame {k} cut at {len} made an unparsable frame"
+                    );
+                }
+            }
+        }
+    }
+}

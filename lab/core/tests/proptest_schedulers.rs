@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use lvslab_core::tcp::{next_state, ConnState, Direction};
 use lvslab_core::{
     ipvsadm, FlowPacket, InVerdict, Ipvs, IpvsConfig, Protocol, Scheduler, TcpFlags, Timeouts,
 };
@@ -72,12 +71,73 @@ struct MDest {
     overloaded: bool,
 }
 
+/// The model's own TCP states, named and ordered as the columns of tcp_states[] in the
+/// kernel's ip_vs_proto_tcp.c (sNO, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI, sSA), so the
+/// model does not lean on the implementation's state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tcp {
+    No,
+    Es,
+    Ss,
+    Sr,
+    Fw,
+    Tw,
+    Cl,
+    Cw,
+    La,
+    Li,
+    #[expect(
+        dead_code,
+        reason = "sSA names the last column; no INPUT transition leads there"
+    )]
+    Sa,
+}
+
+/// The INPUT half of tcp_states[] (client to director; the model's conns see nothing else):
+/// rows syn, fin, ack, rst as tcp_state_idx() numbers them, columns in `Tcp` order.
+const TCP_INPUT: [[Tcp; 11]; 4] = {
+    use Tcp::*;
+    [
+        /* syn */ [Sr, Es, Es, Sr, Sr, Sr, Sr, Sr, Sr, Sr, Sr],
+        /* fin */ [Cl, Cw, Ss, Tw, Tw, Tw, Cl, Cw, La, Li, Tw],
+        /* ack */ [Cl, Es, Ss, Es, Fw, Tw, Cl, Cw, Cl, Li, Es],
+        /* rst */ [Cl, Cl, Cl, Sr, Cl, Cl, Cl, Cl, La, Li, Sr],
+    ]
+};
+
+/// set_tcp_state() for a client packet: tcp_state_idx() tries rst, syn, fin, ack in that
+/// order; a segment with none of them closes the conn.
+fn tcp_input(state: Tcp, f: TcpFlags) -> Tcp {
+    let row = match (f.rst, f.syn, f.fin, f.ack) {
+        (true, ..) => 3,
+        (_, true, ..) => 0,
+        (_, _, true, _) => 1,
+        (_, _, _, true) => 2,
+        _ => return Tcp::Cl,
+    };
+    TCP_INPUT[row][state as usize]
+}
+
+/// tcp_timeouts[] of ip_vs_proto_tcp.c, ESTABLISHED and FIN_WAIT as ipvsadm --set left them.
+fn tcp_timeout(state: Tcp, t: &Timeouts) -> Duration {
+    let secs = match state {
+        Tcp::Es => return t.tcp,
+        Tcp::Fw => return t.tcp_fin,
+        Tcp::No => 2,
+        Tcp::Ss | Tcp::Tw | Tcp::Li | Tcp::Sa => 2 * 60,
+        Tcp::Sr | Tcp::Cw => 60,
+        Tcp::Cl => 10,
+        Tcp::La => 30,
+    };
+    Duration::from_secs(secs)
+}
+
 #[derive(Debug, Clone)]
 struct MConn {
     client: SocketAddr,
     dst: SocketAddr,
     dest: SocketAddr,
-    state: ConnState,
+    state: Tcp,
     expires_ms: u64,
 }
 
@@ -155,6 +215,15 @@ fn hsiphash(v: u32, key: (u64, u64)) -> u32 {
         round(&mut s);
     }
     (s[0] ^ s[1] ^ s[2] ^ s[3]) as u32
+}
+
+#[test]
+fn model_hsiphash_matches_the_siphash13_reference() {
+    // SipHash-1-3, key 00..0f, message 00 01 02 03: cf75576088d38328 from Rust's libcore
+    // SipHasher13 and an independent Python transcription of the paper; hsiphash keeps the
+    // low 32 bits.
+    let key = (0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908);
+    assert_eq!(hsiphash(u32::from_le_bytes([0, 1, 2, 3]), key), 0x88d3_8328);
 }
 
 const MH_SIZE: u32 = 4093;
@@ -403,13 +472,8 @@ impl Model {
 
     // ---- ip_vs_conn.c ----
 
-    fn timeout(&self, s: ConnState) -> u64 {
-        let t = match s {
-            ConnState::Established => self.timeouts.tcp,
-            ConnState::FinWait => self.timeouts.tcp_fin,
-            s => s.default_timeout(),
-        };
-        t.as_millis() as u64
+    fn timeout(&self, s: Tcp) -> u64 {
+        tcp_timeout(s, &self.timeouts).as_millis() as u64
     }
 
     /// ip_vs_bind_dest (a new conn starts inactive).
@@ -450,7 +514,7 @@ impl Model {
             .partition(|c| c.expires_ms <= now_ms);
         self.conns = live;
         for c in dead {
-            self.unbind(c.dest, c.state == ConnState::Established);
+            self.unbind(c.dest, c.state == Tcp::Es);
         }
     }
 
@@ -458,7 +522,7 @@ impl Model {
     fn open(&mut self, client: SocketAddr, dst: SocketAddr) -> Option<SocketAddr> {
         let a = self.schedule(client, dst.ip())?;
         self.bind(a);
-        let state = next_state(ConnState::None, Direction::Input, TcpFlags::SYN);
+        let state = tcp_input(Tcp::No, TcpFlags::SYN);
         self.conns.push(MConn {
             client,
             dst,
@@ -475,14 +539,14 @@ impl Model {
         if !self.list.contains(&c.dest) {
             return None;
         }
-        let new = next_state(c.state, Direction::Input, flags);
+        let new = tcp_input(c.state, flags);
         if new != c.state {
             let d = self.dests.get_mut(&c.dest).expect("conn dest exists");
             // set_tcp_state: only ESTABLISHED counts as active.
-            if c.state == ConnState::Established {
+            if c.state == Tcp::Es {
                 d.active -= 1;
                 d.inactive += 1;
-            } else if new == ConnState::Established {
+            } else if new == Tcp::Es {
                 d.active += 1;
                 d.inactive -= 1;
             }

@@ -1,10 +1,12 @@
-//! lblc and lblcr (ip_vs_lblc.c, ip_vs_lblcr.c): caches keyed by the packet's destination.
-use std::fmt::Write as _;
+//! The destination-address cache that ip_vs_lblc.c and ip_vs_lblcr.c each carry a copy of:
+//! 1024 buckets keyed by hash_32 of the destination, trimmed and swept by a periodic
+//! collector (ip_vs_lblc(r)_check_expire, ip_vs_lblc(r)_full_check). One copy serves both.
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::hash::{addr_fold, hash_32};
-use super::{d, least, Dests, Load, SchedInput};
+use super::least::{least, Load};
+use super::Dests;
 use crate::dest::Dest;
 
 const TAB_BITS: u32 = 10;
@@ -16,16 +18,18 @@ const ENTRY_TIMEOUT: Duration = Duration::from_secs(6 * 60);
 pub const DEFAULT_EXPIRATION: Duration = Duration::from_secs(24 * 60 * 60);
 const COUNT_FOR_FULL_EXPIRATION: u32 = 30;
 
-fn bucket_of(addr: IpAddr) -> usize {
+/// The bucket of a destination address (ip_vs_lblc(r)_hashkey).
+pub(super) fn bucket_of(addr: IpAddr) -> usize {
     hash_32(addr_fold(addr), TAB_BITS) as usize
 }
 
-fn dest_opt(dests: &Dests, id: u32) -> Option<&Dest> {
+/// A dest the cache points at, unless freed.
+pub(super) fn dest_opt(dests: &Dests, id: u32) -> Option<&Dest> {
     dests.get(id)
 }
 
 /// The lblc/lblcr is_overloaded(): busier than its weight while another is under half of its.
-fn is_overloaded(dest: &Dest, list: &[u32], dests: &Dests) -> bool {
+pub(super) fn is_overloaded(dest: &Dest, list: &[u32], dests: &Dests) -> bool {
     dest.active > dest.weight()
         && list.iter().any(|&id| {
             let x = dests.load(id);
@@ -55,25 +59,43 @@ impl Gc {
 pub(crate) trait CacheEntry {
     /// The last time a lookup used it.
     fn lastuse(&self) -> Duration;
+    /// Whether it points at dest `id` (the kernel's entry holds a dest reference).
+    fn holds(&self, id: u32) -> bool;
 }
 
 /// The hash table both caches share, newest entry first in each bucket, with its collector.
 #[derive(Debug, Clone)]
 pub(crate) struct Table<E> {
-    buckets: Vec<Vec<E>>,
-    entries: usize,
+    /// Newest entry first in each bucket.
+    pub(super) buckets: Vec<Vec<E>>,
+    /// Entries over all buckets.
+    pub(super) entries: usize,
     gc: Gc,
     /// Entries unused this long are dropped by the full check (sysctl lblc(r)_expiration).
     pub expiration: Duration,
 }
 
 impl<E: CacheEntry + Clone> Table<E> {
-    fn new(now: Duration) -> Self {
+    /// An empty table whose collector first runs one interval from `now`.
+    pub fn new(now: Duration) -> Self {
         Table {
             buckets: vec![Vec::new(); TAB_SIZE],
             entries: 0,
             gc: Gc::new(now),
             expiration: DEFAULT_EXPIRATION,
+        }
+    }
+
+    /// Whether an entry points at dest `id`, keeping it out of the trash's reach.
+    pub fn holds(&self, id: u32) -> bool {
+        self.buckets.iter().flatten().any(|e| e.holds(id))
+    }
+
+    /// Add a new entry at the head of bucket `b`, unless the table is full (max_size).
+    pub(super) fn insert_new(&mut self, b: usize, entry: E) {
+        if self.entries <= MAX_SIZE {
+            self.buckets[b].insert(0, entry);
+            self.entries += 1;
         }
     }
 
@@ -125,242 +147,18 @@ impl<E: CacheEntry + Clone> Table<E> {
     }
 }
 
-impl CacheEntry for LblcEntry {
-    fn lastuse(&self) -> Duration {
-        self.lastuse
+/// Weighted least connection over the whole list, the fallback of both caches; `say` wraps
+/// the walk's explanation in the cache's own words.
+pub(super) fn wlc_fallback(
+    list: &[u32],
+    dests: &Dests,
+    why: Option<&mut String>,
+    say: impl FnOnce(&str) -> String,
+) -> Option<u32> {
+    let mut inner = why.as_ref().map(|_| String::new());
+    let id = least(list, dests, Load::Wlc, inner.as_mut());
+    if let (Some(w), Some(inner)) = (why, inner) {
+        w.push_str(&say(&inner));
     }
-}
-
-impl CacheEntry for LblcrEntry {
-    fn lastuse(&self) -> Duration {
-        self.lastuse
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct LblcEntry {
-    addr: IpAddr,
-    dest: u32,
-    lastuse: Duration,
-}
-
-/// lblc state: 1024 buckets, newest entry first in each.
-#[derive(Debug, Clone)]
-pub(crate) struct Lblc {
-    /// The cache; the full check drops entries unused for sysctl lblc_expiration.
-    pub t: Table<LblcEntry>,
-}
-
-impl Lblc {
-    pub fn new(now: Duration) -> Self {
-        Lblc { t: Table::new(now) }
-    }
-
-    pub fn schedule(
-        &mut self,
-        list: &[u32],
-        dests: &Dests,
-        input: &SchedInput,
-        why: Option<&mut String>,
-    ) -> Option<u32> {
-        let b = bucket_of(input.dst);
-        if let Some(en) = self.t.buckets[b].iter_mut().find(|e| e.addr == input.dst) {
-            en.lastuse = input.now;
-            if let Some(dest) = dest_opt(dests, en.dest) {
-                if dest.available && dest.weight() > 0 && !is_overloaded(dest, list, dests) {
-                    if let Some(w) = why {
-                        let _ = write!(w, "cache hit: {} -> {}", input.dst, dest.cfg.addr);
-                    }
-                    return Some(en.dest);
-                }
-            }
-        }
-        let mut inner = why.as_ref().map(|_| String::new());
-        let id = least(list, dests, Load::Wlc, inner.as_mut());
-        if let (Some(w), Some(inner)) = (why, inner) {
-            let _ = write!(
-                w,
-                "no usable cache entry for {}: weighted least connection, {inner}",
-                input.dst
-            );
-        }
-        let id = id?;
-        // ip_vs_lblc_new: replace an entry pointing elsewhere, unless the table is full.
-        let bucket = &mut self.t.buckets[b];
-        if let Some(pos) = bucket.iter().position(|e| e.addr == input.dst) {
-            if bucket[pos].dest == id {
-                return Some(id);
-            }
-            bucket.remove(pos);
-            self.t.entries -= 1;
-        }
-        if self.t.entries <= MAX_SIZE {
-            bucket.insert(
-                0,
-                LblcEntry {
-                    addr: input.dst,
-                    dest: id,
-                    lastuse: input.now,
-                },
-            );
-            self.t.entries += 1;
-        }
-        Some(id)
-    }
-
-    /// Whether a cache entry points at `id` (the kernel's entry holds a dest reference).
-    pub fn holds(&self, id: u32) -> bool {
-        self.t.buckets.iter().flatten().any(|e| e.dest == id)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct LblcrEntry {
-    addr: IpAddr,
-    /// The server set, newest first.
-    set: Vec<u32>,
-    lastmod: Duration,
-    lastuse: Duration,
-}
-
-/// lblcr state: destination address -> a set of servers that grows under load.
-#[derive(Debug, Clone)]
-pub(crate) struct Lblcr {
-    /// The cache; sysctl lblcr_expiration is both the set shrink and full-check horizon.
-    pub t: Table<LblcrEntry>,
-}
-
-impl Lblcr {
-    pub fn new(now: Duration) -> Self {
-        Lblcr { t: Table::new(now) }
-    }
-
-    pub fn schedule(
-        &mut self,
-        list: &[u32],
-        dests: &Dests,
-        input: &SchedInput,
-        why: Option<&mut String>,
-    ) -> Option<u32> {
-        let b = bucket_of(input.dst);
-        let exp = self.t.expiration;
-        let mut inner = why.as_ref().map(|_| String::new());
-        if let Some(en) = self.t.buckets[b].iter_mut().find(|e| e.addr == input.dst) {
-            en.lastuse = input.now;
-            let min = set_min(&en.set, dests);
-            if en.set.len() > 1 && input.now > en.lastmod + exp {
-                if let Some(m) = set_max(&en.set, dests) {
-                    en.set.retain(|&x| x != m);
-                    en.lastmod = input.now;
-                }
-            }
-            if let Some(id) = min {
-                if !is_overloaded(d(dests, id), list, dests) {
-                    if let Some(w) = why {
-                        let _ = write!(
-                            w,
-                            "cache hit: least loaded of the {} server set for {}",
-                            en.set.len(),
-                            input.dst
-                        );
-                    }
-                    return Some(id);
-                }
-            }
-            let id = least(list, dests, Load::Wlc, inner.as_mut());
-            if let (Some(w), Some(inner)) = (why, inner) {
-                let _ = write!(
-                    w,
-                    "set for {} busy: weighted least connection over all, added to the set: {inner}",
-                    input.dst
-                );
-            }
-            let id = id?;
-            if !en.set.contains(&id) {
-                en.set.insert(0, id);
-                en.lastmod = input.now;
-            }
-            return Some(id);
-        }
-        let id = least(list, dests, Load::Wlc, inner.as_mut());
-        if let (Some(w), Some(inner)) = (why, inner) {
-            let _ = write!(
-                w,
-                "no cache entry for {}: weighted least connection, {inner}",
-                input.dst
-            );
-        }
-        let id = id?;
-        if self.t.entries <= MAX_SIZE {
-            self.t.buckets[b].insert(
-                0,
-                LblcrEntry {
-                    addr: input.dst,
-                    set: vec![id],
-                    lastmod: input.now,
-                    lastuse: input.now,
-                },
-            );
-            self.t.entries += 1;
-        }
-        Some(id)
-    }
-
-    /// Whether a cached set holds `id` (the kernel's set element holds a dest reference).
-    pub fn holds(&self, id: u32) -> bool {
-        self.t.buckets.iter().flatten().any(|e| e.set.contains(&id))
-    }
-}
-
-/// ip_vs_dest_set_min: least weighted load in the set, skipping overloaded and unavailable.
-fn set_min(set: &[u32], dests: &Dests) -> Option<u32> {
-    let mut best: Option<(u32, i64)> = None;
-    for &id in set {
-        let Some(x) = dest_opt(dests, id) else {
-            continue;
-        };
-        if x.overloaded {
-            continue;
-        }
-        match best {
-            None => {
-                if x.weight() > 0 && x.available {
-                    best = Some((id, x.overhead()));
-                }
-            }
-            Some((lid, loh)) => {
-                let lw = dest_opt(dests, lid).map_or(0, |l| i64::from(l.weight()));
-                let doh = x.overhead();
-                if loh * i64::from(x.weight()) > doh * lw && x.available {
-                    best = Some((id, doh));
-                }
-            }
-        }
-    }
-    best.map(|(id, _)| id)
-}
-
-/// ip_vs_dest_set_max: most weighted load in the set (the one to drop when it shrinks).
-fn set_max(set: &[u32], dests: &Dests) -> Option<u32> {
-    let mut best: Option<(u32, i64)> = None;
-    for &id in set {
-        let Some(x) = dest_opt(dests, id) else {
-            continue;
-        };
-        match best {
-            None => {
-                if x.weight() > 0 {
-                    best = Some((id, x.overhead()));
-                }
-            }
-            Some((mid, moh)) => {
-                let mw = dest_opt(dests, mid).map_or(0, |m| i64::from(m.weight()));
-                let doh = x.overhead();
-                if moh * i64::from(x.weight()) < doh * mw && x.weight() > 0 {
-                    best = Some((id, doh));
-                }
-            }
-        }
-    }
-    best.map(|(id, _)| id)
+    id
 }

@@ -1,22 +1,37 @@
-//! The fourteen IPVS schedulers, each a twin of net/netfilter/ipvs/ip_vs_<name>.c.
+//! The fourteen IPVS schedulers, one file per net/netfilter/ipvs/ip_vs_<name>.c.
 //!
 //! A service's real servers live in a list, newest first (the kernel adds at the head).
 //! Schedulers walk that list; those comparing loads keep the first candidate on a tie.
+//! This module is the kernel's struct ip_vs_scheduler: the per-service state and the hooks
+//! (init_service, add_dest, del_dest, upd_dest, schedule) that dispatch to each file.
+//! What several schedulers share lives once: the kernel hashes in [`hash`], the least-load
+//! walk in `least`, the lblc/lblcr destination cache in `locality`.
 pub mod hash;
+mod least;
 mod locality;
-mod maglev;
 
-use std::fmt::Write as _;
+mod dh;
+mod fo;
+mod lblc;
+mod lblcr;
+mod lc;
+mod mh;
+mod nq;
+mod ovf;
+mod rr;
+mod sed;
+mod sh;
+mod twos;
+mod wlc;
+mod wrr;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand_core::RngCore;
 
-use crate::dest::{Dest, DestLoad, DestSlab};
+use crate::dest::{Dest, DestSlab};
 use crate::types::{SchedFlags, Scheduler};
-use hash::{addr_fold, hash_32};
-pub(crate) use locality::{Lblc, Lblcr};
-pub(crate) use maglev::Maglev;
 
 /// The slab of all dests, indexed by dest id; a service's list holds ids into it.
 pub(crate) type Dests = DestSlab;
@@ -29,30 +44,26 @@ pub(crate) struct SchedInput {
     pub now: Duration,
 }
 
+/// An empty bucket or table slot.
 const NONE: u32 = u32::MAX;
-const HASH_BITS: u32 = 8;
-const HASH_SIZE: usize = 1 << HASH_BITS;
 
 /// Per-service scheduler state (the kernel's svc->sched_data).
 #[derive(Debug, Clone)]
 pub(crate) enum SchedState {
-    /// rr: the last picked position (None = list head).
-    Rr { cur: Option<usize> },
+    /// rr: the cursor.
+    Rr(rr::Rr),
     /// wrr: ip_vs_wrr_mark.
-    Wrr {
-        cl: Option<usize>,
-        cw: i64,
-        mw: i64,
-        di: i64,
-    },
-    /// dh and sh: 256 buckets of dest ids.
-    Buckets(Box<[u32; HASH_SIZE]>),
+    Wrr(wrr::Wrr),
+    /// dh: 256 buckets.
+    Dh(dh::Dh),
+    /// sh: 256 weighted buckets.
+    Sh(sh::Sh),
     /// mh: the Maglev lookup table.
-    Mh(Maglev),
+    Mh(mh::Maglev),
     /// lblc: destination address -> dest cache.
-    Lblc(Box<Lblc>),
+    Lblc(Box<lblc::Lblc>),
     /// lblcr: destination address -> dest set cache.
-    Lblcr(Box<Lblcr>),
+    Lblcr(Box<lblcr::Lblcr>),
     /// Schedulers with no state of their own.
     Stateless,
 }
@@ -65,7 +76,7 @@ fn d(dests: &Dests, id: u32) -> &Dest {
         .unwrap_or_else(|| unreachable!("listed dest {id} freed"))
 }
 
-fn gcd(a: i64, b: i64) -> i64 {
+fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 {
         a
     } else {
@@ -73,118 +84,78 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
+/// The gcd of the positive weights, 0 when there is none (ip_vs_wrr_gcd_weight and
+/// ip_vs_mh_gcd_weight share the loop).
+fn gcd_weight(weights: impl Iterator<Item = u32>) -> u32 {
+    weights
+        .filter(|&w| w > 0)
+        .fold(0, |g, w| if g > 0 { gcd(w, g) } else { w })
+}
+
+/// Explain that nothing could be picked, and pick nothing.
+fn nothing(why: Option<&mut String>) -> Option<u32> {
+    if let Some(w) = why {
+        w.push_str("no server has weight > 0 and is below its upper threshold");
+    }
+    None
+}
+
 impl SchedState {
     /// init_service.
     pub fn new(kind: Scheduler, list: &[u32], dests: &Dests, now: Duration) -> Self {
-        let mut s = match kind {
-            Scheduler::Rr => SchedState::Rr { cur: None },
-            Scheduler::Wrr => SchedState::Wrr {
-                cl: None,
-                cw: 0,
-                mw: 0,
-                di: 1,
-            },
-            Scheduler::Dh | Scheduler::Sh => SchedState::Buckets(Box::new([NONE; HASH_SIZE])),
-            Scheduler::Mh => SchedState::Mh(Maglev::new()),
-            Scheduler::Lblc => SchedState::Lblc(Box::new(Lblc::new(now))),
-            Scheduler::Lblcr => SchedState::Lblcr(Box::new(Lblcr::new(now))),
-            _ => SchedState::Stateless,
-        };
-        if let SchedState::Wrr { cl, cw, mw, di } = &mut s {
-            // init_svc sets cw = mw outright.
-            *di = wrr_gcd(list, dests);
-            *mw = wrr_max(list, dests) - (*di - 1);
-            *cw = *mw;
-            *cl = None;
+        match kind {
+            Scheduler::Rr => SchedState::Rr(rr::Rr::default()),
+            Scheduler::Wrr => SchedState::Wrr(wrr::Wrr::new(list, dests)),
+            Scheduler::Dh => SchedState::Dh(dh::Dh::new(list)),
+            Scheduler::Sh => SchedState::Sh(sh::Sh::new(list, dests)),
+            Scheduler::Mh => {
+                let mut m = mh::Maglev::new();
+                m.reassign(list, dests);
+                SchedState::Mh(m)
+            }
+            Scheduler::Lblc => SchedState::Lblc(Box::new(lblc::Lblc::new(now))),
+            Scheduler::Lblcr => SchedState::Lblcr(Box::new(lblcr::Lblcr::new(now))),
+            Scheduler::Lc
+            | Scheduler::Wlc
+            | Scheduler::Sed
+            | Scheduler::Nq
+            | Scheduler::Fo
+            | Scheduler::Ovf
+            | Scheduler::Twos => SchedState::Stateless,
         }
-        s.rebuild(kind, list, dests);
-        s
     }
 
-    fn rebuild(&mut self, kind: Scheduler, list: &[u32], dests: &Dests) {
+    /// add_dest hook; the new dest is already at list[0].
+    pub fn dest_added(&mut self, list: &[u32], dests: &Dests) {
         match self {
-            SchedState::Buckets(b) if kind == Scheduler::Dh => {
-                for (i, slot) in b.iter_mut().enumerate() {
-                    *slot = if list.is_empty() {
-                        NONE
-                    } else {
-                        list[i % list.len()]
-                    };
-                }
-            }
-            SchedState::Buckets(b) => {
-                // sh fills weight-many buckets per dest (at least one), wrapping around the list.
-                let mut p = 0usize;
-                let mut count = 0u32;
-                for slot in b.iter_mut() {
-                    if list.is_empty() {
-                        *slot = NONE;
-                        continue;
-                    }
-                    let id = list[p];
-                    *slot = id;
-                    count += 1;
-                    if count >= d(dests, id).weight() {
-                        p = (p + 1) % list.len();
-                        count = 0;
-                    }
-                }
-            }
+            SchedState::Rr(r) => r.dest_added(),
+            SchedState::Wrr(w) => w.dest_changed(list, dests),
+            SchedState::Dh(h) => h.reassign(list),
+            SchedState::Sh(h) => h.reassign(list, dests),
             SchedState::Mh(m) => m.reassign(list, dests),
             _ => {}
         }
     }
 
-    /// add_dest hook; the new dest is already at list[0].
-    pub fn dest_added(&mut self, kind: Scheduler, list: &[u32], dests: &Dests) {
-        match self {
-            SchedState::Rr { cur: Some(i) } => *i += 1,
-            SchedState::Wrr { .. } => self.wrr_changed(list, dests),
-            SchedState::Buckets(_) | SchedState::Mh(_) => self.rebuild(kind, list, dests),
-            _ => {}
-        }
-    }
-
     /// del_dest hook; `idx` is where the dest was, the list no longer holds it.
-    pub fn dest_removed(&mut self, kind: Scheduler, idx: usize, list: &[u32], dests: &Dests) {
+    pub fn dest_removed(&mut self, idx: usize, list: &[u32], dests: &Dests) {
         match self {
-            SchedState::Rr { cur } => {
-                // ip_vs_rr_del_dest: a cursor on the deleted dest steps back to its predecessor.
-                if let Some(i) = *cur {
-                    if i == idx {
-                        *cur = idx.checked_sub(1);
-                    } else if i > idx {
-                        *cur = Some(i - 1);
-                    }
-                }
-            }
-            SchedState::Wrr { .. } => self.wrr_changed(list, dests),
-            SchedState::Buckets(_) | SchedState::Mh(_) => self.rebuild(kind, list, dests),
+            SchedState::Rr(r) => r.dest_removed(idx),
+            SchedState::Wrr(w) => w.dest_changed(list, dests),
+            SchedState::Dh(h) => h.reassign(list),
+            SchedState::Sh(h) => h.reassign(list, dests),
+            SchedState::Mh(m) => m.reassign(list, dests),
             _ => {}
         }
     }
 
     /// upd_dest hook (weight or threshold edit). dh has none.
-    pub fn dest_updated(&mut self, kind: Scheduler, list: &[u32], dests: &Dests) {
+    pub fn dest_updated(&mut self, list: &[u32], dests: &Dests) {
         match self {
-            SchedState::Wrr { .. } => self.wrr_changed(list, dests),
-            SchedState::Buckets(_) if kind == Scheduler::Sh => self.rebuild(kind, list, dests),
-            SchedState::Mh(_) => self.rebuild(kind, list, dests),
+            SchedState::Wrr(w) => w.dest_changed(list, dests),
+            SchedState::Sh(h) => h.reassign(list, dests),
+            SchedState::Mh(m) => m.reassign(list, dests),
             _ => {}
-        }
-    }
-
-    /// ip_vs_wrr_dest_changed: keep cw unless it is 0 or above the new maximum.
-    fn wrr_changed(&mut self, list: &[u32], dests: &Dests) {
-        if let SchedState::Wrr { cl, cw, mw, di } = self {
-            *cl = None;
-            *di = wrr_gcd(list, dests);
-            *mw = wrr_max(list, dests) - (*di - 1);
-            if *cw > *mw || *cw == 0 {
-                *cw = *mw;
-            } else if *di > 1 {
-                *cw = (*cw / *di) * *di + 1;
-            }
         }
     }
 
@@ -200,8 +171,8 @@ impl SchedState {
     /// When `expire` next has work to do, if ever.
     pub fn next_timer(&self) -> Option<Duration> {
         match self {
-            SchedState::Lblc(c) => Some(c.t.next_tick()),
-            SchedState::Lblcr(c) => Some(c.t.next_tick()),
+            SchedState::Lblc(c) => Some(c.next_tick()),
+            SchedState::Lblcr(c) => Some(c.next_tick()),
             _ => None,
         }
     }
@@ -209,8 +180,8 @@ impl SchedState {
     /// Run timers (lblc/lblcr cache expiry).
     pub fn expire(&mut self, now: Duration) {
         match self {
-            SchedState::Lblc(c) => c.t.expire(now),
-            SchedState::Lblcr(c) => c.t.expire(now),
+            SchedState::Lblc(c) => c.expire(now),
+            SchedState::Lblcr(c) => c.expire(now),
             _ => {}
         }
     }
@@ -227,507 +198,25 @@ impl SchedState {
         rng: &mut dyn RngCore,
         why: Option<&mut String>,
     ) -> Option<u32> {
-        match kind {
-            Scheduler::Rr => self.rr(list, dests, why),
-            Scheduler::Wrr => self.wrr(list, dests, why),
-            Scheduler::Lc => least(list, dests, Load::Lc, why),
-            Scheduler::Wlc => least(list, dests, Load::Wlc, why),
-            Scheduler::Sed => least(list, dests, Load::Sed, why),
-            Scheduler::Nq => nq(list, dests, why),
-            Scheduler::Fo => fo(list, dests, why),
-            Scheduler::Ovf => ovf(list, dests, why),
-            Scheduler::Twos => twos(list, dests, rng, why),
-            Scheduler::Dh => self.dh(list, dests, input, why),
-            Scheduler::Sh => self.sh(flags, dests, input, why),
-            Scheduler::Mh => match self {
-                SchedState::Mh(m) => m.schedule(flags, dests, input, why),
-                _ => None,
-            },
-            Scheduler::Lblc => match self {
-                SchedState::Lblc(t) => t.schedule(list, dests, input, why),
-                _ => None,
-            },
-            Scheduler::Lblcr => match self {
-                SchedState::Lblcr(t) => t.schedule(list, dests, input, why),
-                _ => None,
-            },
+        match (kind, self) {
+            (Scheduler::Rr, SchedState::Rr(r)) => r.schedule(list, dests, why),
+            (Scheduler::Wrr, SchedState::Wrr(w)) => w.schedule(list, dests, why),
+            (Scheduler::Lc, _) => lc::schedule(list, dests, why),
+            (Scheduler::Wlc, _) => wlc::schedule(list, dests, why),
+            (Scheduler::Sed, _) => sed::schedule(list, dests, why),
+            (Scheduler::Nq, _) => nq::schedule(list, dests, why),
+            (Scheduler::Fo, _) => fo::schedule(list, dests, why),
+            (Scheduler::Ovf, _) => ovf::schedule(list, dests, why),
+            (Scheduler::Twos, _) => twos::schedule(list, dests, rng, why),
+            (Scheduler::Dh, SchedState::Dh(h)) => h.schedule(dests, input, why),
+            (Scheduler::Sh, SchedState::Sh(h)) => h.schedule(flags, dests, input, why),
+            (Scheduler::Mh, SchedState::Mh(m)) => m.schedule(flags, dests, input, why),
+            (Scheduler::Lblc, SchedState::Lblc(t)) => t.schedule(list, dests, input, why),
+            (Scheduler::Lblcr, SchedState::Lblcr(t)) => t.schedule(list, dests, input, why),
+            // The state is built from the kind and rebuilt when it changes, so they agree.
+            _ => None,
         }
     }
-
-    fn rr(&mut self, list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
-        let SchedState::Rr { cur } = self else {
-            return None;
-        };
-        let last = *cur;
-        let mut pos = last;
-        let mut pass = 0;
-        loop {
-            let start = pos.map_or(0, |i| i + 1);
-            for (i, &id) in list.iter().enumerate().skip(start) {
-                if dests.load(id).usable() {
-                    *cur = Some(i);
-                    if let Some(w) = why {
-                        let _ = write!(
-                            w,
-                            "the next server after {} with weight > 0 and not overloaded",
-                            last.map_or("the list head".to_string(), |l| format!(
-                                "position {}",
-                                l + 1
-                            ))
-                        );
-                    }
-                    return Some(id);
-                }
-                if Some(i) == last {
-                    return nothing(why);
-                }
-            }
-            pos = None;
-            pass += 1;
-            if pass >= 2 || last.is_none() {
-                return nothing(why);
-            }
-        }
-    }
-
-    fn wrr(&mut self, list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
-        let SchedState::Wrr { cl, cw, mw, di } = self else {
-            return None;
-        };
-        if *mw == 0 {
-            return nothing(why);
-        }
-        let last = *cl;
-        let mut pos = *cl;
-        let mut stop: Option<usize> = None;
-        let mut last_pass = false;
-        let mut restarted = false;
-        loop {
-            let start = pos.map_or(0, |i| i + 1);
-            for (i, &id) in list.iter().enumerate().skip(start) {
-                let x = dests.load(id);
-                if x.overloaded == 0 && i64::from(x.weight) >= *cw {
-                    *cl = Some(i);
-                    if let Some(w) = why {
-                        let _ = write!(
-                            w,
-                            "current weight cw={} (max {} step {}): first server from the cursor with weight >= cw",
-                            cw, mw, di
-                        );
-                    }
-                    return Some(id);
-                }
-                if stop == Some(i) {
-                    *cl = Some(i);
-                    return nothing(why);
-                }
-            }
-            pos = None;
-            *cw -= *di;
-            if *cw <= 0 {
-                *cw = *mw;
-                if last_pass || last.is_none() {
-                    *cl = None;
-                    return nothing(why);
-                }
-                restarted = true;
-            }
-            last_pass = *cw <= *di;
-            if last_pass && restarted && last.is_some() {
-                stop = last;
-            }
-        }
-    }
-
-    fn dh(
-        &self,
-        _list: &[u32],
-        dests: &Dests,
-        input: &SchedInput,
-        why: Option<&mut String>,
-    ) -> Option<u32> {
-        let SchedState::Buckets(b) = self else {
-            return None;
-        };
-        let bucket = hash_32(addr_fold(input.dst), HASH_BITS) as usize;
-        let id = b[bucket];
-        let ok = id != NONE && {
-            let dest = d(dests, id);
-            dest.available && dest.weight() > 0 && !dest.overloaded
-        };
-        if let Some(w) = why {
-            let _ = write!(
-                w,
-                "hash_32({}, 8) = bucket {bucket}{}",
-                input.dst,
-                if ok {
-                    ""
-                } else {
-                    ", whose server is unavailable"
-                }
-            );
-        }
-        ok.then_some(id)
-    }
-
-    fn sh(
-        &self,
-        flags: SchedFlags,
-        dests: &Dests,
-        input: &SchedInput,
-        why: Option<&mut String>,
-    ) -> Option<u32> {
-        let SchedState::Buckets(b) = self else {
-            return None;
-        };
-        let port = if flags.port { input.src.port() } else { 0 };
-        let key = u32::from(port).wrapping_add(addr_fold(input.src.ip()));
-        let hashkey = |offset: u32| (offset.wrapping_add(hash_32(key, HASH_BITS))) as usize & 0xff;
-        let unavailable = |id: u32| !dests.load(id).usable();
-        let ihash = hashkey(0);
-        let id = b[ihash];
-        let describe = |w: &mut String, bucket: usize, fell_back: bool| {
-            let _ = write!(
-                w,
-                "hash_32({}{}, 8) = bucket {ihash}{}",
-                input.src.ip(),
-                if flags.port {
-                    format!(" + port {port}")
-                } else {
-                    String::new()
-                },
-                if fell_back {
-                    format!(", unavailable; fallback walked to bucket {bucket}")
-                } else {
-                    String::new()
-                }
-            );
-        };
-        if id == NONE {
-            return nothing(why);
-        }
-        if !unavailable(id) {
-            if let Some(w) = why {
-                describe(w, ihash, false);
-            }
-            return Some(id);
-        }
-        if !flags.fallback {
-            if let Some(w) = why {
-                let _ = write!(
-                    w,
-                    "bucket {ihash} holds an unavailable server and sh-fallback is off"
-                );
-            }
-            return None;
-        }
-        for offset in 0..HASH_SIZE as u32 {
-            let roffset = (offset + ihash as u32) % HASH_SIZE as u32;
-            let bucket = hashkey(roffset);
-            let id = b[bucket];
-            if !unavailable(id) {
-                if let Some(w) = why {
-                    describe(w, bucket, true);
-                }
-                return Some(id);
-            }
-        }
-        nothing(why)
-    }
-}
-
-fn nothing(why: Option<&mut String>) -> Option<u32> {
-    if let Some(w) = why {
-        w.push_str("no server has weight > 0 and is below its upper threshold");
-    }
-    None
-}
-
-fn wrr_gcd(list: &[u32], dests: &Dests) -> i64 {
-    let mut g = 0i64;
-    for &id in list {
-        let w = i64::from(d(dests, id).weight());
-        if w > 0 {
-            g = if g > 0 { gcd(w, g) } else { w };
-        }
-    }
-    if g > 0 {
-        g
-    } else {
-        1
-    }
-}
-
-fn wrr_max(list: &[u32], dests: &Dests) -> i64 {
-    list.iter()
-        .map(|&id| i64::from(d(dests, id).weight()))
-        .max()
-        .unwrap_or(0)
-        .max(0)
-}
-
-/// Which load a least-loaded scheduler compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Load {
-    /// (active << 8) + inactive, unweighted.
-    Lc,
-    /// (active << 8) + inactive over weight.
-    Wlc,
-    /// (active + 1) over weight.
-    Sed,
-}
-
-impl Load {
-    #[inline]
-    fn of(self, x: DestLoad) -> i64 {
-        match self {
-            Load::Lc | Load::Wlc => x.overhead(),
-            Load::Sed => i64::from(x.active) + 1,
-        }
-    }
-}
-
-/// lc, wlc and sed: the least (weighted) load, strict comparisons so ties keep the earlier.
-///
-/// Inlined so each caller's constant `load` folds into the loop: the walk reads one 16-byte
-/// `DestLoad` per server and compares with one i64 multiply pair, no per-step branching on
-/// the kind.
-#[inline(always)]
-pub(crate) fn least(
-    list: &[u32],
-    dests: &Dests,
-    load: Load,
-    why: Option<&mut String>,
-) -> Option<u32> {
-    // The first usable server leads until a strictly lighter one follows.
-    let Some(first) = list.iter().position(|&id| dests.load(id).usable()) else {
-        return nothing(why);
-    };
-    let mut lid = list[first];
-    let head = dests.load(lid);
-    let (mut loh, mut lw) = (load.of(head), i64::from(head.weight));
-    let mut decided = String::new();
-    let explain = why.is_some();
-    for &id in &list[first + 1..] {
-        let x = dests.load(id);
-        if !x.usable() {
-            continue;
-        }
-        let (doh, dw) = (load.of(x), i64::from(x.weight));
-        let better = if load == Load::Lc {
-            doh < loh
-        } else {
-            loh * dw > doh * lw
-        };
-        if explain {
-            decided = describe_compare(load, dests, lid, loh, id, doh, better);
-        }
-        if better {
-            (lid, loh, lw) = (id, doh, dw);
-        }
-    }
-    if let Some(w) = why {
-        w.push_str(if decided.is_empty() {
-            "the only available server"
-        } else {
-            &decided
-        });
-    }
-    Some(lid)
-}
-
-fn describe_compare(
-    load: Load,
-    dests: &Dests,
-    lid: u32,
-    loh: i64,
-    id: u32,
-    doh: i64,
-    better: bool,
-) -> String {
-    let (l, c) = (d(dests, lid), d(dests, id));
-    let (lw, cw) = (i64::from(l.weight()), i64::from(c.weight()));
-    if load == Load::Lc {
-        return format!(
-            "last comparison: {} load {} vs {} load {}: {}",
-            c.cfg.addr,
-            doh,
-            l.cfg.addr,
-            loh,
-            if better {
-                "strictly less, so it takes the lead"
-            } else {
-                "not strictly less, the earlier keeps the lead"
-            }
-        );
-    }
-    format!(
-        "last comparison: {} {}*{} = {} vs {} {}*{} = {}: {}",
-        l.cfg.addr,
-        loh,
-        cw,
-        loh * cw,
-        c.cfg.addr,
-        doh,
-        lw,
-        doh * lw,
-        if better {
-            "the later is strictly lighter and takes the lead"
-        } else {
-            "not strictly lighter, the earlier keeps the lead"
-        }
-    )
-}
-
-/// nq: the first server with no active conns, else sed's rule.
-fn nq(list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
-    // (id, (active+1), weight) of the leader.
-    let mut best: Option<(u32, i64, i64)> = None;
-    for &id in list {
-        let x = dests.load(id);
-        if !x.usable() {
-            continue;
-        }
-        if x.active == 0 {
-            if let Some(w) = why {
-                let _ = write!(
-                    w,
-                    "{} has no active conn: taken at once",
-                    d(dests, id).cfg.addr
-                );
-            }
-            return Some(id);
-        }
-        let (doh, dw) = (i64::from(x.active) + 1, i64::from(x.weight));
-        let better = match best {
-            None => true,
-            Some((_, loh, lw)) => loh * dw > doh * lw,
-        };
-        if better {
-            best = Some((id, doh, dw));
-        }
-    }
-    if let Some(w) = why {
-        if best.is_none() {
-            return nothing(Some(w));
-        }
-        w.push_str("every server is busy: least (active+1)/weight as sed");
-    }
-    best.map(|(id, _, _)| id)
-}
-
-/// fo: the highest weight, first on a tie.
-fn fo(list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
-    let mut best: Option<u32> = None;
-    let mut hw = 0;
-    for &id in list {
-        let x = dests.load(id);
-        if x.overloaded == 0 && x.weight > hw {
-            best = Some(id);
-            hw = x.weight;
-        }
-    }
-    if let Some(w) = why {
-        match best {
-            Some(_) => {
-                let _ = write!(w, "highest weight {hw}, the first on a tie");
-            }
-            None => return nothing(Some(w)),
-        }
-    }
-    best
-}
-
-/// ovf: the highest weight among servers whose active conns do not exceed their weight.
-fn ovf(list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
-    let mut best: Option<u32> = None;
-    let mut hw = 0;
-    for &id in list {
-        let x = dests.load(id);
-        let w = x.weight;
-        if x.overloaded != 0 || x.active > w || w == 0 {
-            continue;
-        }
-        if best.is_none() || w > hw {
-            best = Some(id);
-            hw = w;
-        }
-    }
-    if let Some(why) = why {
-        match best {
-            Some(_) => {
-                let _ = write!(
-                    why,
-                    "highest weight {hw} among servers with active conns <= weight"
-                );
-            }
-            None => {
-                why.push_str("every server has more active conns than its weight");
-            }
-        }
-    }
-    best
-}
-
-/// A twos draw: dest id, weight, overhead.
-type Choice = (u32, i64, i64);
-
-/// twos: two weighted random picks, keep the less loaded (the second only if strictly lighter).
-fn twos(
-    list: &[u32],
-    dests: &Dests,
-    rng: &mut dyn RngCore,
-    why: Option<&mut String>,
-) -> Option<u32> {
-    let total: i64 = list
-        .iter()
-        .map(|&id| dests.load(id))
-        .filter(|x| x.usable())
-        .map(|x| i64::from(x.weight))
-        .sum();
-    if total == 0 {
-        return nothing(why);
-    }
-    let below = |rng: &mut dyn RngCore| (u64::from(rng.next_u32()) % (total as u64 + 1)) as i64;
-    let mut r1 = below(rng);
-    let mut r2 = below(rng);
-    let mut c1: Option<Choice> = None;
-    let mut c2: Option<Choice> = None;
-    for &id in list {
-        let x = dests.load(id);
-        if !x.usable() {
-            continue;
-        }
-        let w = i64::from(x.weight);
-        r1 -= w;
-        r2 -= w;
-        if r1 <= 0 && c1.is_none() {
-            c1 = Some((id, w, x.overhead()));
-        }
-        if r2 <= 0 && c2.is_none() {
-            c2 = Some((id, w, x.overhead()));
-        }
-        if c1.is_some() && c2.is_some() {
-            break;
-        }
-    }
-    let (id1, w1, o1) = c1?;
-    let pick = match c2 {
-        Some((id2, w2, o2)) if w2 * o1 > w1 * o2 => id2,
-        _ => id1,
-    };
-    if let Some(w) = why {
-        let _ = write!(
-            w,
-            "random draws chose {} and {}; kept the one with less load per weight",
-            d(dests, id1).cfg.addr,
-            c2.map_or("nothing".to_string(), |c| d(dests, c.0)
-                .cfg
-                .addr
-                .to_string())
-        );
-    }
-    Some(pick)
 }
 
 /// The load string a scheduler compares, for explanations.
@@ -747,25 +236,22 @@ pub(crate) fn load_text(kind: Scheduler, dest: &Dest) -> Option<String> {
 /// The one-sentence rule each scheduler follows.
 pub(crate) fn rule(kind: Scheduler) -> &'static str {
     match kind {
-        Scheduler::Rr => "round robin over servers with weight > 0",
-        Scheduler::Wrr => "weighted round robin: passes at falling current weight cw",
-        Scheduler::Lc => "least (active<<8)+inactive; ties keep the earlier in list order",
-        Scheduler::Wlc => {
-            "least ((active<<8)+inactive)/weight by cross-multiplication; ties keep the earlier"
-        }
-        Scheduler::Lblc => "per destination address cache, else weighted least connection",
-        Scheduler::Lblcr => "per destination address server set, else weighted least connection",
-        Scheduler::Dh => "hash of the destination address into 256 buckets",
-        Scheduler::Sh => "hash of the source address into 256 weighted buckets",
-        Scheduler::Sed => "least (active+1)/weight by cross-multiplication; ties keep the earlier",
-        Scheduler::Nq => "first server with no active conn, else least (active+1)/weight",
-        Scheduler::Mh => "Maglev lookup table of 4093 entries keyed by the source address",
-        Scheduler::Fo => "highest weight not overloaded",
-        Scheduler::Ovf => "highest weight whose active conns do not exceed its weight",
-        Scheduler::Twos => "two weighted random picks, keep the less loaded",
+        Scheduler::Rr => rr::RULE,
+        Scheduler::Wrr => wrr::RULE,
+        Scheduler::Lc => lc::RULE,
+        Scheduler::Wlc => wlc::RULE,
+        Scheduler::Lblc => lblc::RULE,
+        Scheduler::Lblcr => lblcr::RULE,
+        Scheduler::Dh => dh::RULE,
+        Scheduler::Sh => sh::RULE,
+        Scheduler::Sed => sed::RULE,
+        Scheduler::Nq => nq::RULE,
+        Scheduler::Mh => mh::RULE,
+        Scheduler::Fo => fo::RULE,
+        Scheduler::Ovf => ovf::RULE,
+        Scheduler::Twos => twos::RULE,
     }
 }
-
 /// One scheduler on its own over a prepared server list: no packets, conns or timers.
 ///
 /// Benchmarks use it to time a pick as the kernel's schedule() hook would see it.
@@ -798,7 +284,7 @@ impl PickBench {
             dest.inactive = inactive;
             let id = dests.push(dest);
             list.insert(0, id);
-            state.dest_added(kind, &list, &dests);
+            state.dest_added(&list, &dests);
         }
         PickBench {
             kind,

@@ -14,7 +14,8 @@ pub use build::{
 };
 pub use frame::{parse, IcmpInner, Ipv4Meta, Parsed, L4};
 pub use rewrite::{
-    decrement_ttl, encap_ipip, nat_icmp_inner, rewrite_dst, rewrite_src, set_macs, TtlExpired,
+    decrement_ttl, encap_ipip, nat_icmp_inner, rewrite_dst, rewrite_src, set_macs, Ipv4Frame,
+    TtlExpired,
 };
 
 use std::fmt;

@@ -1,9 +1,13 @@
-//! mh: Maglev hashing (ip_vs_mh.c) with the kernel's default table of 4093 entries.
+//! ip_vs_mh.c: Maglev hashing with the kernel's default table of 4093 entries, keyed by the
+//! client's address (and port with mh-port), with mh-fallback rehashing from a dead slot.
 use std::fmt::Write as _;
 
 use super::hash::{addr_fold, hsiphash_u32};
-use super::{d, Dests, SchedInput, NONE};
+use super::{d, gcd_weight, Dests, SchedInput, NONE};
 use crate::types::SchedFlags;
+
+/// What ip_vs_mh_schedule picks by.
+pub(super) const RULE: &str = "Maglev lookup table of 4093 entries keyed by the source address";
 
 /// primes[CONFIG_IP_VS_MH_TAB_INDEX - 8] with the default index 12.
 pub const TAB_SIZE: u32 = 4093;
@@ -13,6 +17,7 @@ const TAB_BITS: u32 = 6;
 const HASH1: (u64, u64) = (2_654_435_761, 2_654_435_761);
 const HASH2: (u64, u64) = (2_654_446_892, 2_654_446_892);
 
+/// ip_vs_mh_hashkey.
 fn hashkey(addr: std::net::IpAddr, port: u16, key: (u64, u64), offset: u32) -> u32 {
     let v = offset
         .wrapping_add(u32::from(port))
@@ -27,6 +32,7 @@ pub(crate) struct Maglev {
 }
 
 impl Maglev {
+    /// An empty table (ip_vs_mh_init_svc before its first reassign).
     pub fn new() -> Self {
         Maglev {
             lookup: vec![NONE; TAB_SIZE as usize].into_boxed_slice(),
@@ -35,15 +41,9 @@ impl Maglev {
 
     /// ip_vs_mh_reassign: permutate then populate, from last_weight.
     pub fn reassign(&mut self, list: &[u32], dests: &Dests) {
-        let mut g = 0u32;
-        let mut max = 0u32;
-        for &id in list {
-            let w = d(dests, id).last_weight;
-            if w > 0 {
-                g = if g > 0 { gcd(w, g) } else { w };
-            }
-            max = max.max(w);
-        }
+        let last_weight = |&id: &u32| d(dests, id).last_weight;
+        let g = gcd_weight(list.iter().map(last_weight));
+        let max = list.iter().map(last_weight).max().unwrap_or(0);
         if g < 1 {
             self.lookup.fill(NONE);
             return;
@@ -106,6 +106,7 @@ impl Maglev {
         }
     }
 
+    /// ip_vs_mh_schedule with ip_vs_mh_get / ip_vs_mh_get_fallback.
     pub fn schedule(
         &self,
         flags: SchedFlags,
@@ -156,13 +157,5 @@ impl Maglev {
             }
         }
         found
-    }
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
     }
 }
