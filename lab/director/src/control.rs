@@ -249,6 +249,15 @@ impl ControlClient {
             other => Err(ControlError::Unexpected(Box::new(other))),
         }
     }
+
+    /// The connection (not a persistence template) of the client at `client`, if the
+    /// director has one; for a step that must wait until the director has seen a state.
+    pub fn conn_of(&self, client: SocketAddr) -> Result<Option<ConnRow>, ControlError> {
+        Ok(self
+            .conns()?
+            .into_iter()
+            .find(|c| c.source == client && !c.template))
+    }
 }
 
 /// ipvsadm's command-line flag for a typed value.

@@ -103,7 +103,9 @@ impl<D: Device> DeviceLoop<D> {
     /// Release what the device holds back for `now`, and run the director's timers when due.
     pub fn on_timers(&mut self, now: Duration) {
         let r = self.device.flush(now);
-        self.log_drops("held-back frames", &r);
+        if r.dropped > 0 {
+            log_drops("held-back frames", &r);
+        }
         if now.saturating_sub(self.last_timers) >= TIMER_INTERVAL {
             self.last_timers = now;
             for (iface, f) in self.director.poll(now) {
@@ -122,15 +124,9 @@ impl<D: Device> DeviceLoop<D> {
             }
             let r = self.device.send(now, idx, &self.out[idx]);
             self.out[idx].clear();
-            let name = self.device.iface_name(idx).to_string();
-            self.log_drops(&name, &r);
-        }
-    }
-
-    fn log_drops(&self, what: &str, r: &SendReport) {
-        if r.dropped > 0 {
-            let error = r.first_errno.map(std::io::Error::from_raw_os_error);
-            tracing::debug!(iface = %what, dropped = r.dropped, ?error, "the kernel refused frames; dropped, not resent");
+            if r.dropped > 0 {
+                log_drops(self.device.iface_name(idx), &r);
+            }
         }
     }
 
@@ -161,6 +157,11 @@ impl<D: Device> DeviceLoop<D> {
         }
         Ok(())
     }
+}
+
+fn log_drops(what: &str, r: &SendReport) {
+    let error = r.first_errno.map(std::io::Error::from_raw_os_error);
+    tracing::debug!(iface = %what, dropped = r.dropped, ?error, "the kernel refused frames; dropped, not resent");
 }
 
 /// A director with the table `lines` builds, at time `now`.

@@ -324,6 +324,10 @@ fn the_control_socket_speaks_the_typed_protocol() {
         let refused = c.ipvsadm("-e -t 192.168.1.250:81 -r 192.168.1.201:80 -m -w 0");
         let after = c.stats().unwrap();
         let conns = c.conns().unwrap();
+        let one = c.conn_of("198.51.100.10:40000".parse().unwrap()).unwrap();
+        let none = c.conn_of("198.51.100.10:40001".parse().unwrap()).unwrap();
+        assert_eq!(one.as_ref(), conns.first());
+        assert!(none.is_none());
         (before, refused, after, conns)
     });
     let clock = SimClock::new();
