@@ -7,6 +7,8 @@
 //! [`control`] is the typed control protocol with its client. Nothing here knows about labs,
 //! topologies or scenarios: the CLI and the scenario runner call in, never the other way.
 
+#![warn(missing_docs)]
+
 pub mod afpacket;
 pub mod control;
 pub mod device;
