@@ -8,7 +8,7 @@ use crate::traffic;
 use lvslab_capture::normalize::PathReport;
 use lvslab_capture::{analyze, CaptureTarget, Hop, LiveCapture, NormalizeOptions, RoleMap};
 use lvslab_director::control::{edit_weight_line, socket_path, ControlClient, ControlError};
-use lvslab_director::control::{ForwardMethod, Stats};
+use lvslab_director::control::{ForwardMethod, Protocol, Stats};
 use lvslab_netns::Method;
 use lvslab_netns::{Lab, Role, ServiceSpec};
 use std::collections::BTreeMap;
@@ -476,7 +476,7 @@ impl StepCtx<'_> {
                     Some("udp") => true,
                     Some("tcp") => false,
                     Some(other) => return Err(format!("protocol {other:?}: use tcp or udp")),
-                    None => format!("{:?}", self.service.protocol).eq_ignore_ascii_case("udp"),
+                    None => self.service.protocol == Protocol::Udp,
                 };
                 let bytes = if payload.is_none() && random.is_none() && !udp {
                     b"GET / HTTP/1.0\r\n\r\n".to_vec()
