@@ -399,6 +399,47 @@ mod tests {
         );
     }
 
+    fn timed(seed: u64) -> Vec<crate::memory::SentFrame> {
+        let clock = crate::SimClock::new();
+        let mut mem = crate::MemDevice::new(["eth0", "eth1"], clock);
+        {
+            let mut t = Timing::new(&mut mem, seed, Duration::from_millis(3));
+            for i in 0..10u8 {
+                t.send(Duration::ZERO, usize::from(i % 2), &[vec![i; 60]]);
+            }
+            let mut now = Duration::ZERO;
+            while let Some(due) = t.poll_at() {
+                assert!(due >= now && due <= Duration::from_millis(3));
+                now = due;
+                t.flush(now);
+            }
+            assert_eq!(t.held(), 0);
+        }
+        mem.take_sent()
+    }
+
+    #[test]
+    fn timing_reorders_within_and_across_interfaces_by_seed() {
+        let order =
+            |v: &[crate::memory::SentFrame]| v.iter().map(|f| f.data[0]).collect::<Vec<u8>>();
+        let a = timed(7);
+        let mut sorted = order(&a);
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<u8>>(), "every frame, once");
+        assert_ne!(order(&a), sorted, "seed 7 reorders");
+        let eth0: Vec<u8> = a
+            .iter()
+            .filter(|f| f.iface == 0)
+            .map(|f| f.data[0])
+            .collect();
+        assert!(
+            eth0.windows(2).any(|w| w[0] > w[1]),
+            "within one interface: {eth0:?}"
+        );
+        assert_eq!(a, timed(7), "the same seed, the same times and order");
+        assert_ne!(a, timed(8));
+    }
+
     #[test]
     fn unknown_names_list_the_known_ones() {
         let e = "nat-src".parse::<FaultSpec>().unwrap_err();

@@ -288,6 +288,26 @@ fn timing_and_nat_source_rewrite_combine() {
 }
 
 #[test]
+fn a_burst_longer_than_one_batch_is_received_whole() {
+    let (ifaces, routes) = host();
+    let director = build_director(&lines("nat"), ifaces, routes, Duration::ZERO).unwrap();
+    let clock = SimClock::new();
+    let mut mem = MemDevice::new(["eth0", "eth1"], clock.clone());
+    // The router asking for the VIP, 300 times at once: more than one recvmmsg batch.
+    let who_has_vip = read_pcapng("nat.in.pcapng").remove(0);
+    for _ in 0..300 {
+        mem.push_rx(Duration::ZERO, 0, who_has_vip.data.clone());
+    }
+    let mut lp = DeviceLoop::new(director, &mut mem);
+    lp.turn(&clock, &[]).unwrap();
+    assert_eq!(clock.now(), Duration::ZERO);
+    drop(lp);
+    let sent = mem.take_sent();
+    assert_eq!(sent.len(), 300, "one ARP reply per request, in one turn");
+    assert!(sent.iter().all(|f| f.iface == 0 && f.at == Duration::ZERO));
+}
+
+#[test]
 fn the_loop_sleeps_only_until_the_next_held_frame_is_due() {
     let (ifaces, routes) = host();
     let director = build_director(&lines("nat"), ifaces, routes, Duration::ZERO).unwrap();
