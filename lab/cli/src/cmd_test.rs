@@ -27,8 +27,10 @@ pub struct Args {
     /// Where captures go (default: `captures/` beside the scenarios directory).
     #[arg(long)]
     pub captures: Option<PathBuf>,
-    /// Test-only: run the director with a deliberate fault (`nat-source-rewrite`) to see a
-    /// scenario fail at the hop the fault breaks.
+    /// Test-only: run the director with deliberate faults, handed to it through the
+    /// `LVSLAB_BREAK` environment variable: `nat-source-rewrite` (a scenario must fail at the
+    /// hop it breaks) or `timing[:seed=N,max_ms=M]` (seeded delays and reordering of what
+    /// the director sends; paths must not change). Several are separated by commas.
     #[arg(long = "break", value_name = "FAULT")]
     pub break_director: Option<String>,
 }
@@ -42,6 +44,11 @@ fn find_scenarios_dir() -> Option<PathBuf> {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
+    if let Some(b) = &args.break_director {
+        // Refuse a typo here rather than as a director that never starts in every lab.
+        b.parse::<lvslab_director::FaultSpec>()
+            .with_context(|| format!("--break {b}"))?;
+    }
     let dir = match args.dir.clone().or_else(find_scenarios_dir) {
         Some(d) => d,
         None => bail!("no scenarios/ directory here or above\n  help: pass --dir DIR"),

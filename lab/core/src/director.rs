@@ -57,27 +57,6 @@ pub struct DirectorConfig {
     pub interfaces: Vec<Interface>,
     /// Static routes besides the connected subnets.
     pub routes: Vec<Route>,
-    /// A deliberate fault, for tests that must see a broken packet path caught.
-    pub fault: Option<Fault>,
-}
-
-/// Deliberate, test-only faults of the packet path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// NAT replies leave with the real server's address: the source rewrite is skipped.
-    NatSourceRewrite,
-}
-
-impl std::str::FromStr for Fault {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "nat-source-rewrite" => Ok(Fault::NatSourceRewrite),
-            other => Err(format!(
-                "unknown director fault `{other}` (known: nat-source-rewrite)"
-            )),
-        }
-    }
 }
 
 /// A configuration the director cannot work with.
@@ -173,7 +152,6 @@ pub struct Director {
     pending: HashMap<(IfaceId, Ipv4Addr), Pending>,
     ip_id: u16,
     stats: DirectorStats,
-    fault: Option<Fault>,
 }
 
 impl Director {
@@ -205,7 +183,6 @@ impl Director {
             pending: HashMap::new(),
             ip_id: 1,
             stats: DirectorStats::default(),
-            fault: config.fault,
         };
         d.refresh_vips();
         Ok(d)
@@ -513,9 +490,7 @@ impl Director {
                 self.stats.icmp_related += 1;
             }
             _ => {
-                if self.fault != Some(Fault::NatSourceRewrite) {
-                    wire::rewrite_src(&mut pkt, meta, vip, vport);
-                }
+                wire::rewrite_src(&mut pkt, meta, vip, vport);
                 self.stats.masqueraded += 1;
             }
         }
@@ -750,7 +725,6 @@ mod tests {
                 dest: "0.0.0.0/0".parse().unwrap(),
                 via: Ipv4Addr::new(203, 0, 113, 1),
             }],
-            fault: None,
         };
         Director::new(cfg, ipvs).unwrap()
     }
@@ -849,7 +823,6 @@ mod tests {
                 dest: "0.0.0.0/0".parse().unwrap(),
                 via: Ipv4Addr::new(10, 0, 0, 1),
             }],
-            fault: None,
         };
         assert!(matches!(
             Director::new(cfg, Ipvs::new(IpvsConfig::default())),

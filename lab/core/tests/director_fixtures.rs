@@ -83,7 +83,6 @@ fn director(lines: &[&str]) -> Director {
             dest: Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
             via: GW,
         }],
-        fault: None,
     };
     Director::new(cfg, ipvs).unwrap()
 }

@@ -7,19 +7,19 @@ use crate::snapshot::{self, Outcome};
 use crate::{settle, traffic};
 use lvslab_capture::normalize::PathReport;
 use lvslab_capture::{analyze, LiveCapture, NormalizeOptions};
+use lvslab_director::control::{edit_weight_line, socket_path, ControlClient, ControlError};
+use lvslab_director::control::{ForwardMethod, Protocol, Stats};
 use lvslab_engine::{capture_targets, role_map, DaemonConfig, LabGuard, UpOptions};
+use lvslab_netns::Method;
 use lvslab_netns::{Lab, Role, ServiceSpec, Topology};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Environment variable the userspace director reads for a deliberate, test-only fault
-/// (`nat-source-rewrite`: replies leave the director with the real server's address).
-pub const BREAK_ENV: &str = "LVSLAB_BREAK";
+/// Environment variable the userspace director reads for deliberate, test-only faults.
+pub use lvslab_director::BREAK_ENV;
 
 /// Capture stops once no hop has seen a packet for this long after the last step (a
 /// delayed ACK waits at most 40 ms on Linux)...
@@ -420,7 +420,7 @@ impl StepCtx<'_> {
                     Some("udp") => true,
                     Some("tcp") => false,
                     Some(other) => return Err(format!("protocol {other:?}: use tcp or udp")),
-                    None => format!("{:?}", self.service.protocol).eq_ignore_ascii_case("udp"),
+                    None => self.service.protocol == Protocol::Udp,
                 };
                 let bytes = if payload.is_none() && random.is_none() && !udp {
                     b"GET / HTTP/1.0\r\n\r\n".to_vec()
@@ -472,12 +472,12 @@ impl StepCtx<'_> {
                     .iter()
                     .find(|r| &r.node == server)
                     .ok_or_else(|| format!("{server:?} is not a real server of the service"))?;
-                let line = format!(
-                    "-e {} {} -r {} {} -w {weight}",
-                    proto_flag(self.service),
+                let line = edit_weight_line(
+                    self.service.protocol,
                     SocketAddr::new(self.service.vip, self.service.port),
                     SocketAddr::new(rs.address, rs.port),
-                    method_flag(self.service)
+                    forward_method(self.service.method),
+                    *weight,
                 );
                 director_ipvsadm(self.lab, self.service, &line)
             }
@@ -589,67 +589,46 @@ fn director_conn_state(
     service: &ServiceSpec,
     client: SocketAddr,
 ) -> Result<Option<String>, String> {
-    let v = control_request(lab, service, r#"{"op":"conns"}"#)?;
-    let want = client.to_string();
-    Ok(v.get("conns")
-        .and_then(|c| c.as_array())
-        .and_then(|rows| {
-            rows.iter()
-                .find(|r| r.get("source").and_then(|s| s.as_str()) == Some(want.as_str()))
-        })
-        .and_then(|r| r.get("state").and_then(|s| s.as_str()))
-        .map(str::to_owned))
+    director_client(lab, service)
+        .conn_of(client)
+        .map(|row| row.map(|r| r.state))
+        .map_err(|e| e.to_string())
 }
 
-fn proto_flag(s: &ServiceSpec) -> &'static str {
-    if format!("{:?}", s.protocol).eq_ignore_ascii_case("udp") {
-        "-u"
-    } else {
-        "-t"
+fn forward_method(m: Method) -> ForwardMethod {
+    match m {
+        Method::Nat => ForwardMethod::Nat,
+        Method::Dr => ForwardMethod::Dr,
+        Method::Tun => ForwardMethod::Tun,
     }
 }
 
-fn method_flag(s: &ServiceSpec) -> &'static str {
-    match format!("{:?}", s.method).to_ascii_lowercase().as_str() {
-        "dr" => "-g",
-        "tun" => "-i",
-        _ => "-m",
-    }
+/// The control client of the service's director.
+fn director_client(lab: &Lab, service: &ServiceSpec) -> ControlClient {
+    ControlClient::new(socket_path(&lab.run_dir(), &service.director))
+        .with_timeout(Duration::from_secs(2))
 }
 
-fn control_request(
-    lab: &Lab,
-    service: &ServiceSpec,
-    req: &str,
-) -> Result<serde_json::Value, String> {
-    let sock = lab
-        .run_dir()
-        .join(format!("director-{}.sock", service.director));
-    let mut s = UnixStream::connect(&sock)
-        .map_err(|e| format!("director control socket {}: {e}", sock.display()))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    s.write_all(req.as_bytes())
-        .and_then(|()| s.write_all(b"\n"))
-        .map_err(|e| format!("{}: {e}", sock.display()))?;
-    let mut line = String::new();
-    BufReader::new(&s)
-        .read_line(&mut line)
-        .map_err(|e| format!("{}: {e}", sock.display()))?;
-    serde_json::from_str(&line).map_err(|e| format!("{}: bad answer {line:?}: {e}", sock.display()))
+/// An error with its causes, for a step's one-line message.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let _ = write!(out, ": {c}");
+        cause = c.source();
+    }
+    out
 }
 
 fn director_ipvsadm(lab: &Lab, service: &ServiceSpec, line: &str) -> Result<(), String> {
-    let req = serde_json::json!({"op": "ipvsadm", "line": line}).to_string();
-    let v = control_request(lab, service, &req)?;
-    match v.get("result").and_then(|r| r.as_str()) {
-        Some("ok") => Ok(()),
-        _ => Err(format!(
-            "director refused `ipvsadm {line}`: {}",
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("no message")
-        )),
-    }
+    director_client(lab, service)
+        .ipvsadm(line)
+        .map_err(|e| match e {
+            ControlError::Refused(message) => {
+                format!("director refused `ipvsadm {line}`: {message}")
+            }
+            other => with_causes(&other),
+        })
 }
 
 /// Director counters per real-server node (`conns`, `inpkts`, ..., `active`, `inactive`).
@@ -657,38 +636,36 @@ fn director_stats(
     lab: &Lab,
     service: &ServiceSpec,
 ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, String> {
-    let v = control_request(lab, service, r#"{"op":"stats"}"#)?;
+    let Stats { services, .. } = director_client(lab, service)
+        .stats()
+        .map_err(|e| with_causes(&e))?;
     let mut out = BTreeMap::new();
-    let dests = v
-        .get("services")
-        .and_then(|s| s.as_array())
-        .and_then(|a| a.first())
-        .and_then(|s| s.get("dests"))
-        .and_then(|d| d.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for d in dests {
-        let addr = d.get("addr").and_then(|a| a.as_str()).unwrap_or("");
+    for d in services
+        .first()
+        .map(|s| s.dests.as_slice())
+        .unwrap_or_default()
+    {
         let Some(rs) = service
             .real_servers
             .iter()
-            .find(|r| SocketAddr::new(r.address, r.port).to_string() == addr)
+            .find(|r| SocketAddr::new(r.address, r.port) == d.addr)
         else {
             continue;
         };
-        let mut m = BTreeMap::new();
-        for k in ["active", "inactive", "weight"] {
-            if let Some(n) = d.get(k).and_then(|x| x.as_u64()) {
-                m.insert(k.to_owned(), n);
-            }
-        }
-        if let Some(c) = d.get("counters").and_then(|c| c.as_object()) {
-            for (k, x) in c {
-                if let Some(n) = x.as_u64() {
-                    m.insert(k.clone(), n);
-                }
-            }
-        }
+        let c = &d.counters;
+        let m = [
+            ("active", d.active),
+            ("inactive", d.inactive),
+            ("weight", u64::from(d.weight)),
+            ("conns", c.conns),
+            ("inpkts", c.inpkts),
+            ("outpkts", c.outpkts),
+            ("inbytes", c.inbytes),
+            ("outbytes", c.outbytes),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
         out.insert(rs.node.clone(), m);
     }
     Ok(out)

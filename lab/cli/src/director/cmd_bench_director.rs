@@ -16,8 +16,8 @@
 //! for one), and each drop cost the loop a 1 s SYN retransmission. The faster path hit it
 //! more often, and 1..3 such seconds in a 5 s run made the spread.
 
-use crate::director::control::{self, Request};
 use anyhow::{bail, Context, Result};
+use lvslab_director::ControlClient;
 use lvslab_netns::{netns, Lab};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -227,7 +227,8 @@ impl Modes<'_> {
             .context("start lvslab director")?;
         let daemon = Daemon(child);
         let t = Instant::now();
-        while control::call(&self.socket, &Request::Stats).is_err() {
+        let client = ControlClient::new(&self.socket);
+        while client.stats().is_err() {
             if t.elapsed() > Duration::from_secs(10) {
                 bail!(
                     "the userspace director did not answer on {} within 10 s",
@@ -245,7 +246,7 @@ impl Modes<'_> {
             lines.push(format!("-a -t {VIP}:{CONN_PORT} -r {rip}:{CONN_PORT} -m"));
         }
         for line in lines {
-            control::call_ok(&self.socket, &Request::Ipvsadm { line })?;
+            client.ipvsadm(&line)?;
         }
         Ok(daemon)
     }
@@ -291,7 +292,7 @@ impl Sink {
                     }
                     Err(_) => {
                         let fds = [listener.as_raw_fd()];
-                        let _ = crate::director::afpacket::poll_readable(&fds, 100);
+                        let _ = lvslab_director::afpacket::poll_readable(&fds, 100);
                     }
                 }
             }

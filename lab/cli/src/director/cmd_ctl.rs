@@ -1,8 +1,8 @@
 //! `lvslab service add|edit|del` and `lvslab real add|edit|del`: live changes to a running
 //! director, written with ipvsadm's own flags and carried to it as an ipvsadm line.
 
-use crate::director::control::{self, Request};
 use anyhow::{Context, Result};
+use lvslab_director::ControlClient;
 
 /// What to do with a virtual service or real server.
 #[derive(clap::Subcommand, Debug)]
@@ -76,7 +76,7 @@ fn send(action: &Action, real: bool) -> Result<()> {
     lvslab_core::ipvsadm::parse(&line).with_context(|| format!("`ipvsadm {line}`"))?;
     let lab = lvslab_engine::resolve_lab(target.lab.as_deref())?;
     let socket = crate::director::labinfo::control_socket(&lab, target.node.as_deref())?;
-    control::call_ok(&socket, &Request::Ipvsadm { line: line.clone() })?;
+    ControlClient::new(socket).ipvsadm(&line)?;
     println!("applied: ipvsadm {line}");
     Ok(())
 }

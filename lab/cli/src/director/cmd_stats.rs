@@ -1,8 +1,8 @@
 //! `lvslab stats` and `lvslab conns`: ipvsadm -Ln --stats / --rate and ipvsadm -Lnc for a
 //! running userspace director.
 
-use crate::director::control::{self, ConnRow, Counters, Request, Response, ServiceStats};
-use anyhow::{bail, Result};
+use anyhow::Result;
+use lvslab_director::control::{ConnRow, ControlClient, Counters, Response, ServiceStats};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ pub struct ListArgs {
 pub fn run_list(args: &ListArgs) -> Result<()> {
     let lab = lvslab_engine::resolve_lab(args.lab.name())?;
     let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
-    let services = fetch_stats(&socket)?;
+    let services = ControlClient::new(socket).stats()?.services;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&services)?);
     } else {
@@ -84,33 +84,25 @@ pub fn render_list(services: &[ServiceStats]) -> String {
     out
 }
 
-fn fetch_stats(socket: &std::path::Path) -> Result<Vec<ServiceStats>> {
-    match control::call_ok(socket, &Request::Stats)? {
-        Response::Stats { services, .. } => Ok(services),
-        other => bail!("unexpected answer from the director: {other:?}"),
-    }
-}
-
 /// Run `lvslab stats`.
 pub fn run_stats(args: StatsArgs) -> Result<()> {
     let lab = lvslab_engine::resolve_lab(args.lab.name())?;
     let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
+    let client = ControlClient::new(socket);
     if !args.rate {
-        let resp = control::call_ok(&socket, &Request::Stats)?;
-        let Response::Stats { services, .. } = &resp else {
-            bail!("unexpected answer from the director: {resp:?}");
-        };
+        let stats = client.stats()?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&resp)?);
+            // The answer as the socket gives it, `"result": "stats"` included.
+            println!("{}", serde_json::to_string_pretty(&Response::Stats(stats))?);
         } else {
-            print!("{}", render_stats(services));
+            print!("{}", render_stats(&stats.services));
         }
         return Ok(());
     }
     let t0 = Instant::now();
-    let before = fetch_stats(&socket)?;
+    let before = client.stats()?.services;
     std::thread::sleep(Duration::from_secs(1));
-    let after = fetch_stats(&socket)?;
+    let after = client.stats()?.services;
     let rates = rates(&before, &after, t0.elapsed());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rates)?);
@@ -124,14 +116,11 @@ pub fn run_stats(args: StatsArgs) -> Result<()> {
 pub fn run_conns(args: ConnsArgs) -> Result<()> {
     let lab = lvslab_engine::resolve_lab(args.lab.name())?;
     let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
-    let resp = control::call_ok(&socket, &Request::Conns)?;
-    let Response::Conns { conns } = &resp else {
-        bail!("unexpected answer from the director: {resp:?}");
-    };
+    let conns = ControlClient::new(socket).conns()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(conns)?);
+        println!("{}", serde_json::to_string_pretty(&conns)?);
     } else {
-        print!("{}", render_conns(conns));
+        print!("{}", render_conns(&conns));
     }
     Ok(())
 }
@@ -247,7 +236,7 @@ pub fn render_conns(conns: &[ConnRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::director::control::DestStats;
+    use lvslab_director::control::DestStats;
 
     fn svc(conns: u64) -> ServiceStats {
         let c = Counters {
@@ -263,7 +252,7 @@ mod tests {
             persistent: None,
             counters: c,
             dests: vec![DestStats {
-                addr: "192.168.1.201:80".into(),
+                addr: "192.168.1.201:80".parse().unwrap(),
                 forward: "Masq".into(),
                 weight: 1,
                 active: 0,

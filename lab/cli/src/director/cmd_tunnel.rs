@@ -32,9 +32,9 @@ pub fn run(args: TunnelArgs) -> Result<()> {
     // `up` already puts TUN VIPs on lo; a VIP this host does not hold yet goes on the TUN
     // device so the kernel accepts the decapsulated packets.
     for vip in args.vips.iter().filter(|v| !is_local(**v)) {
-        crate::director::ifconf::add_ipv4(&args.dev, *vip, 32)?;
+        lvslab_director::ifconf::add_ipv4(&args.dev, *vip, 32)?;
     }
-    crate::director::ifconf::set_up(&args.dev)?;
+    lvslab_director::ifconf::set_up(&args.dev)?;
     // The decapsulated packet enters on the TUN device while the route back to the client
     // leaves by eth0: reverse-path filtering would drop it. The VIP must not be answered
     // for by ARP on the LAN either (as in DR).

@@ -104,7 +104,7 @@ pub fn director_plan(lab: &str, node: Option<&str>) -> Result<DirectorPlan> {
         .collect();
     Ok(DirectorPlan {
         netns: lab.netns_of(&node)?,
-        socket: crate::director::control::socket_path(&lab.run_dir(), &node),
+        socket: lvslab_director::control::socket_path(&lab.run_dir(), &node),
         node,
         lines,
     })
@@ -114,5 +114,5 @@ pub fn director_plan(lab: &str, node: Option<&str>) -> Result<DirectorPlan> {
 pub fn control_socket(lab: &str, node: Option<&str>) -> Result<PathBuf> {
     let lab = Lab::load(lab)?;
     let node = pick_director(&lab.state.topology, node)?;
-    Ok(crate::director::control::socket_path(&lab.run_dir(), &node))
+    Ok(lvslab_director::control::socket_path(&lab.run_dir(), &node))
 }

@@ -1,15 +1,12 @@
-//! The userspace director and its tools: the daemon (`lvslab director`), the TUN-mode
+//! The userspace director's commands: the daemon (`lvslab director`), the TUN-mode
 //! real-server side (`lvslab tunnel`), live control (`lvslab service|real`), observability
-//! (`lvslab stats|conns`) and `lvslab bench director`.
+//! (`lvslab stats|conns`) and `lvslab bench director`. The director itself lives in
+//! lvslab-director; these parse arguments, find the lab and print.
 
-pub mod afpacket;
 pub mod cmd_bench_director;
 pub mod cmd_ctl;
 pub mod cmd_director;
 pub mod cmd_stats;
 pub mod cmd_tunnel;
-pub mod control;
-pub mod hostinfo;
-pub mod ifconf;
 pub mod labinfo;
 pub mod logging;

@@ -2,19 +2,19 @@
 //! the kernel of the calling thread's namespace so the userspace director forwards exactly
 //! as that host is configured.
 
-use anyhow::{Context, Result};
+use crate::Error;
 use lvslab_core::director::{Interface, Route};
 use lvslab_core::wire::{Ipv4Cidr, MacAddr};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 /// IPv4 addresses per interface (lo excluded), from getifaddrs(3).
-pub fn ipv4_addrs() -> Result<BTreeMap<String, Vec<Ipv4Cidr>>> {
+pub fn ipv4_addrs() -> Result<BTreeMap<String, Vec<Ipv4Cidr>>, Error> {
     let mut out: BTreeMap<String, Vec<Ipv4Cidr>> = BTreeMap::new();
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills ifap with a list we free below.
     if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("getifaddrs");
+        return Err(Error::io("getifaddrs", std::io::Error::last_os_error()));
     }
     let mut cur = ifap;
     while !cur.is_null() {
@@ -56,9 +56,9 @@ pub fn ipv4_addrs() -> Result<BTreeMap<String, Vec<Ipv4Cidr>>> {
 
 /// Gateway routes of the main table from /proc/thread-self/net/route (this thread's
 /// namespace, not the process's).
-pub fn gateway_routes() -> Result<Vec<Route>> {
+pub fn gateway_routes() -> Result<Vec<Route>, Error> {
     let text = std::fs::read_to_string("/proc/thread-self/net/route")
-        .context("read /proc/thread-self/net/route")?;
+        .map_err(|e| Error::io("read /proc/thread-self/net/route", e))?;
     Ok(parse_proc_route(&text))
 }
 
@@ -91,7 +91,7 @@ pub fn parse_proc_route(text: &str) -> Vec<Route> {
 /// The director's interfaces: every interface with an IPv4 address but lo. It answers ARP
 /// for the VIPs on the interface of its default route and on any interface whose subnet
 /// holds a VIP (the sides clients come from).
-pub fn interfaces(routes: &[Route], vips: &[Ipv4Addr]) -> Result<Vec<Interface>> {
+pub fn interfaces(routes: &[Route], vips: &[Ipv4Addr]) -> Result<Vec<Interface>, Error> {
     let default_gw = routes.iter().find(|r| r.dest.prefix == 0).map(|r| r.via);
     let mut out = Vec::new();
     for (name, addrs) in ipv4_addrs()? {
@@ -99,8 +99,8 @@ pub fn interfaces(routes: &[Route], vips: &[Ipv4Addr]) -> Result<Vec<Interface>>
             default_gw.is_some_and(|gw| a.contains(gw)) || vips.iter().any(|v| a.contains(*v))
         });
         out.push(Interface {
-            mac: MacAddr(crate::director::ifconf::mac(&name)?),
-            mtu: crate::director::ifconf::mtu(&name)?,
+            mac: MacAddr(crate::ifconf::mac(&name)?),
+            mtu: crate::ifconf::mtu(&name)?,
             name,
             addrs,
             answers_vip_arp: faces_clients,

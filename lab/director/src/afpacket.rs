@@ -4,11 +4,14 @@
 //! AF_PACKET socket the frames this host sends as well as those it receives; the director
 //! must not re-read its own (or its kernel's) output, so the socket sets
 //! PACKET_IGNORE_OUTGOING (Linux 4.20+) and still drops any `PACKET_OUTGOING` frame it sees.
+//! [`PacketDevice`] is one such socket per interface behind the [`Device`] trait.
 
-use anyhow::{bail, Context, Result};
+use crate::device::{Device, Readiness, SendReport};
+use crate::Error;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// A raw Ethernet socket bound to one interface of the calling thread's network namespace.
 #[derive(Debug)]
@@ -20,22 +23,22 @@ pub struct PacketSocket {
 }
 
 /// The interface index of `name` in the calling thread's namespace.
-pub fn ifindex(name: &str) -> Result<i32> {
-    let c = CString::new(name).context("interface name has a NUL byte")?;
+pub fn ifindex(name: &str) -> Result<i32, Error> {
+    let c = CString::new(name).map_err(|_| Error::BadInterfaceName(name.to_string()))?;
     // SAFETY: c is a valid NUL-terminated string.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if idx == 0 {
-        bail!(
-            "no interface {name} in this namespace: {}",
-            io::Error::last_os_error()
-        );
+        return Err(Error::NoInterface {
+            name: name.to_string(),
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(idx as i32)
 }
 
 impl PacketSocket {
     /// Open a non-blocking AF_PACKET socket on `name` (call from a thread inside the namespace).
-    pub fn open(name: &str) -> Result<Self> {
+    pub fn open(name: &str) -> Result<Self, Error> {
         let ifindex = ifindex(name)?;
         // Protocol 0: a socket opened with ETH_P_ALL taps every interface of the namespace
         // until bind(2) narrows it to one, so frames of the other interfaces would wait in
@@ -49,7 +52,10 @@ impl PacketSocket {
             )
         };
         if raw < 0 {
-            return Err(io::Error::last_os_error()).context("socket(AF_PACKET) (are you root?)");
+            return Err(Error::io(
+                "socket(AF_PACKET) (are you root?)",
+                io::Error::last_os_error(),
+            ));
         }
         // SAFETY: raw is a fresh, owned descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -97,8 +103,10 @@ impl PacketSocket {
             )
         };
         if rc < 0 {
-            return Err(io::Error::last_os_error())
-                .with_context(|| format!("bind AF_PACKET to {name}"));
+            return Err(Error::io(
+                format!("bind AF_PACKET to {name}"),
+                io::Error::last_os_error(),
+            ));
         }
         Ok(PacketSocket {
             fd,
@@ -272,17 +280,6 @@ fn sendmmsg(fd: RawFd, chunk: &[Vec<u8>]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// What became of a batch of frames.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SendReport {
-    /// Frames the kernel took.
-    pub sent: usize,
-    /// Frames the kernel refused; each was offered once and is not sent again.
-    pub dropped: usize,
-    /// The errno of the first refused frame, when the kernel told it.
-    pub first_errno: Option<i32>,
-}
-
 /// Hand `frames` to `sendmmsg` in order, each frame at most once after the kernel has seen it.
 ///
 /// sendmmsg stops at the first message that fails and, when some went out before it, returns
@@ -328,6 +325,82 @@ pub fn send_frames(
         }
     }
     report
+}
+
+/// The director's interfaces as AF_PACKET sockets, in [`IfaceId`](lvslab_core::director::IfaceId) order.
+pub struct PacketDevice {
+    sockets: Vec<PacketSocket>,
+    batch: RecvBatch,
+}
+
+impl PacketDevice {
+    /// Open one socket per name (call from a thread inside the namespace).
+    pub fn open<S: AsRef<str>>(names: &[S]) -> Result<Self, Error> {
+        let sockets = names
+            .iter()
+            .map(|n| PacketSocket::open(n.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PacketDevice {
+            sockets,
+            batch: RecvBatch::default(),
+        })
+    }
+
+    /// Frames dropped so far because they did not fit a receive buffer.
+    pub fn truncated(&self) -> u64 {
+        self.batch.truncated
+    }
+}
+
+impl Device for PacketDevice {
+    fn iface_count(&self) -> usize {
+        self.sockets.len()
+    }
+
+    fn iface_name(&self, iface: usize) -> &str {
+        self.sockets.get(iface).map_or("?", |s| s.name.as_str())
+    }
+
+    fn recv(
+        &mut self,
+        _now: Duration,
+        iface: usize,
+        rx: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, Error> {
+        let Some(sock) = self.sockets.get(iface) else {
+            return Ok(false);
+        };
+        let n = sock
+            .recv_batch(&mut self.batch)
+            .map_err(|e| Error::io(format!("recv on {}", sock.name), e))?;
+        for frame in self.batch.frames() {
+            rx(frame);
+        }
+        Ok(n >= BATCH)
+    }
+
+    fn send(&mut self, _now: Duration, iface: usize, frames: &[Vec<u8>]) -> SendReport {
+        match self.sockets.get(iface) {
+            Some(sock) => sock.send_batch(frames),
+            None => SendReport {
+                dropped: frames.len(),
+                ..SendReport::default()
+            },
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration, extra: &[RawFd]) -> Result<Readiness, Error> {
+        let mut fds: Vec<RawFd> = self.sockets.iter().map(|s| s.as_raw_fd()).collect();
+        fds.extend_from_slice(extra);
+        // Round up, so a frame due in 0.4 ms is not polled for with a busy 0 ms timeout.
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let mut ready = poll_readable(&fds, ms).map_err(|e| Error::io("poll", e))?;
+        let extra = ready.split_off(self.sockets.len());
+        Ok(Readiness {
+            ifaces: ready,
+            extra,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,26 +1,29 @@
 //! Interface settings through classic ioctls on the calling thread's namespace: enough for
 //! the director and tunnel daemons (MAC, MTU, an address, up) without a netlink stack.
 
-use anyhow::{bail, Context, Result};
+use crate::Error;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-fn ctl_socket() -> Result<OwnedFd> {
+fn ctl_socket() -> Result<OwnedFd, Error> {
     // SAFETY: plain socket(2); checked below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Err(io::Error::last_os_error()).context("socket(AF_INET, SOCK_DGRAM)");
+        return Err(Error::io(
+            "socket(AF_INET, SOCK_DGRAM)",
+            io::Error::last_os_error(),
+        ));
     }
     // SAFETY: fd is fresh and owned.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn ifreq(name: &str) -> Result<libc::ifreq> {
+fn ifreq(name: &str) -> Result<libc::ifreq, Error> {
     // SAFETY: zeroed ifreq is valid.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     if name.len() >= ifr.ifr_name.len() {
-        bail!("interface name {name} is longer than 15 bytes");
+        return Err(Error::BadInterfaceName(name.to_string()));
     }
     for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
         *d = s as libc::c_char;
@@ -28,18 +31,21 @@ fn ifreq(name: &str) -> Result<libc::ifreq> {
     Ok(ifr)
 }
 
-fn ioctl(req: libc::c_ulong, ifr: &mut libc::ifreq, what: &str, name: &str) -> Result<()> {
+fn ioctl(req: libc::c_ulong, ifr: &mut libc::ifreq, what: &str, name: &str) -> Result<(), Error> {
     let s = ctl_socket()?;
     // SAFETY: every request used here takes a pointer to an ifreq.
     let rc = unsafe { libc::ioctl(s.as_raw_fd(), req as _, ifr as *mut libc::ifreq) };
     if rc < 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("{what} on {name}"));
+        return Err(Error::io(
+            format!("{what} on {name}"),
+            io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
 
 /// The MAC address of `name`.
-pub fn mac(name: &str) -> Result<[u8; 6]> {
+pub fn mac(name: &str) -> Result<[u8; 6], Error> {
     let mut ifr = ifreq(name)?;
     ioctl(libc::SIOCGIFHWADDR, &mut ifr, "SIOCGIFHWADDR", name)?;
     // SAFETY: SIOCGIFHWADDR filled the hwaddr member.
@@ -52,7 +58,7 @@ pub fn mac(name: &str) -> Result<[u8; 6]> {
 }
 
 /// The MTU of `name`.
-pub fn mtu(name: &str) -> Result<u16> {
+pub fn mtu(name: &str) -> Result<u16, Error> {
     let mut ifr = ifreq(name)?;
     ioctl(libc::SIOCGIFMTU, &mut ifr, "SIOCGIFMTU", name)?;
     // SAFETY: SIOCGIFMTU filled the mtu member.
@@ -61,7 +67,7 @@ pub fn mtu(name: &str) -> Result<u16> {
 }
 
 /// Bring `name` up.
-pub fn set_up(name: &str) -> Result<()> {
+pub fn set_up(name: &str) -> Result<(), Error> {
     let mut ifr = ifreq(name)?;
     ioctl(libc::SIOCGIFFLAGS, &mut ifr, "SIOCGIFFLAGS", name)?;
     // SAFETY: SIOCGIFFLAGS filled the flags member.
@@ -70,7 +76,7 @@ pub fn set_up(name: &str) -> Result<()> {
 }
 
 /// Give `name` the IPv4 address `addr/prefix` (its primary address).
-pub fn add_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+pub fn add_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), Error> {
     let sin = |a: Ipv4Addr| {
         // SAFETY: zeroed sockaddr_in is valid.
         let mut s: libc::sockaddr_in = unsafe { std::mem::zeroed() };

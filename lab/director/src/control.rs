@@ -1,0 +1,466 @@
+//! The director's control socket: one JSON request line in, one JSON response line out.
+//!
+//! `/run/lvslab/<lab>/director-<node>.sock`. Table changes travel as ipvsadm command lines
+//! and go through `lvslab_core::ipvsadm::parse`, exactly like a saved ipvsadm rule set.
+//! [`ControlClient`] is the one client; [`answer`] is the director's side.
+
+use lvslab_core::director::{Director, DirectorStats};
+use lvslab_core::{ipvsadm, Ipvs, ServiceKey};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A request to the director.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Apply one ipvsadm command line (e.g. `-e -t 192.168.1.250:80 -r 192.168.1.201:80 -w 0`).
+    Ipvsadm {
+        /// The command line, with or without a leading `ipvsadm`.
+        line: String,
+    },
+    /// Services, real servers and their counters.
+    Stats,
+    /// The connection table.
+    Conns,
+}
+
+/// The director's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    /// The command was applied.
+    Ok,
+    /// The request failed; `message` says why.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+    /// Answer to [`Request::Stats`].
+    Stats(Stats),
+    /// Answer to [`Request::Conns`].
+    Conns {
+        /// One entry per connection.
+        conns: Vec<ConnRow>,
+    },
+}
+
+/// Services with their counters, and the director's packet-path counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Stats {
+    /// One entry per virtual service.
+    pub services: Vec<ServiceStats>,
+    /// Packet-path counters of the director.
+    pub director: BTreeMap<String, u64>,
+}
+
+/// Traffic counters as `ipvsadm -L --stats` shows them: the core's own, sent as they are.
+pub use lvslab_core::Counters;
+/// The typed protocol and forwarding method control lines are built from.
+pub use lvslab_core::{ForwardMethod, Protocol};
+
+/// A virtual service with its real servers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceStats {
+    /// `TCP 192.168.1.250:80`, `UDP ...` or `FWM 1`, as ipvsadm prints it.
+    pub service: String,
+    /// Scheduler name.
+    pub scheduler: String,
+    /// Persistence timeout in seconds, if persistent.
+    pub persistent: Option<u64>,
+    /// Service counters.
+    pub counters: Counters,
+    /// Real servers, in the table's order.
+    pub dests: Vec<DestStats>,
+}
+
+/// A real server of a service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DestStats {
+    /// RIP:port.
+    pub addr: SocketAddr,
+    /// `Masq`, `Route` or `Tunnel`, as ipvsadm prints the forwarding method.
+    pub forward: String,
+    /// Weight.
+    pub weight: u32,
+    /// Active connections.
+    pub active: u64,
+    /// Inactive connections.
+    pub inactive: u64,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// One connection as `ipvsadm -Lnc` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnRow {
+    /// TCP or UDP.
+    pub pro: String,
+    /// Seconds until it expires.
+    pub expire_secs: u64,
+    /// Protocol state (ESTABLISHED, SYN_RECV, UDP, ...).
+    pub state: String,
+    /// Client address and port (for a persistence template the masked client, port 0).
+    pub source: SocketAddr,
+    /// Virtual service address.
+    pub virtual_addr: SocketAddr,
+    /// Real server address.
+    pub destination: SocketAddr,
+    /// Counted as an active connection of its real server (ActiveConn in `ipvsadm -Ln`).
+    #[serde(default)]
+    pub active: bool,
+    /// A persistence template rather than a flow.
+    #[serde(default)]
+    pub template: bool,
+}
+
+/// What went wrong talking to the director.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Nobody listens on the socket.
+    #[error("connect to the director at {path} (is the lab up and its director running?)")]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// The kernel's answer.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Sending or receiving failed.
+    #[error("talk to the director at {path}")]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// The kernel's answer.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The director hung up without an answer.
+    #[error("the director at {0} closed the connection without answering")]
+    Closed(PathBuf),
+    /// The answer is not the protocol.
+    #[error("bad answer from the director: {answer}")]
+    BadAnswer {
+        /// The line received.
+        answer: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A well-formed answer to another question.
+    #[error("unexpected answer from the director: {0:?}")]
+    Unexpected(Box<Response>),
+    /// The director refused the request.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The control socket path of director `node` of a lab whose run directory is `run_dir`.
+pub fn socket_path(run_dir: &Path, node: &str) -> PathBuf {
+    run_dir.join(format!("director-{node}.sock"))
+}
+
+/// A typed client of one director's control socket; each call is one connection.
+#[derive(Debug, Clone)]
+pub struct ControlClient {
+    path: PathBuf,
+    timeout: Duration,
+}
+
+impl ControlClient {
+    /// A client of the director listening on `path` (10 s answer timeout).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ControlClient {
+            path: path.into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The same client with another answer timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Send `req` and wait for the answer, whatever it is.
+    pub fn call(&self, req: &Request) -> Result<Response, ControlError> {
+        let io = |source| ControlError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let stream = UnixStream::connect(&self.path).map_err(|source| ControlError::Connect {
+            path: self.path.clone(),
+            source,
+        })?;
+        stream.set_read_timeout(Some(self.timeout)).map_err(io)?;
+        let mut line = serde_json::to_string(req).map_err(|source| ControlError::BadAnswer {
+            answer: format!("{req:?}"),
+            source,
+        })?;
+        line.push('\n');
+        (&stream).write_all(line.as_bytes()).map_err(io)?;
+        let mut answer = String::new();
+        BufReader::new(&stream).read_line(&mut answer).map_err(io)?;
+        if answer.is_empty() {
+            return Err(ControlError::Closed(self.path.clone()));
+        }
+        serde_json::from_str(&answer).map_err(|source| ControlError::BadAnswer { answer, source })
+    }
+
+    /// Like [`ControlClient::call`], with [`Response::Error`] as [`ControlError::Refused`].
+    pub fn call_ok(&self, req: &Request) -> Result<Response, ControlError> {
+        match self.call(req)? {
+            Response::Error { message } => Err(ControlError::Refused(message)),
+            other => Ok(other),
+        }
+    }
+
+    /// Apply one ipvsadm command line.
+    pub fn ipvsadm(&self, line: &str) -> Result<(), ControlError> {
+        match self.call_ok(&Request::Ipvsadm {
+            line: line.to_string(),
+        })? {
+            Response::Ok => Ok(()),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Services, real servers and counters.
+    pub fn stats(&self) -> Result<Stats, ControlError> {
+        match self.call_ok(&Request::Stats)? {
+            Response::Stats(s) => Ok(s),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// The connection table.
+    pub fn conns(&self) -> Result<Vec<ConnRow>, ControlError> {
+        match self.call_ok(&Request::Conns)? {
+            Response::Conns { conns } => Ok(conns),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// The connection (not a persistence template) of the client at `client`, if the
+    /// director has one; for a step that must wait until the director has seen a state.
+    pub fn conn_of(&self, client: SocketAddr) -> Result<Option<ConnRow>, ControlError> {
+        Ok(self
+            .conns()?
+            .into_iter()
+            .find(|c| c.source == client && !c.template))
+    }
+}
+
+/// ipvsadm's command-line flag for a typed value.
+pub trait IpvsadmFlag {
+    /// `-t`/`-u` for a protocol, `-m`/`-g`/`-i` for a forwarding method.
+    fn ipvsadm_flag(&self) -> &'static str;
+}
+
+impl IpvsadmFlag for Protocol {
+    fn ipvsadm_flag(&self) -> &'static str {
+        match self {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+        }
+    }
+}
+
+impl IpvsadmFlag for ForwardMethod {
+    fn ipvsadm_flag(&self) -> &'static str {
+        match self {
+            ForwardMethod::Nat => "-m",
+            ForwardMethod::Dr => "-g",
+            ForwardMethod::Tun => "-i",
+        }
+    }
+}
+
+/// `-e -t VIP:port -r RIP:port -m -w W`: change a real server's weight.
+pub fn edit_weight_line(
+    protocol: Protocol,
+    vip: SocketAddr,
+    rip: SocketAddr,
+    method: ForwardMethod,
+    weight: u32,
+) -> String {
+    format!(
+        "-e {} {vip} -r {rip} {} -w {weight}",
+        protocol.ipvsadm_flag(),
+        method.ipvsadm_flag()
+    )
+}
+
+/// Answer one control request (the director's side).
+pub fn answer(req: Request, director: &mut Director, now: Duration) -> Response {
+    match req {
+        Request::Ipvsadm { line } => {
+            let applied = ipvsadm::parse(&line)
+                .map_err(|e| e.to_string())
+                .and_then(|cmd| director.apply(now, cmd).map_err(|e| e.to_string()));
+            match applied {
+                Ok(()) => {
+                    tracing::info!(%line, "applied");
+                    Response::Ok
+                }
+                Err(message) => Response::Error {
+                    message: format!("`{line}`: {message}"),
+                },
+            }
+        }
+        Request::Stats => Response::Stats(Stats {
+            services: service_stats(director.ipvs()),
+            director: director_counters(director.stats()),
+        }),
+        Request::Conns => Response::Conns {
+            conns: conn_rows(director.ipvs(), now),
+        },
+    }
+}
+
+fn director_counters(s: &DirectorStats) -> BTreeMap<String, u64> {
+    [
+        ("rx_frames", s.rx_frames),
+        ("tx_frames", s.tx_frames),
+        ("forwarded", s.forwarded),
+        ("masqueraded", s.masqueraded),
+        ("icmp_related", s.icmp_related),
+        ("icmp_sent", s.icmp_sent),
+        ("malformed", s.malformed),
+        ("not_ours", s.not_ours),
+        ("ipvs_drops", s.ipvs_drops),
+        ("no_route", s.no_route),
+        ("arp_failed", s.arp_failed),
+        ("fragments", s.fragments),
+        ("echo_replies", s.echo_replies),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// `TCP  192.168.1.250:80` as ipvsadm -Ln prints a service.
+fn service_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr {
+            protocol,
+            vip,
+            port,
+        } => {
+            format!("{protocol}  {}", SocketAddr::new(vip.0, *port))
+        }
+        ServiceKey::FwMark(m) => format!("FWM  {m}"),
+    }
+}
+
+fn service_stats(ipvs: &Ipvs) -> Vec<ServiceStats> {
+    ipvs.services()
+        .iter()
+        .map(|s| ServiceStats {
+            service: service_name(&s.config.key),
+            scheduler: s.config.scheduler.to_string(),
+            persistent: s.config.persistence.as_ref().map(|p| p.timeout.as_secs()),
+            counters: s.stats,
+            dests: s
+                .dests
+                .iter()
+                .map(|d| DestStats {
+                    addr: d.config.addr,
+                    // Display gives ipvsadm's Forward column names (Masq, Route, Tunnel).
+                    forward: d.config.method.to_string(),
+                    weight: d.config.weight,
+                    active: u64::from(d.active),
+                    inactive: u64::from(d.inactive),
+                    counters: d.stats,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn conn_rows(ipvs: &Ipvs, now: Duration) -> Vec<ConnRow> {
+    ipvs.conns(now)
+        .iter()
+        .map(|c| ConnRow {
+            pro: c.protocol.to_string(),
+            expire_secs: c.expires_in.as_secs(),
+            state: c.state.to_string(),
+            source: c.client,
+            virtual_addr: c.vip,
+            destination: c.dest,
+            active: c.active,
+            template: c.template,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_format() {
+        let r = Request::Ipvsadm {
+            line: "-e -t 192.168.1.250:80 -r 192.168.1.201:80 -w 0".into(),
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            r#"{"op":"ipvsadm","line":"-e -t 192.168.1.250:80 -r 192.168.1.201:80 -w 0"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        assert_eq!(
+            serde_json::to_string(&Request::Stats).unwrap(),
+            r#"{"op":"stats"}"#
+        );
+    }
+
+    #[test]
+    fn stats_answer_keeps_its_wire_format() {
+        let r = Response::Stats(Stats::default());
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"result":"stats","services":[],"director":{}}"#
+        );
+    }
+
+    #[test]
+    fn conn_rows_carry_typed_addresses_as_strings() {
+        let row = ConnRow {
+            pro: "TCP".into(),
+            expire_secs: 5,
+            state: "ESTABLISHED".into(),
+            source: "198.51.100.10:40000".parse().unwrap(),
+            virtual_addr: "192.168.1.250:80".parse().unwrap(),
+            destination: "192.168.1.201:80".parse().unwrap(),
+            active: true,
+            template: false,
+        };
+        let v: serde_json::Value = serde_json::to_value(&row).unwrap();
+        assert_eq!(v["source"], "198.51.100.10:40000");
+        assert_eq!(serde_json::from_value::<ConnRow>(v).unwrap(), row);
+    }
+
+    #[test]
+    fn weight_line_uses_ipvsadm_flags() {
+        assert_eq!(
+            edit_weight_line(
+                Protocol::Udp,
+                "192.168.1.250:53".parse().unwrap(),
+                "192.168.1.201:53".parse().unwrap(),
+                ForwardMethod::Tun,
+                0
+            ),
+            "-e -u 192.168.1.250:53 -r 192.168.1.201:53 -i -w 0"
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! The director's device loop: frames from a [`Device`] into the sans-IO
+//! [`Director`], its answers back out, the control socket in between.
+//!
+//! Keeping the director's kernel out of the way: the VIP is not configured in the director's
+//! kernel and its `ip_forward` stays 0, so the kernel silently drops the packets the
+//! userspace director handles (to the VIP, and NAT replies to clients) while still doing its
+//! own chores (ARP for the DIP, pings). AF_PACKET gets a copy of every frame before that.
+//!
+//! The loop sleeps in [`Device::wait`] until a frame or a control client arrives, the
+//! director's timers are due (every [`TIMER_INTERVAL`]) or the device has held-back frames
+//! due ([`Device::poll_at`]). Time comes from a [`Clock`], so the same loop runs over
+//! AF_PACKET with the wall clock and over [`crate::MemDevice`] with simulated time.
+
+use crate::afpacket::PacketDevice;
+use crate::control::{answer, Request, Response};
+use crate::device::{Clock, Device, MonotonicClock, SendReport};
+use crate::faults::{FaultSpec, BREAK_ENV};
+use crate::Error;
+use lvslab_core::director::{Director, DirectorConfig, IfaceId, Interface, Route};
+use lvslab_core::{ipvsadm, Ipvs, IpvsConfig};
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How often the director's timers (ARP retries, connection expiry) run.
+pub const TIMER_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Receive rounds per ready interface and turn: bounded so one busy interface cannot
+/// starve the others.
+const RECV_ROUNDS: usize = 8;
+
+/// A director attached to a device.
+pub struct DeviceLoop<D> {
+    director: Director,
+    device: D,
+    /// Frames to send, per interface; gathered so each interface gets one batch per round.
+    out: Vec<Vec<Vec<u8>>>,
+    last_timers: Duration,
+}
+
+impl<D: Device> DeviceLoop<D> {
+    /// `director` on `device`; interface `i` of one is interface `i` of the other.
+    pub fn new(director: Director, device: D) -> Self {
+        let n = device.iface_count();
+        DeviceLoop {
+            director,
+            device,
+            out: vec![Vec::new(); n],
+            last_timers: Duration::ZERO,
+        }
+    }
+
+    /// The director.
+    pub fn director(&self) -> &Director {
+        &self.director
+    }
+
+    /// The director, to change it (as the control socket does).
+    pub fn director_mut(&mut self) -> &mut Director {
+        &mut self.director
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// How long the loop may sleep at `now` before something is due.
+    pub fn timeout(&self, now: Duration) -> Duration {
+        let timers = (self.last_timers + TIMER_INTERVAL).saturating_sub(now);
+        match self.device.poll_at() {
+            Some(at) => timers.min(at.saturating_sub(now)),
+            None => timers,
+        }
+    }
+
+    /// Receive what waits on the interfaces flagged in `ready`, hand it to the director and
+    /// send its answers.
+    pub fn on_ready(&mut self, now: Duration, ready: &[bool]) -> Result<(), Error> {
+        for (idx, _) in ready.iter().enumerate().filter(|(_, r)| **r) {
+            for _ in 0..RECV_ROUNDS {
+                let director = &mut self.director;
+                let out = &mut self.out;
+                let more = self.device.recv(now, idx, &mut |frame| {
+                    for (iface, f) in director.handle_frame(now, IfaceId(idx), frame) {
+                        if let Some(q) = out.get_mut(iface.0) {
+                            q.push(f);
+                        }
+                    }
+                })?;
+                self.flush(now);
+                if !more {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Release what the device holds back for `now`, and run the director's timers when due.
+    pub fn on_timers(&mut self, now: Duration) {
+        let r = self.device.flush(now);
+        if r.dropped > 0 {
+            log_drops("held-back frames", &r);
+        }
+        if now.saturating_sub(self.last_timers) >= TIMER_INTERVAL {
+            self.last_timers = now;
+            for (iface, f) in self.director.poll(now) {
+                if let Some(q) = self.out.get_mut(iface.0) {
+                    q.push(f);
+                }
+            }
+            self.flush(now);
+        }
+    }
+
+    fn flush(&mut self, now: Duration) {
+        for idx in 0..self.out.len() {
+            if self.out[idx].is_empty() {
+                continue;
+            }
+            let r = self.device.send(now, idx, &self.out[idx]);
+            self.out[idx].clear();
+            if r.dropped > 0 {
+                log_drops(self.device.iface_name(idx), &r);
+            }
+        }
+    }
+
+    /// One turn: sleep until something is due or readable, then handle it. Returns which
+    /// of `extra` are readable.
+    pub fn turn(&mut self, clock: &impl Clock, extra: &[RawFd]) -> Result<Vec<bool>, Error> {
+        let timeout = self.timeout(clock.now());
+        let ready = self.device.wait(timeout, extra)?;
+        let now = clock.now();
+        self.on_ready(now, &ready.ifaces)?;
+        self.on_timers(now);
+        Ok(ready.extra)
+    }
+
+    /// Turn until `keep_going` says stop, answering `control`'s clients between turns.
+    pub fn run(
+        &mut self,
+        clock: &impl Clock,
+        control: Option<&ControlServer>,
+        mut keep_going: impl FnMut(&Self, Duration) -> bool,
+    ) -> Result<(), Error> {
+        let extra: Vec<RawFd> = control.map(ControlServer::fd).into_iter().collect();
+        while keep_going(self, clock.now()) {
+            let ready = self.turn(clock, &extra)?;
+            if let (Some(c), Some(true)) = (control, ready.first()) {
+                c.accept_all(&mut self.director, clock.now());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn log_drops(what: &str, r: &SendReport) {
+    let error = r.first_errno.map(std::io::Error::from_raw_os_error);
+    tracing::debug!(iface = %what, dropped = r.dropped, ?error, "the kernel refused frames; dropped, not resent");
+}
+
+/// A director with the table `lines` builds, at time `now`.
+pub fn build_director(
+    lines: &[String],
+    interfaces: Vec<Interface>,
+    routes: Vec<Route>,
+    now: Duration,
+) -> Result<Director, Error> {
+    let mut ipvs = Ipvs::new(IpvsConfig::default());
+    for line in lines {
+        let rule = |message: String| Error::Rule {
+            line: line.clone(),
+            message,
+        };
+        let cmd = ipvsadm::parse(line).map_err(|e| rule(e.to_string()))?;
+        ipvs.apply(now, cmd).map_err(|e| rule(e.to_string()))?;
+    }
+    Ok(Director::new(DirectorConfig { interfaces, routes }, ipvs)?)
+}
+
+/// Build the director from the calling thread's namespace and serve until an I/O error:
+/// the table from `lines`, the control socket at `socket`, faults from [`BREAK_ENV`].
+/// `ready` runs once the control socket accepts clients.
+pub fn serve(lines: &[String], socket: &Path, ready: impl FnOnce()) -> Result<(), Error> {
+    let clock = MonotonicClock::start();
+    let vips = vips_of(lines);
+    let routes = crate::hostinfo::gateway_routes()?;
+    let interfaces = crate::hostinfo::interfaces(&routes, &vips)?;
+    if interfaces.is_empty() {
+        return Err(Error::NoInterfaces);
+    }
+    let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+    let device = PacketDevice::open(&names)?;
+    for i in &interfaces {
+        tracing::info!(iface = %i.name, mac = %i.mac, addrs = ?i.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), answers_vip_arp = i.answers_vip_arp, "attached");
+    }
+    // A deliberate fault only when a test asks for one (the scenario runner's --break).
+    let faults = FaultSpec::from_env()?;
+    let director = build_director(lines, interfaces, routes, clock.now())?;
+    let control = ControlServer::bind(socket)?;
+    tracing::info!(socket = %socket.display(), "control socket ready");
+    ready();
+    if faults.is_empty() {
+        DeviceLoop::new(director, device).run(&clock, Some(&control), |_, _| true)
+    } else {
+        tracing::warn!(?faults, "running with deliberate faults ({BREAK_ENV})");
+        DeviceLoop::new(director, faults.wrap(device)).run(&clock, Some(&control), |_, _| true)
+    }
+}
+
+/// The VIPs named by `-A -t/-u VIP:port` rules.
+pub fn vips_of(lines: &[String]) -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for w in words.windows(2) {
+            if matches!(w[0], "-t" | "-u" | "--tcp-service" | "--udp-service") {
+                if let Some(ip) = w[1].rsplit_once(':').and_then(|(ip, _)| ip.parse().ok()) {
+                    if !out.contains(&ip) {
+                        out.push(ip);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The listening control socket; the socket file goes when this is dropped.
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlServer {
+    /// Listen on `path`, replacing a stale socket file.
+    pub fn bind(path: &Path) -> Result<Self, Error> {
+        let _ = std::fs::remove_file(path);
+        let what = || format!("bind control socket {}", path.display());
+        let listener = UnixListener::bind(path).map_err(|e| Error::io(what(), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io(what(), e))?;
+        Ok(ControlServer {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The descriptor to wait on.
+    pub fn fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+
+    /// Answer every client waiting now, one request each.
+    pub fn accept_all(&self, director: &mut Director, now: Duration) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if let Err(e) = handle_client(stream, director, now) {
+                        tracing::warn!(error = %e, "control client");
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept on the control socket");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn handle_client(
+    stream: UnixStream,
+    director: &mut Director,
+    now: Duration,
+) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line)?;
+    let resp = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Response::Error {
+            message: format!("bad request: {e}"),
+        },
+        Ok(req) => answer(req, director, now),
+    };
+    let mut out = serde_json::to_string(&resp).map_err(std::io::Error::other)?;
+    out.push('\n');
+    (&stream).write_all(out.as_bytes())
+}
