@@ -83,12 +83,7 @@ impl RoleMap {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         for (mac, hop) in &self.macs {
-            out.push_str(&format!(
-                "mac {} {} {}\n",
-                format_mac(mac),
-                hop.node,
-                hop.iface
-            ));
+            out.push_str(&format!("mac {} {} {}\n", mac, hop.node, hop.iface));
         }
         for (addr, label) in &self.labels {
             out.push_str(&format!("addr {addr} {label}\n"));
@@ -104,8 +99,9 @@ impl RoleMap {
             match f.as_slice() {
                 [] => {}
                 ["mac", m, node, iface] => {
-                    let mac =
-                        parse_mac(m).ok_or_else(|| format!("line {}: bad MAC {m:?}", n + 1))?;
+                    let mac: Mac = m
+                        .parse()
+                        .map_err(|_| format!("line {}: bad MAC {m:?}", n + 1))?;
                     r.mac(mac, Hop::new(*node, *iface));
                 }
                 ["addr", a, label] => {
@@ -124,22 +120,4 @@ impl RoleMap {
         }
         Ok(r)
     }
-}
-
-/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: &Mac) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<Mac> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in mac.iter_mut() {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }

@@ -1,6 +1,7 @@
 //! Live capture in real namespaces (needs root): two namespaces joined by a veth pair that
 //! is created inside them (nothing touches the root namespace), a UDP burst between them.
 
+use lvslab_capture::decode::Mac;
 use lvslab_capture::{normalize, CaptureTarget, Hop, LiveCapture, NormalizeOptions, RoleMap};
 use std::net::{IpAddr, UdpSocket};
 use std::process::Command;
@@ -37,14 +38,14 @@ impl Pair {
         p
     }
 
-    fn mac(&self, ns: &str) -> [u8; 6] {
+    fn mac(&self, ns: &str) -> Mac {
         let out = Command::new("ip")
             .args(["-n", ns, "-br", "link", "show", "eth0"])
             .output()
             .expect("ip link");
         let s = String::from_utf8_lossy(&out.stdout);
         let m = s.split_whitespace().nth(2).expect("mac column");
-        lvslab_capture::roles::parse_mac(m).expect("mac")
+        m.parse().expect("mac")
     }
 }
 

@@ -2,6 +2,7 @@
 //! with etherparse, written to pcap files per hop, read back and normalized.
 
 use etherparse::PacketBuilder;
+use lvslab_capture::decode::Mac;
 use lvslab_capture::files::{read_run_dir, write_run_dir};
 use lvslab_capture::{normalize, CapturedPacket, Hop, HopCapture, NormalizeOptions, RoleMap};
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ fn hops() -> Vec<(Hop, [u8; 6])> {
 fn roles() -> RoleMap {
     let mut r = RoleMap::new();
     for (h, m) in hops() {
-        r.mac(m, h);
+        r.mac(Mac(m), h);
     }
     r.label(IpAddr::from(CIP), "CIP")
         .label(IpAddr::from(VIP), "VIP")

@@ -416,7 +416,7 @@ pub fn role_map(lab: &Lab) -> RoleMap {
     let mut roles = RoleMap::new();
     for n in &lab.state.nodes {
         for i in &n.interfaces {
-            roles.mac(i.mac.0, Hop::new(n.name.clone(), i.name.clone()));
+            roles.mac(i.mac, Hop::new(n.name.clone(), i.name.clone()));
             if let Some(label) = &i.label {
                 if let Some(a) = i.addresses.first() {
                     roles.label(a.addr(), label.clone());
