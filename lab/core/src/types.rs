@@ -456,7 +456,59 @@ impl Serialize for Mac {
 
 impl<'de> Deserialize<'de> for Mac {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        from_str_de(d)
+    }
+}
+
+impl ForwardMethod {
+    /// Every method, in ipvsadm's flag order (`-m -g -i`).
+    pub const ALL: [ForwardMethod; 3] = [ForwardMethod::Nat, ForwardMethod::Dr, ForwardMethod::Tun];
+
+    /// The word topology and scenario files use: `nat`, `dr` or `tun` (Display is ipvsadm's).
+    pub fn word(self) -> &'static str {
+        match self {
+            ForwardMethod::Nat => "nat",
+            ForwardMethod::Dr => "dr",
+            ForwardMethod::Tun => "tun",
+        }
+    }
+}
+
+/// A forwarding method word that is not `nat`, `dr` or `tun`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown forwarding method `{0}`: use nat (ipvsadm -m), dr (-g) or tun (-i)")]
+pub struct UnknownMethod(pub String);
+
+impl FromStr for ForwardMethod {
+    type Err = UnknownMethod;
+    /// Parses the file word (`nat`, `dr`, `tun`), the same word serde writes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ForwardMethod::ALL
+            .into_iter()
+            .find(|m| m.word() == s)
+            .ok_or_else(|| UnknownMethod(s.to_string()))
+    }
+}
+
+/// Deserialises through `FromStr`, so a bad word carries the same message as everywhere else.
+fn from_str_de<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+impl<'de> Deserialize<'de> for ForwardMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scheduler {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
     }
 }

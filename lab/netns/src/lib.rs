@@ -3,8 +3,8 @@ pub mod diag;
 pub mod topology;
 
 pub use topology::{
-    Endpoint, IfaceSpec, LanSpec, LinkSpec, Method, NodeSpec, Protocol, RealServerSpec, Role,
-    RouteSpec, ServiceSpec, Topology, TopologyError,
+    Endpoint, ForwardMethod, IfaceSpec, LanSpec, LinkSpec, NodeSpec, Protocol, RealServerSpec,
+    Role, RouteSpec, Scheduler, ServiceSpec, Topology, TopologyError,
 };
 pub mod error;
 pub mod ethtool;

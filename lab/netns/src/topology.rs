@@ -56,27 +56,10 @@ impl fmt::Display for Role {
 /// Transport protocol of a virtual service: the balancer core's own type.
 pub use lvslab_core::Protocol;
 
-/// How the director forwards to real servers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Masquerading (`ipvsadm -m`): rewrite VIP <-> RIP, replies return via the director.
-    Nat,
-    /// Direct routing (`ipvsadm -g`): rewrite only the MAC; replies go straight to the client.
-    Dr,
-    /// IP-in-IP tunnelling (`ipvsadm -i`); replies go straight to the client.
-    Tun,
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Method::Nat => "nat",
-            Method::Dr => "dr",
-            Method::Tun => "tun",
-        })
-    }
-}
+/// How the director forwards to real servers (`nat`, `dr`, `tun` in files): the core's type.
+pub use lvslab_core::ForwardMethod;
+/// An ipvsadm scheduler: the core's type, so the two never disagree on names.
+pub use lvslab_core::Scheduler;
 
 /// A checked topology.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,10 +172,10 @@ pub struct ServiceSpec {
     pub port: u16,
     /// tcp or udp.
     pub protocol: Protocol,
-    /// An ipvsadm scheduler name (validated by [`lvslab_core::Scheduler`]).
-    pub scheduler: String,
+    /// The ipvsadm scheduler.
+    pub scheduler: Scheduler,
     /// nat, dr or tun.
-    pub method: Method,
+    pub method: ForwardMethod,
     /// Persistence timeout in seconds (`ipvsadm -p`).
     pub persistence: Option<u32>,
     /// Real servers in file order.
@@ -205,7 +188,12 @@ impl fmt::Display for ServiceSpec {
         write!(
             f,
             "{} {}:{} {} {} on {} ->",
-            self.protocol, self.vip, self.port, self.scheduler, self.method, self.director
+            self.protocol,
+            self.vip,
+            self.port,
+            self.scheduler,
+            self.method.word(),
+            self.director
         )?;
         for (i, r) in self.real_servers.iter().enumerate() {
             let sep = if i == 0 { " " } else { ", " };
@@ -480,7 +468,7 @@ impl Topology {
         let mut v: Vec<IpAddr> = self
             .services
             .iter()
-            .filter(|s| matches!(s.method, Method::Dr | Method::Tun))
+            .filter(|s| matches!(s.method, ForwardMethod::Dr | ForwardMethod::Tun))
             .filter(|s| s.real_servers.iter().any(|r| r.node == node))
             .map(|s| s.vip)
             .collect();
@@ -856,10 +844,10 @@ impl Validator<'_> {
                 let gw_owner =
                     default.and_then(|r| assigned.iter().find(|a| a.net.addr() == r.via));
                 let ok = match svc.method {
-                    Method::Nat => gw_owner.is_some_and(|a| {
+                    ForwardMethod::Nat => gw_owner.is_some_and(|a| {
                         a.node == svc.director || Some(&a.node) == svc.backup.as_ref()
                     }),
-                    Method::Dr | Method::Tun => gw_owner
+                    ForwardMethod::Dr | ForwardMethod::Tun => gw_owner
                         .and_then(|a| nodes.iter().find(|n| n.name == a.node))
                         .is_some_and(|n| n.role == Role::Router),
                 };
@@ -880,14 +868,14 @@ impl Validator<'_> {
                 let want = assigned
                     .iter()
                     .filter(|a| match svc.method {
-                        Method::Nat => a.node == svc.director,
+                        ForwardMethod::Nat => a.node == svc.director,
                         _ => nodes
                             .iter()
                             .any(|n| n.name == a.node && n.role == Role::Router),
                     })
                     .find(|a| rs_nets.iter().any(|n| n.contains(&a.net.addr())));
                 let (what, fix) = match svc.method {
-                    Method::Nat => (
+                    ForwardMethod::Nat => (
                         "NAT replies must go back through the director's DIP",
                         "the director",
                     ),
@@ -912,7 +900,7 @@ impl Validator<'_> {
                         rs.node, rs.node
                     ),
                 };
-                self.err(span, format!("real server {} has no path back to the client for {} service {}:{}: {found}; {what}", rs.node, svc.method, svc.vip, svc.port), help);
+                self.err(span, format!("real server {} has no path back to the client for {} service {}:{}: {found}; {what}", rs.node, svc.method.word(), svc.vip, svc.port), help);
             }
         }
 
@@ -1086,29 +1074,26 @@ impl Validator<'_> {
                 Protocol::Tcp
             }
         };
-        let scheduler = s.scheduler.get_ref().clone();
-        // The balancer core owns the scheduler vocabulary, so the two never disagree.
-        if scheduler.parse::<lvslab_core::Scheduler>().is_err() {
-            self.err(
-                s.scheduler.span(),
-                format!("unknown scheduler {scheduler:?}"),
-                format!(
-                    "use one of the ipvsadm schedulers: {}",
-                    lvslab_core::Scheduler::ALL.map(|s| s.to_string()).join(" ")
-                ),
-            );
-        }
-        let method = match s.method.get_ref().as_str() {
-            "nat" => Method::Nat,
-            "dr" => Method::Dr,
-            "tun" => Method::Tun,
-            other => {
+        let scheduler = match s.scheduler.get_ref().parse::<Scheduler>() {
+            Ok(k) => k,
+            Err(_) => {
+                self.err(
+                    s.scheduler.span(),
+                    format!("unknown scheduler {:?}", s.scheduler.get_ref()),
+                    scheduler_help(),
+                );
+                Scheduler::Wlc
+            }
+        };
+        let method = match s.method.get_ref().parse::<ForwardMethod>() {
+            Ok(m) => m,
+            Err(_) => {
                 self.err(
                     s.method.span(),
-                    format!("unknown forwarding method {other:?}"),
-                    "method is \"nat\" (ipvsadm -m), \"dr\" (-g) or \"tun\" (-i)",
+                    format!("unknown forwarding method {:?}", s.method.get_ref()),
+                    METHOD_HELP,
                 );
-                Method::Nat
+                ForwardMethod::Nat
             }
         };
         let persistence = s
@@ -1196,6 +1181,17 @@ impl Validator<'_> {
         })
     }
 }
+
+/// How to fix an unknown scheduler name; scenario files give the same advice.
+pub fn scheduler_help() -> String {
+    format!(
+        "use one of the ipvsadm schedulers: {}",
+        Scheduler::ALL.map(|s| s.to_string()).join(" ")
+    )
+}
+
+/// How to fix an unknown forwarding method; scenario files give the same advice.
+pub const METHOD_HELP: &str = "method is \"nat\" (ipvsadm -m), \"dr\" (-g) or \"tun\" (-i)";
 
 fn parse_cidr(s: &str) -> Result<IpNet, String> {
     if !s.contains('/') {

@@ -836,7 +836,7 @@ mod tests {
         let topo = lvslab_netns::Topology::load(&out).unwrap();
         let _ = std::fs::remove_file(&out);
         let svc = &topo.services[0];
-        assert_eq!(svc.scheduler, "wlc");
+        assert_eq!(svc.scheduler, lvslab_netns::Scheduler::Wlc);
         assert_eq!(svc.persistence, Some(60));
         assert_eq!(svc.real_servers.len(), 1);
         assert_eq!(

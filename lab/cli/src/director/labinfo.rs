@@ -2,7 +2,7 @@
 //! services as ipvsadm lines and the control socket paths.
 
 use anyhow::{bail, Context, Result};
-use lvslab_netns::{Lab, Method, Protocol, ServiceSpec, Topology};
+use lvslab_netns::{ForwardMethod, Lab, Protocol, ServiceSpec, Topology};
 use std::path::PathBuf;
 
 /// Everything `lvslab director` needs to start.
@@ -29,9 +29,9 @@ fn proto_flag(s: &ServiceSpec) -> &'static str {
 /// ipvsadm's forwarding flag for a real server.
 fn method_flag(s: &ServiceSpec) -> &'static str {
     match s.method {
-        Method::Nat => "-m",
-        Method::Dr => "-g",
-        Method::Tun => "-i",
+        ForwardMethod::Nat => "-m",
+        ForwardMethod::Dr => "-g",
+        ForwardMethod::Tun => "-i",
     }
 }
 
@@ -143,7 +143,11 @@ pub fn start_director_daemons(lab: &mut Lab) -> Result<()> {
         lab.spawn_daemon(&node, &format!("director-{node}"), cmd, true)?;
     }
     let mut tun_vips: Vec<(String, Vec<String>)> = Vec::new();
-    for s in topo.services.iter().filter(|s| s.method == Method::Tun) {
+    for s in topo
+        .services
+        .iter()
+        .filter(|s| s.method == ForwardMethod::Tun)
+    {
         for r in &s.real_servers {
             let vip = s.vip.to_string();
             match tun_vips.iter_mut().find(|(n, _)| *n == r.node) {
