@@ -1,6 +1,7 @@
 //! Names for what the normalizer prints: hops, address roles, MAC owners.
 
 use crate::decode::Mac;
+use lvslab_netns::Label;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -34,7 +35,7 @@ impl fmt::Display for Hop {
 /// the interface that owns each MAC address.
 #[derive(Debug, Clone, Default)]
 pub struct RoleMap {
-    labels: BTreeMap<IpAddr, String>,
+    labels: BTreeMap<IpAddr, Label>,
     macs: BTreeMap<Mac, Hop>,
 }
 
@@ -45,8 +46,8 @@ impl RoleMap {
     }
 
     /// Names an address; a later label for the same address replaces the earlier one.
-    pub fn label(&mut self, addr: IpAddr, label: impl Into<String>) -> &mut Self {
-        self.labels.insert(addr, label.into());
+    pub fn label(&mut self, addr: IpAddr, label: Label) -> &mut Self {
+        self.labels.insert(addr, label);
         self
     }
 
@@ -57,8 +58,8 @@ impl RoleMap {
     }
 
     /// The label of an address, if it has one.
-    pub fn label_of(&self, addr: &IpAddr) -> Option<&str> {
-        self.labels.get(addr).map(String::as_str)
+    pub fn label_of(&self, addr: &IpAddr) -> Option<Label> {
+        self.labels.get(addr).copied()
     }
 
     /// The interface that owns a MAC, if known.
@@ -72,8 +73,8 @@ impl RoleMap {
     }
 
     /// All labelled addresses.
-    pub fn labels(&self) -> impl Iterator<Item = (&IpAddr, &str)> {
-        self.labels.iter().map(|(a, l)| (a, l.as_str()))
+    pub fn labels(&self) -> impl Iterator<Item = (&IpAddr, Label)> {
+        self.labels.iter().map(|(a, l)| (a, *l))
     }
 }
 
@@ -108,7 +109,8 @@ impl RoleMap {
                     let addr: IpAddr = a
                         .parse()
                         .map_err(|_| format!("line {}: bad address {a:?}", n + 1))?;
-                    r.label(addr, *label);
+                    let label = label.parse().map_err(|e| format!("line {}: {e}", n + 1))?;
+                    r.label(addr, label);
                 }
                 _ => {
                     return Err(format!(

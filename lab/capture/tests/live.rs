@@ -101,7 +101,10 @@ fn burst_is_captured_whole_at_both_ends_and_normalizes() {
     roles
         .mac(pair.mac(&pair.a), Hop::new("a", "eth0"))
         .mac(pair.mac(&pair.b), Hop::new("b", "eth0"))
-        .label(IpAddr::from([192, 0, 2, 1]), "CIP");
+        .label(
+            IpAddr::from([192, 0, 2, 1]),
+            "CIP".parse().expect("a known label"),
+        );
     let text = normalize(&caps, &roles, NormalizeOptions::default());
     let first: Vec<&str> = text.lines().take(4).collect();
     assert_eq!(first[0], "## 1: UDP CIP=192.0.2.1:p1 -> 192.0.2.2:9");

@@ -35,12 +35,16 @@ fn roles() -> RoleMap {
     for (h, m) in hops() {
         r.mac(Mac(m), h);
     }
-    r.label(IpAddr::from(CIP), "CIP")
-        .label(IpAddr::from(VIP), "VIP")
-        .label(IpAddr::from(RIP1), "RIP1")
-        .label(IpAddr::from(DIP), "DIP")
-        .label(IpAddr::from([198, 51, 100, 1]), "GWIP");
+    r.label(IpAddr::from(CIP), label("CIP"))
+        .label(IpAddr::from(VIP), label("VIP"))
+        .label(IpAddr::from(RIP1), label("RIP1"))
+        .label(IpAddr::from(DIP), label("DIP"))
+        .label(IpAddr::from([198, 51, 100, 1]), label("GWIP"));
     r
+}
+
+fn label(s: &str) -> lvslab_netns::Label {
+    s.parse().expect("a known label")
 }
 
 fn mac_of(node: &str, iface: &str) -> [u8; 6] {

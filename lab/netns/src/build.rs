@@ -167,7 +167,7 @@ fn plan(lab: &str, topo: &Topology) -> LabState {
                 ifindex: 2 + ii as u32,
                 mac: mac(0, ni as u8 + 1, ii as u8),
                 addresses: i.addresses.clone(),
-                label: i.label.clone(),
+                label: i.label,
                 peer: ep_peer.unwrap_or(Peer::Lan {
                     lan: String::new(),
                     port: String::new(),

@@ -1,7 +1,9 @@
 //! lvslab-netns: topology model and validation, the namespace builder, lab state and cleanup.
 pub mod diag;
+pub mod label;
 pub mod topology;
 
+pub use label::{AddrRole, Label};
 pub use topology::{
     Endpoint, ForwardMethod, IfaceSpec, LanSpec, LinkSpec, NodeSpec, Protocol, RealServerSpec,
     Role, RouteSpec, Scheduler, ServiceSpec, Topology, TopologyError,

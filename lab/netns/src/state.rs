@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
+use crate::label::Label;
 use crate::netns;
 use crate::topology::{valid_name, Role, RouteSpec, Topology};
 
@@ -56,7 +57,7 @@ pub struct IfaceInfo {
     /// Addresses with prefix.
     pub addresses: Vec<IpNet>,
     /// LVS role label (CIP, GWIP, DIP, RIP1...).
-    pub label: Option<String>,
+    pub label: Option<Label>,
     /// What it is wired to.
     pub peer: Peer,
 }
@@ -85,10 +86,8 @@ impl NodeInfo {
     }
 
     /// The interface carrying `label` (e.g. `DIP`).
-    pub fn iface_by_label(&self, label: &str) -> Option<&IfaceInfo> {
-        self.interfaces
-            .iter()
-            .find(|i| i.label.as_deref() == Some(label))
+    pub fn iface_by_label(&self, label: Label) -> Option<&IfaceInfo> {
+        self.interfaces.iter().find(|i| i.label == Some(label))
     }
 
     /// The interface whose subnet contains `addr` (where a packet to it leaves).

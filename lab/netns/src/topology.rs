@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, Source};
+use crate::label::{Label, LABEL_HELP};
 
 /// What a node is for; decides its default sysctls and daemons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,7 +108,7 @@ pub struct IfaceSpec {
     /// Addresses with prefix length.
     pub addresses: Vec<IpNet>,
     /// Role label from the LVS docs, e.g. `CIP`, `DIP`, `RIP1`.
-    pub label: Option<String>,
+    pub label: Option<Label>,
 }
 
 /// A static route: `default via GW` or `CIDR via GW`.
@@ -661,7 +662,7 @@ impl Validator<'_> {
                         }
                     }
                 }
-                let label = iface.label.map(|l| l.into_inner());
+                let label = iface.label.and_then(|l| self.label(&l, &nname, role));
                 interfaces.push(IfaceSpec {
                     name: iname,
                     addresses,
@@ -1003,6 +1004,29 @@ impl Validator<'_> {
                 None
             }
             Some(n) => Some(n.name.clone()),
+        }
+    }
+
+    /// A typed label that fits the node's role (a RIP on a real server, a DIP on a director).
+    fn label(&mut self, l: &S<String>, node: &str, role: Role) -> Option<Label> {
+        let Ok(label) = l.get_ref().parse::<Label>() else {
+            self.err(
+                l.span(),
+                format!("unknown address label {:?} on node {node}", l.get_ref()),
+                LABEL_HELP,
+            );
+            return None;
+        };
+        match label.role.node_role() {
+            Some(want) if want != role && role != Role::Host => {
+                self.err(
+                    l.span(),
+                    format!("label {label} belongs on a {want}, but node {node} is a {role}"),
+                    format!("use the label of a {role}'s address, or set role = \"{want}\""),
+                );
+                None
+            }
+            _ => Some(label),
         }
     }
 

@@ -419,18 +419,15 @@ pub fn role_map(lab: &Lab) -> RoleMap {
             roles.mac(i.mac, Hop::new(n.name.clone(), i.name.clone()));
             if let Some(label) = &i.label {
                 if let Some(a) = i.addresses.first() {
-                    roles.label(a.addr(), label.clone());
+                    roles.label(a.addr(), *label);
                 }
             }
         }
     }
     let services = &lab.state.topology.services;
     for (k, s) in services.iter().enumerate() {
-        let label = if services.len() == 1 {
-            "VIP".to_owned()
-        } else {
-            format!("VIP{}", k + 1)
-        };
+        let index = (services.len() > 1).then_some(k as u32 + 1);
+        let label = lvslab_netns::Label::new(lvslab_netns::AddrRole::Vip, index);
         roles.label(s.vip, label);
     }
     roles
