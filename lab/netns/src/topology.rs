@@ -14,6 +14,7 @@ use crate::diag::{Diagnostic, Source};
 use crate::label::Label;
 
 mod validate;
+mod write;
 use validate::Validator;
 
 /// What a node is for; decides its default sysctls and daemons.
@@ -244,29 +245,13 @@ pub enum TopologyError {
         known: String,
     },
     /// The file has errors.
-    #[error("{}", render(.src, .diagnostics))]
+    #[error("{}", .src.render_all(.diagnostics))]
     Invalid {
         /// The file text.
         src: Box<Source>,
         /// All problems, in file order.
         diagnostics: Vec<Diagnostic>,
     },
-}
-
-fn render(src: &Source, diags: &[Diagnostic]) -> String {
-    let mut s: String = diags
-        .iter()
-        .map(|d| src.render(d))
-        .collect::<Vec<_>>()
-        .join("\n");
-    if diags.len() > 1 {
-        s.push_str(&format!(
-            "\n{} errors in {}",
-            diags.len(),
-            src.path.display()
-        ));
-    }
-    s.trim_end().to_string()
 }
 
 impl TopologyError {

@@ -3,10 +3,12 @@
 
 pub mod format;
 pub mod junit;
+pub mod overrides;
 pub mod runner;
 pub mod snapshot;
 pub mod suite;
 pub mod traffic;
 
 pub use format::{Backend, Scenario, Step};
+pub use overrides::apply_overrides;
 pub use runner::{run, RunnerConfig, ScenarioResult};
