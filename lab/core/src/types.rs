@@ -512,3 +512,50 @@ impl<'de> Deserialize<'de> for Scheduler {
         from_str_de(d)
     }
 }
+
+#[cfg(test)]
+mod vocabulary_tests {
+    use super::*;
+
+    #[test]
+    fn mac_reads_and_writes_one_form() {
+        let m: Mac = "02:00:00:00:01:0a".parse().unwrap();
+        assert_eq!(m, Mac([2, 0, 0, 0, 1, 10]));
+        assert_eq!(m.to_string(), "02:00:00:00:01:0a");
+        assert_eq!(serde_json::to_string(&m).unwrap(), "\"02:00:00:00:01:0a\"");
+        assert_eq!(
+            serde_json::from_str::<Mac>("\"02:00:00:00:01:0a\"").unwrap(),
+            m
+        );
+        for bad in [
+            "02:00",
+            "02:00:00:00:01:0a:ff",
+            "002:00:00:00:01:0a",
+            "zz:00:00:00:01:0a",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn methods_read_file_words_and_print_ipvsadm_names() {
+        for m in ForwardMethod::ALL {
+            assert_eq!(m.word().parse::<ForwardMethod>(), Ok(m));
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.word()));
+            assert_eq!(serde_json::from_str::<ForwardMethod>(&json).unwrap(), m);
+        }
+        assert_eq!(ForwardMethod::Nat.to_string(), "Masq");
+        assert!("masq".parse::<ForwardMethod>().is_err());
+    }
+
+    #[test]
+    fn schedulers_deserialise_by_name_and_refuse_others_with_the_list() {
+        for k in Scheduler::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(serde_json::from_str::<Scheduler>(&json).unwrap(), k);
+        }
+        let e = serde_json::from_str::<Scheduler>("\"roundrobin\"").unwrap_err();
+        assert!(e.to_string().contains("rr wrr lc"), "{e}");
+    }
+}

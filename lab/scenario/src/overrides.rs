@@ -199,6 +199,24 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_method_or_protocol_is_located() {
+        let e = apply("[service]\nmethod = \"masq\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.toml:4:10: error: unknown forwarding method"),
+            "{e}"
+        );
+        let e = apply("[service]\nprotocol = \"sctp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.toml:4:12: error: unknown variant `sctp`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_weight_for_a_stranger_is_located_at_its_name() {
         let e = apply("[service]\nweights = { rs1 = 2, rs9 = 1 }\n")
             .unwrap_err()
