@@ -132,6 +132,20 @@ mod tests {
         .unwrap()
     }
 
+    /// The rendered error of a scenario with this body; it must start with `head` (the
+    /// location and message) and carry a help line.
+    fn error(body: &str, head: &str) -> String {
+        let e = match apply(body) {
+            Ok(_) => panic!("{body:?} applied"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.starts_with(head) && e.contains("help: "),
+            "want {head}\ngot {e}"
+        );
+        e
+    }
+
     fn apply(body: &str) -> Result<Topology, FormatError> {
         let text = format!("description = \"d\"\ntopology = \"nat-topology\"\n{body}");
         let s = Scenario::parse(Path::new("s.toml"), &text)?;
@@ -185,57 +199,43 @@ mod tests {
 
     #[test]
     fn an_unknown_scheduler_is_located_with_the_known_ones() {
-        let e = apply("[service]\nscheduler = \"roundrobin\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("s.toml:4:13: error: unknown scheduler"),
-            "{e}"
+        let e = error(
+            "[service]\nscheduler = \"roundrobin\"\n",
+            "s.toml:4:13: error: unknown scheduler",
         );
-        assert!(
-            e.contains("^^^^") && e.contains("help: ") && e.contains("wlc"),
-            "{e}"
-        );
+        assert!(e.contains("^^^^") && e.contains("wlc"), "{e}");
     }
 
     #[test]
     fn an_unknown_method_or_protocol_is_located() {
-        let e = apply("[service]\nmethod = \"masq\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("s.toml:4:10: error: unknown forwarding method"),
-            "{e}"
+        error(
+            "[service]\nmethod = \"masq\"\n",
+            "s.toml:4:10: error: unknown forwarding method",
         );
-        let e = apply("[service]\nprotocol = \"sctp\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("s.toml:4:12: error: unknown variant `sctp`"),
-            "{e}"
+        error(
+            "[service]\nprotocol = \"sctp\"\n",
+            "s.toml:4:12: error: unknown variant `sctp`",
         );
     }
 
     #[test]
     fn a_weight_for_a_stranger_is_located_at_its_name() {
-        let e = apply("[service]\nweights = { rs1 = 2, rs9 = 1 }\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("s.toml:4:22: error: [service] weights: \"rs9\""),
-            "{e}"
+        let e = error(
+            "[service]\nweights = { rs1 = 2, rs9 = 1 }\n",
+            "s.toml:4:22: error: [service] weights: \"rs9\"",
         );
-        assert!(e.contains("rs1, rs2") && e.contains("help: "), "{e}");
+        assert!(e.contains("rs1, rs2"), "{e}");
+        error(
+            "[service]\nwithout = [\"rs3\"]\n",
+            "s.toml:4:12: error: [service] without: \"rs3\"",
+        );
     }
 
     #[test]
     fn a_port_out_of_range_is_located() {
-        let e = apply("[service]\nport = 70000\nrs_port = 0\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("s.toml:4:8: error: service port 70000 is out of range"),
-            "{e}"
+        let e = error(
+            "[service]\nport = 70000\nrs_port = 0\n",
+            "s.toml:4:8: error: service port 70000 is out of range",
         );
         assert!(
             e.contains("s.toml:5:11: error: rs_port 0 is out of range"),

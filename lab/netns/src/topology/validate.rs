@@ -604,6 +604,20 @@ impl Validator<'_> {
         }
     }
 
+    /// A word of the core's vocabulary (a scheduler, a method), or a located error.
+    fn word<T: FromStr>(
+        &mut self,
+        w: &S<String>,
+        what: &str,
+        help: impl Into<String>,
+    ) -> Option<T> {
+        let parsed = w.get_ref().parse().ok();
+        if parsed.is_none() {
+            self.err(w.span(), format!("unknown {what} {:?}", w.get_ref()), help);
+        }
+        parsed
+    }
+
     fn port(&mut self, p: &S<i64>, what: &str) -> Option<u16> {
         match u16::try_from(*p.get_ref()) {
             Ok(v) if v > 0 => Some(v),
@@ -672,28 +686,12 @@ impl Validator<'_> {
                 Protocol::Tcp
             }
         };
-        let scheduler = match s.scheduler.get_ref().parse::<Scheduler>() {
-            Ok(k) => k,
-            Err(_) => {
-                self.err(
-                    s.scheduler.span(),
-                    format!("unknown scheduler {:?}", s.scheduler.get_ref()),
-                    scheduler_help(),
-                );
-                Scheduler::Wlc
-            }
-        };
-        let method = match s.method.get_ref().parse::<ForwardMethod>() {
-            Ok(m) => m,
-            Err(_) => {
-                self.err(
-                    s.method.span(),
-                    format!("unknown forwarding method {:?}", s.method.get_ref()),
-                    METHOD_HELP,
-                );
-                ForwardMethod::Nat
-            }
-        };
+        let scheduler = self
+            .word(&s.scheduler, "scheduler", scheduler_help())
+            .unwrap_or(Scheduler::Wlc);
+        let method = self
+            .word(&s.method, "forwarding method", METHOD_HELP)
+            .unwrap_or(ForwardMethod::Nat);
         let persistence = s
             .persistence
             .as_ref()
