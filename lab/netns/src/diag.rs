@@ -93,7 +93,9 @@ impl Source {
             d.col,
             d.message
         );
-        if let Some(src_line) = self.text.lines().nth(d.line - 1) {
+        // An empty file still gets its (empty) first line and a caret.
+        let line = self.text.lines().nth(d.line - 1);
+        if let Some(src_line) = line.or((d.line == 1).then_some("")) {
             let width = self.text[d.span.clone()]
                 .lines()
                 .next()

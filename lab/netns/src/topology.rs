@@ -565,6 +565,16 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_file_is_a_located_error_with_a_fix() {
+        let e = Topology::parse("e.toml", String::new()).unwrap_err();
+        let d = &e.diagnostics()[0];
+        assert_eq!((d.line, d.col), (1, 1));
+        assert_eq!(d.message, "the topology declares no nodes");
+        let shown = e.to_string();
+        assert!(shown.contains("^") && shown.contains("help: "), "{shown}");
+    }
+
+    #[test]
     fn unknown_scheduler_is_located() {
         let text = nat().replace("scheduler = \"rr\"", "scheduler = \"roundrobin\"");
         let e = Topology::parse("t.toml", text.clone()).unwrap_err();
