@@ -10,8 +10,8 @@ use etherparse::{
 };
 use std::net::IpAddr;
 
-/// A 6-byte Ethernet address.
-pub type Mac = [u8; 6];
+/// An Ethernet address: lvslab's one MAC type.
+pub use lvslab_core::Mac;
 
 /// One decoded Ethernet frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,8 +232,8 @@ pub fn decode_ethernet(data: &[u8]) -> Option<Frame> {
         },
     };
     Some(Frame {
-        src_mac: eth.source(),
-        dst_mac: eth.destination(),
+        src_mac: Mac(eth.source()),
+        dst_mac: Mac(eth.destination()),
         body,
     })
 }
@@ -250,7 +250,7 @@ fn decode_arp(b: &[u8]) -> Option<Arp> {
     let target_ip = IpAddr::from([b[24], b[25], b[26], b[27]]);
     Some(Arp {
         op,
-        sender_mac,
+        sender_mac: Mac(sender_mac),
         sender_ip,
         target_ip,
     })

@@ -19,7 +19,7 @@
 
 use crate::decode::{decode_ethernet, is_neighbor_discovery, Body, Frame, Ip, Mac, Payload, L4};
 use crate::files::HopCapture;
-use crate::roles::{format_mac, Hop, RoleMap};
+use crate::roles::{Hop, RoleMap};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -708,10 +708,10 @@ impl Tokens {
     fn mac(&mut self, mac: &Mac, roles: &RoleMap) -> String {
         if let Some(h) = roles.owner_of(mac) {
             h.to_string()
-        } else if *mac == [0xff; 6] {
+        } else if *mac == Mac::BROADCAST {
             "broadcast".to_owned()
-        } else if mac[0] & 1 == 1 {
-            format_mac(mac)
+        } else if mac.0[0] & 1 == 1 {
+            mac.to_string()
         } else {
             format!("mac{}", token(&mut self.macs, *mac))
         }

@@ -1,6 +1,7 @@
 //! Names for what the normalizer prints: hops, address roles, MAC owners.
 
 use crate::decode::Mac;
+use lvslab_netns::Label;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -34,7 +35,7 @@ impl fmt::Display for Hop {
 /// the interface that owns each MAC address.
 #[derive(Debug, Clone, Default)]
 pub struct RoleMap {
-    labels: BTreeMap<IpAddr, String>,
+    labels: BTreeMap<IpAddr, Label>,
     macs: BTreeMap<Mac, Hop>,
 }
 
@@ -45,8 +46,8 @@ impl RoleMap {
     }
 
     /// Names an address; a later label for the same address replaces the earlier one.
-    pub fn label(&mut self, addr: IpAddr, label: impl Into<String>) -> &mut Self {
-        self.labels.insert(addr, label.into());
+    pub fn label(&mut self, addr: IpAddr, label: Label) -> &mut Self {
+        self.labels.insert(addr, label);
         self
     }
 
@@ -57,8 +58,8 @@ impl RoleMap {
     }
 
     /// The label of an address, if it has one.
-    pub fn label_of(&self, addr: &IpAddr) -> Option<&str> {
-        self.labels.get(addr).map(String::as_str)
+    pub fn label_of(&self, addr: &IpAddr) -> Option<Label> {
+        self.labels.get(addr).copied()
     }
 
     /// The interface that owns a MAC, if known.
@@ -72,8 +73,8 @@ impl RoleMap {
     }
 
     /// All labelled addresses.
-    pub fn labels(&self) -> impl Iterator<Item = (&IpAddr, &str)> {
-        self.labels.iter().map(|(a, l)| (a, l.as_str()))
+    pub fn labels(&self) -> impl Iterator<Item = (&IpAddr, Label)> {
+        self.labels.iter().map(|(a, l)| (a, *l))
     }
 }
 
@@ -83,12 +84,7 @@ impl RoleMap {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         for (mac, hop) in &self.macs {
-            out.push_str(&format!(
-                "mac {} {} {}\n",
-                format_mac(mac),
-                hop.node,
-                hop.iface
-            ));
+            out.push_str(&format!("mac {} {} {}\n", mac, hop.node, hop.iface));
         }
         for (addr, label) in &self.labels {
             out.push_str(&format!("addr {addr} {label}\n"));
@@ -104,15 +100,17 @@ impl RoleMap {
             match f.as_slice() {
                 [] => {}
                 ["mac", m, node, iface] => {
-                    let mac =
-                        parse_mac(m).ok_or_else(|| format!("line {}: bad MAC {m:?}", n + 1))?;
+                    let mac: Mac = m
+                        .parse()
+                        .map_err(|_| format!("line {}: bad MAC {m:?}", n + 1))?;
                     r.mac(mac, Hop::new(*node, *iface));
                 }
                 ["addr", a, label] => {
                     let addr: IpAddr = a
                         .parse()
                         .map_err(|_| format!("line {}: bad address {a:?}", n + 1))?;
-                    r.label(addr, *label);
+                    let label = label.parse().map_err(|e| format!("line {}: {e}", n + 1))?;
+                    r.label(addr, label);
                 }
                 _ => {
                     return Err(format!(
@@ -124,22 +122,4 @@ impl RoleMap {
         }
         Ok(r)
     }
-}
-
-/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: &Mac) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<Mac> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in mac.iter_mut() {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }

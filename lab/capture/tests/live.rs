@@ -1,6 +1,7 @@
 //! Live capture in real namespaces (needs root): two namespaces joined by a veth pair that
 //! is created inside them (nothing touches the root namespace), a UDP burst between them.
 
+use lvslab_capture::decode::Mac;
 use lvslab_capture::{normalize, CaptureTarget, Hop, LiveCapture, NormalizeOptions, RoleMap};
 use std::net::{IpAddr, UdpSocket};
 use std::process::Command;
@@ -37,14 +38,14 @@ impl Pair {
         p
     }
 
-    fn mac(&self, ns: &str) -> [u8; 6] {
+    fn mac(&self, ns: &str) -> Mac {
         let out = Command::new("ip")
             .args(["-n", ns, "-br", "link", "show", "eth0"])
             .output()
             .expect("ip link");
         let s = String::from_utf8_lossy(&out.stdout);
         let m = s.split_whitespace().nth(2).expect("mac column");
-        lvslab_capture::roles::parse_mac(m).expect("mac")
+        m.parse().expect("mac")
     }
 }
 
@@ -100,7 +101,10 @@ fn burst_is_captured_whole_at_both_ends_and_normalizes() {
     roles
         .mac(pair.mac(&pair.a), Hop::new("a", "eth0"))
         .mac(pair.mac(&pair.b), Hop::new("b", "eth0"))
-        .label(IpAddr::from([192, 0, 2, 1]), "CIP");
+        .label(
+            IpAddr::from([192, 0, 2, 1]),
+            "CIP".parse().expect("a known label"),
+        );
     let text = normalize(&caps, &roles, NormalizeOptions::default());
     let first: Vec<&str> = text.lines().take(4).collect();
     assert_eq!(first[0], "## 1: UDP CIP=192.0.2.1:p1 -> 192.0.2.2:9");

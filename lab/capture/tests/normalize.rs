@@ -2,6 +2,7 @@
 //! with etherparse, written to pcap files per hop, read back and normalized.
 
 use etherparse::PacketBuilder;
+use lvslab_capture::decode::Mac;
 use lvslab_capture::files::{read_run_dir, write_run_dir};
 use lvslab_capture::{normalize, CapturedPacket, Hop, HopCapture, NormalizeOptions, RoleMap};
 use std::collections::BTreeMap;
@@ -32,14 +33,18 @@ fn hops() -> Vec<(Hop, [u8; 6])> {
 fn roles() -> RoleMap {
     let mut r = RoleMap::new();
     for (h, m) in hops() {
-        r.mac(m, h);
+        r.mac(Mac(m), h);
     }
-    r.label(IpAddr::from(CIP), "CIP")
-        .label(IpAddr::from(VIP), "VIP")
-        .label(IpAddr::from(RIP1), "RIP1")
-        .label(IpAddr::from(DIP), "DIP")
-        .label(IpAddr::from([198, 51, 100, 1]), "GWIP");
+    r.label(IpAddr::from(CIP), label("CIP"))
+        .label(IpAddr::from(VIP), label("VIP"))
+        .label(IpAddr::from(RIP1), label("RIP1"))
+        .label(IpAddr::from(DIP), label("DIP"))
+        .label(IpAddr::from([198, 51, 100, 1]), label("GWIP"));
     r
+}
+
+fn label(s: &str) -> lvslab_netns::Label {
+    s.parse().expect("a known label")
 }
 
 fn mac_of(node: &str, iface: &str) -> [u8; 6] {

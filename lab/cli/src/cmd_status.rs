@@ -100,11 +100,7 @@ pub fn run(args: Args) -> Result<()> {
                 Peer::Link { node, iface } => format!("link to {node}:{iface}"),
                 Peer::Lan { lan, port } => format!("LAN {lan} (port {port})"),
             };
-            let label = i
-                .label
-                .as_deref()
-                .map(|l| format!(" {l}"))
-                .unwrap_or_default();
+            let label = i.label.map(|l| format!(" {l}")).unwrap_or_default();
             println!(
                 "  {:<6} {} {:<20}{label}  {wire}",
                 i.name,

@@ -394,3 +394,168 @@ pub struct FlowPacket {
 /// Handle of a connection entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ConnId(pub u32);
+
+/// An Ethernet address, written `02:00:00:00:01:02` (also in serde, as lab state files store it).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// ff:ff:ff:ff:ff:ff.
+    pub const BROADCAST: Mac = Mac([0xff; 6]);
+    /// 00:00:00:00:00:00 (the target MAC of an ARP request).
+    pub const ZERO: Mac = Mac([0; 6]);
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl fmt::Debug for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Text that is not six hex bytes separated by colons.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a MAC address (expected six hex bytes like 02:00:5e:00:00:01)")]
+pub struct BadMac(pub String);
+
+impl FromStr for Mac {
+    type Err = BadMac;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadMac(s.to_string());
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in out.iter_mut() {
+            let part = parts.next().ok_or_else(bad)?;
+            if part.is_empty() || part.len() > 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Mac(out))
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
+impl ForwardMethod {
+    /// Every method, in ipvsadm's flag order (`-m -g -i`).
+    pub const ALL: [ForwardMethod; 3] = [ForwardMethod::Nat, ForwardMethod::Dr, ForwardMethod::Tun];
+
+    /// The word topology and scenario files use: `nat`, `dr` or `tun` (Display is ipvsadm's).
+    pub fn word(self) -> &'static str {
+        match self {
+            ForwardMethod::Nat => "nat",
+            ForwardMethod::Dr => "dr",
+            ForwardMethod::Tun => "tun",
+        }
+    }
+}
+
+/// A forwarding method word that is not `nat`, `dr` or `tun`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown forwarding method `{0}`: use nat (ipvsadm -m), dr (-g) or tun (-i)")]
+pub struct UnknownMethod(pub String);
+
+impl FromStr for ForwardMethod {
+    type Err = UnknownMethod;
+    /// Parses the file word (`nat`, `dr`, `tun`), the same word serde writes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ForwardMethod::ALL
+            .into_iter()
+            .find(|m| m.word() == s)
+            .ok_or_else(|| UnknownMethod(s.to_string()))
+    }
+}
+
+/// Deserialises through `FromStr`, so a bad word carries the same message as everywhere else.
+fn from_str_de<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+impl<'de> Deserialize<'de> for ForwardMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scheduler {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
+#[cfg(test)]
+mod vocabulary_tests {
+    use super::*;
+
+    #[test]
+    fn mac_reads_and_writes_one_form() {
+        let m: Mac = "02:00:00:00:01:0a".parse().unwrap();
+        assert_eq!(m, Mac([2, 0, 0, 0, 1, 10]));
+        assert_eq!(m.to_string(), "02:00:00:00:01:0a");
+        assert_eq!(serde_json::to_string(&m).unwrap(), "\"02:00:00:00:01:0a\"");
+        assert_eq!(
+            serde_json::from_str::<Mac>("\"02:00:00:00:01:0a\"").unwrap(),
+            m
+        );
+        for bad in [
+            "02:00",
+            "02:00:00:00:01:0a:ff",
+            "002:00:00:00:01:0a",
+            "zz:00:00:00:01:0a",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn methods_read_file_words_and_print_ipvsadm_names() {
+        for m in ForwardMethod::ALL {
+            assert_eq!(m.word().parse::<ForwardMethod>(), Ok(m));
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.word()));
+            assert_eq!(serde_json::from_str::<ForwardMethod>(&json).unwrap(), m);
+        }
+        assert_eq!(ForwardMethod::Nat.to_string(), "Masq");
+        assert!("masq".parse::<ForwardMethod>().is_err());
+    }
+
+    #[test]
+    fn schedulers_deserialise_by_name_and_refuse_others_with_the_list() {
+        for k in Scheduler::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(serde_json::from_str::<Scheduler>(&json).unwrap(), k);
+        }
+        let e = serde_json::from_str::<Scheduler>("\"roundrobin\"").unwrap_err();
+        assert!(e.to_string().contains("rr wrr lc"), "{e}");
+    }
+}

@@ -3,7 +3,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 
-use lvslab_netns::{Lab, Method, Role, Topology};
+use lvslab_netns::{ForwardMethod, Lab, Role, Topology};
 
 use crate::Result;
 
@@ -93,7 +93,11 @@ pub fn daemon_plan(lab: &str, topo: &Topology) -> Vec<DaemonSpec> {
         });
     }
     let mut tun_vips: Vec<(String, Vec<String>)> = Vec::new();
-    for s in topo.services.iter().filter(|s| s.method == Method::Tun) {
+    for s in topo
+        .services
+        .iter()
+        .filter(|s| s.method == ForwardMethod::Tun)
+    {
         let vip = s.vip.to_string();
         for r in &s.real_servers {
             match tun_vips.iter_mut().find(|(n, _)| *n == r.node) {

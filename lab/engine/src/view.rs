@@ -1,6 +1,6 @@
 //! A lab as capture sees it: the hops to listen on and the role names of its addresses.
 use lvslab_capture::{CaptureTarget, Hop, RoleMap};
-use lvslab_netns::Lab;
+use lvslab_netns::{AddrRole, Lab, Label};
 
 /// Every interface of the given nodes (all nodes when `nodes` is empty) as capture targets.
 pub fn capture_targets(lab: &Lab, nodes: &[String]) -> Vec<CaptureTarget> {
@@ -22,22 +22,18 @@ pub fn role_map(lab: &Lab) -> RoleMap {
     let mut roles = RoleMap::new();
     for n in &lab.state.nodes {
         for i in &n.interfaces {
-            roles.mac(i.mac.0, Hop::new(n.name.clone(), i.name.clone()));
+            roles.mac(i.mac, Hop::new(n.name.clone(), i.name.clone()));
             if let Some(label) = &i.label {
                 if let Some(a) = i.addresses.first() {
-                    roles.label(a.addr(), label.clone());
+                    roles.label(a.addr(), *label);
                 }
             }
         }
     }
     let services = &lab.state.topology.services;
     for (k, s) in services.iter().enumerate() {
-        let label = if services.len() == 1 {
-            "VIP".to_owned()
-        } else {
-            format!("VIP{}", k + 1)
-        };
-        roles.label(s.vip, label);
+        let index = (services.len() > 1).then_some(k as u32 + 1);
+        roles.label(s.vip, Label::new(AddrRole::Vip, index));
     }
     roles
 }

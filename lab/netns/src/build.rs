@@ -26,7 +26,7 @@ use crate::ethtool::Ethtool;
 use crate::netns;
 use crate::nl::{Nl, Req, CHANGE, CREATE};
 use crate::state::{self, check_lab_name, IfaceInfo, Lab, LabState, Mac, NodeInfo, Peer};
-use crate::topology::{Method, Role, Topology};
+use crate::topology::{ForwardMethod, Role, Topology};
 
 /// Where a build can be made to fail on purpose (for rollback tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +167,7 @@ fn plan(lab: &str, topo: &Topology) -> LabState {
                 ifindex: 2 + ii as u32,
                 mac: mac(0, ni as u8 + 1, ii as u8),
                 addresses: i.addresses.clone(),
-                label: i.label.clone(),
+                label: i.label,
                 peer: ep_peer.unwrap_or(Peer::Lan {
                     lan: String::new(),
                     port: String::new(),
@@ -387,7 +387,7 @@ fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<
             let ipv6 = spec.is_some_and(|s| s.ipv6);
             let dr_rs = n.role == Role::Realserver
                 && topo.services.iter().any(|s| {
-                    matches!(s.method, Method::Dr | Method::Tun)
+                    matches!(s.method, ForwardMethod::Dr | ForwardMethod::Tun)
                         && s.real_servers.iter().any(|r| r.node == n.name)
                 });
             (n.netns.clone(), Some(n.role), ipv6, dr_rs)

@@ -1,9 +1,10 @@
-//! Located diagnostics: `file:line:col: message` plus the source line and a fix.
+//! Located diagnostics: `file:line:col: message` plus the source line and a fix, for
+//! topology and scenario files alike.
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// One problem found in a topology file, located by byte span.
+/// One problem found in a file, located by byte span.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     /// What is wrong.
@@ -63,6 +64,23 @@ impl Source {
         }
     }
 
+    /// Render every diagnostic, then a count when there is more than one.
+    pub fn render_all(&self, diags: &[Diagnostic]) -> String {
+        let mut s: String = diags
+            .iter()
+            .map(|d| self.render(d))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if diags.len() > 1 {
+            s.push_str(&format!(
+                "\n{} errors in {}",
+                diags.len(),
+                self.path.display()
+            ));
+        }
+        s.trim_end().to_string()
+    }
+
     /// Render one diagnostic with the offending line and a caret underline.
     pub fn render(&self, d: &Diagnostic) -> String {
         use fmt::Write;
@@ -75,7 +93,9 @@ impl Source {
             d.col,
             d.message
         );
-        if let Some(src_line) = self.text.lines().nth(d.line - 1) {
+        // An empty file still gets its (empty) first line and a caret.
+        let line = self.text.lines().nth(d.line - 1);
+        if let Some(src_line) = line.or((d.line == 1).then_some("")) {
             let width = self.text[d.span.clone()]
                 .lines()
                 .next()

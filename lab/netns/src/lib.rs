@@ -1,10 +1,12 @@
 //! lvslab-netns: topology model and validation, the namespace builder, lab state and cleanup.
 pub mod diag;
+pub mod label;
 pub mod topology;
 
+pub use label::{AddrRole, Label};
 pub use topology::{
-    Endpoint, IfaceSpec, LanSpec, LinkSpec, Method, NodeSpec, Protocol, RealServerSpec, Role,
-    RouteSpec, ServiceSpec, Topology, TopologyError,
+    Endpoint, ForwardMethod, IfaceSpec, LanSpec, LinkSpec, NodeSpec, Protocol, RealServerSpec,
+    Role, RouteSpec, Scheduler, ServiceSpec, Topology, TopologyError,
 };
 pub mod error;
 pub mod ethtool;

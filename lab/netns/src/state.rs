@@ -1,6 +1,5 @@
 //! Lab state: what `up` made (namespaces, interfaces, daemons), saved in
 //! /run/lvslab/<lab>/state.json so `down`, `status` and other helpers can find it.
-use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Read;
 use std::net::IpAddr;
@@ -8,13 +7,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
+use crate::label::Label;
 use crate::netns;
 use crate::topology::{valid_name, Role, RouteSpec, Topology};
 
@@ -23,48 +22,8 @@ pub const RUN_ROOT: &str = "/run/lvslab";
 /// Every namespace lvslab makes starts with this.
 pub const NETNS_PREFIX: &str = "lvs-";
 
-/// An Ethernet address, serialised as `02:00:00:00:01:02`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Mac(pub [u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
-}
-
-impl FromStr for Mac {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut out = [0u8; 6];
-        let parts: Vec<&str> = s.split(':').collect();
-        if parts.len() != 6 {
-            return Err(format!("bad MAC {s:?}"));
-        }
-        for (o, p) in out.iter_mut().zip(parts) {
-            *o = u8::from_str_radix(p, 16).map_err(|_| format!("bad MAC {s:?}"))?;
-        }
-        Ok(Mac(out))
-    }
-}
-
-impl Serialize for Mac {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Mac {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+/// An Ethernet address: the balancer core's type, serialised as `02:00:00:00:01:02`.
+pub use lvslab_core::Mac;
 
 /// What the other end of an interface is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,7 +57,7 @@ pub struct IfaceInfo {
     /// Addresses with prefix.
     pub addresses: Vec<IpNet>,
     /// LVS role label (CIP, GWIP, DIP, RIP1...).
-    pub label: Option<String>,
+    pub label: Option<Label>,
     /// What it is wired to.
     pub peer: Peer,
 }
@@ -127,10 +86,8 @@ impl NodeInfo {
     }
 
     /// The interface carrying `label` (e.g. `DIP`).
-    pub fn iface_by_label(&self, label: &str) -> Option<&IfaceInfo> {
-        self.interfaces
-            .iter()
-            .find(|i| i.label.as_deref() == Some(label))
+    pub fn iface_by_label(&self, label: Label) -> Option<&IfaceInfo> {
+        self.interfaces.iter().find(|i| i.label == Some(label))
     }
 
     /// The interface whose subnet contains `addr` (where a packet to it leaves).

@@ -1,8 +1,11 @@
 //! The scenario file format (`scenarios/*.toml`); docs/scenarios.md describes it for users.
 
+use lvslab_netns::diag::{Diagnostic, Source};
+use lvslab_netns::{ForwardMethod, Protocol, Scheduler};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use toml::Spanned;
 
 /// Errors loading a scenario file.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +25,14 @@ pub enum FormatError {
         path: PathBuf,
         /// toml's message, with line and column.
         message: String,
+    },
+    /// Problems located in the scenario file, shown with the line, a caret and a fix.
+    #[error("{}", .src.render_all(.diagnostics))]
+    Located {
+        /// The scenario file's text.
+        src: Box<Source>,
+        /// Every problem, in file order.
+        diagnostics: Vec<Diagnostic>,
     },
     /// The content parses but is inconsistent.
     #[error("{path}: {message}")]
@@ -87,36 +98,39 @@ pub struct Scenario {
     /// What must come out.
     #[serde(default)]
     pub expect: Expect,
+    /// The file's text, so later checks (the service overrides) can point into it.
+    #[serde(skip)]
+    pub source: Option<Source>,
 }
 
 /// Changes to the topology's first virtual service; unset fields keep the topology's.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceOverride {
-    /// ipvsadm scheduler name (rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, lblcr, mh, fo, ovf, twos).
-    pub scheduler: Option<String>,
+    /// ipvsadm scheduler (rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, lblcr, mh, fo, ovf, twos).
+    pub scheduler: Option<Spanned<Scheduler>>,
     /// nat, dr or tun.
-    pub method: Option<String>,
+    pub method: Option<Spanned<ForwardMethod>>,
     /// Persistence timeout in seconds.
     pub persistence: Option<u32>,
     /// tcp or udp.
-    pub protocol: Option<String>,
-    /// Virtual service port (real servers keep theirs unless `rs_port` is set).
-    pub port: Option<u16>,
-    /// Real-server port for every real server.
-    pub rs_port: Option<u16>,
+    pub protocol: Option<Spanned<Protocol>>,
+    /// Virtual service port, 1 to 65535 (real servers keep theirs unless `rs_port` is set).
+    pub port: Option<Spanned<i64>>,
+    /// Real-server port for every real server, 1 to 65535.
+    pub rs_port: Option<Spanned<i64>>,
     /// Weight per real-server node.
     #[serde(default)]
-    pub weights: BTreeMap<String, u32>,
+    pub weights: BTreeMap<Spanned<String>, u32>,
     /// Upper connection threshold per real-server node.
     #[serde(default)]
-    pub u_thresholds: BTreeMap<String, u32>,
+    pub u_thresholds: BTreeMap<Spanned<String>, u32>,
     /// Lower connection threshold per real-server node.
     #[serde(default)]
-    pub l_thresholds: BTreeMap<String, u32>,
+    pub l_thresholds: BTreeMap<Spanned<String>, u32>,
     /// Real-server nodes to leave out of the service.
     #[serde(default)]
-    pub without: Vec<String>,
+    pub without: Vec<Spanned<String>>,
 }
 
 /// Capture settings.
@@ -249,10 +263,23 @@ impl Scenario {
 
     /// Parses scenario text; `path` is used in messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, FormatError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| FormatError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
+        let src = Source::new(path, text.to_owned());
+        let mut s: Scenario = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => {
+                let message = e.message().trim().to_owned();
+                let help = parse_help(&message);
+                let d = src.diag(span, message, Some(help));
+                FormatError::Located {
+                    src: Box::new(src.clone()),
+                    diagnostics: vec![d],
+                }
+            }
+            None => FormatError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            },
         })?;
+        s.source = Some(src);
         let invalid = |message: String| FormatError::Invalid {
             path: path.to_owned(),
             message,
@@ -291,6 +318,17 @@ impl Scenario {
             .and_then(|s| s.to_str())
             .unwrap_or("scenario")
             .to_owned()
+    }
+}
+
+/// A fix for a TOML or type error, by what toml says went wrong.
+fn parse_help(message: &str) -> String {
+    if message.starts_with("unknown scheduler") {
+        lvslab_netns::topology::scheduler_help()
+    } else if message.starts_with("unknown forwarding method") {
+        lvslab_netns::topology::METHOD_HELP.to_owned()
+    } else {
+        "compare with docs/scenarios.md, which lists every field".to_owned()
     }
 }
 
@@ -355,10 +393,8 @@ responses = { rs1 = 1, rs2 = 3 }
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            e.contains("bad.toml") && e.contains("line 3") && e.contains("cuont"),
-            "{e}"
-        );
+        assert!(e.starts_with("bad.toml:3:1: error: "), "{e}");
+        assert!(e.contains("cuont") && e.contains("help: "), "{e}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod format;
 pub mod junit;
+pub mod overrides;
 pub mod runner;
 pub mod settle;
 pub mod snapshot;
@@ -10,4 +11,5 @@ pub mod suite;
 pub mod traffic;
 
 pub use format::{Backend, Scenario, Step};
+pub use overrides::apply_overrides;
 pub use runner::{run, RunnerConfig, ScenarioResult};

@@ -8,9 +8,8 @@ use crate::{settle, traffic};
 use lvslab_capture::normalize::PathReport;
 use lvslab_capture::{analyze, LiveCapture, NormalizeOptions};
 use lvslab_director::control::{edit_weight_line, socket_path, ControlClient, ControlError};
-use lvslab_director::control::{ForwardMethod, Protocol, Stats};
+use lvslab_director::control::{Protocol, Stats};
 use lvslab_engine::{capture_targets, role_map, DaemonConfig, LabGuard, UpOptions};
-use lvslab_netns::Method;
 use lvslab_netns::{Lab, Role, ServiceSpec, Topology};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -238,103 +237,33 @@ fn run_inner(
 }
 
 /// Writes the scenario's topology with its service overrides applied, for `lvslab up`.
-fn write_topology(path: &Path, scenario: &Scenario, lab: &str) -> Result<PathBuf, RunError> {
+/// The scenario's topology with its `[service]` overrides applied, as a typed value.
+fn scenario_topology(path: &Path, scenario: &Scenario) -> Result<lvslab_netns::Topology, RunError> {
     let topo_path = locate_topology(path, &scenario.topology)?;
-    let text = std::fs::read_to_string(&topo_path)
-        .map_err(|e| RunError::Lab(format!("{}: {e}", topo_path.display())))?;
-    let mut doc: toml::Table = toml::from_str(&text)
-        .map_err(|e| RunError::Lab(format!("{}: {e}", topo_path.display())))?;
-    let o = &scenario.service;
-    let invalid = |m: String| RunError::Lab(format!("{}: [service]: {m}", path.display()));
-    let svc = doc
-        .get_mut("services")
-        .and_then(|s| s.as_array_mut())
-        .and_then(|a| a.first_mut())
-        .and_then(|s| s.as_table_mut())
-        .ok_or_else(|| {
-            invalid(format!(
-                "topology {} has no [[services]]",
-                topo_path.display()
-            ))
-        })?;
-    let set = |t: &mut toml::Table, k: &str, v: Option<toml::Value>| {
-        if let Some(v) = v {
-            t.insert(k.to_owned(), v);
-        }
-    };
-    set(svc, "scheduler", o.scheduler.clone().map(toml::Value::from));
-    set(svc, "method", o.method.clone().map(toml::Value::from));
-    set(svc, "protocol", o.protocol.clone().map(toml::Value::from));
-    set(svc, "port", o.port.map(|p| toml::Value::from(i64::from(p))));
-    set(
-        svc,
-        "persistence",
-        o.persistence.map(|p| toml::Value::from(i64::from(p))),
-    );
-    let rss = svc
-        .get_mut("real_servers")
-        .and_then(|r| r.as_array_mut())
-        .ok_or_else(|| invalid("the service has no real_servers".to_owned()))?;
-    rss.retain(|r| {
-        r.get("node")
-            .and_then(|n| n.as_str())
-            .is_none_or(|n| !o.without.iter().any(|w| w == n))
-    });
-    let mut seen = Vec::new();
-    for r in rss.iter_mut() {
-        let Some(t) = r.as_table_mut() else { continue };
-        let node = t
-            .get("node")
-            .and_then(|n| n.as_str())
-            .unwrap_or("")
-            .to_owned();
-        set(
-            t,
-            "weight",
-            o.weights
-                .get(&node)
-                .map(|w| toml::Value::from(i64::from(*w))),
-        );
-        set(
-            t,
-            "u_threshold",
-            o.u_thresholds
-                .get(&node)
-                .map(|w| toml::Value::from(i64::from(*w))),
-        );
-        set(
-            t,
-            "l_threshold",
-            o.l_thresholds
-                .get(&node)
-                .map(|w| toml::Value::from(i64::from(*w))),
-        );
-        set(
-            t,
-            "port",
-            o.rs_port.map(|p| toml::Value::from(i64::from(p))),
-        );
-        seen.push(node);
-    }
-    for node in o
-        .weights
-        .keys()
-        .chain(o.u_thresholds.keys())
-        .chain(o.l_thresholds.keys())
-    {
-        if !seen.contains(node) {
-            return Err(invalid(format!(
-                "{node:?} is not a real server of the service (real servers: {})",
-                seen.join(", ")
-            )));
-        }
-    }
-    // Named after the lab: a topology's name is its file stem, and lab names are valid ones.
+    let topo =
+        lvslab_netns::Topology::load(&topo_path).map_err(|e| RunError::Lab(e.to_string()))?;
+    Ok(crate::overrides::apply_overrides(scenario, topo)?)
+}
+
+/// Writes the scenario's topology where `lvslab up` can read it, named after the lab (a
+/// topology's name is its file stem, and lab names are valid ones).
+fn write_topology(path: &Path, scenario: &Scenario, lab: &str) -> Result<PathBuf, RunError> {
+    let topo = scenario_topology(path, scenario)?;
     let dir = std::env::temp_dir().join("lvslab-scenarios");
     std::fs::create_dir_all(&dir).map_err(|e| RunError::Lab(format!("{}: {e}", dir.display())))?;
     let out = dir.join(format!("{lab}.toml"));
-    std::fs::write(&out, toml::to_string(&doc).unwrap_or_default())
+    let text = topo
+        .to_toml()
         .map_err(|e| RunError::Lab(format!("{}: {e}", out.display())))?;
+    // Overrides can break what the topology file alone satisfied (a NAT lab made dr).
+    lvslab_netns::Topology::parse(&out, text.clone()).map_err(|e| {
+        RunError::Lab(format!(
+            "{}: [service] overrides do not fit topology {}:\n{e}",
+            path.display(),
+            scenario.topology
+        ))
+    })?;
+    std::fs::write(&out, text).map_err(|e| RunError::Lab(format!("{}: {e}", out.display())))?;
     Ok(out)
 }
 
@@ -476,7 +405,7 @@ impl StepCtx<'_> {
                     self.service.protocol,
                     SocketAddr::new(self.service.vip, self.service.port),
                     SocketAddr::new(rs.address, rs.port),
-                    forward_method(self.service.method),
+                    self.service.method,
                     *weight,
                 );
                 director_ipvsadm(self.lab, self.service, &line)
@@ -593,14 +522,6 @@ fn director_conn_state(
         .conn_of(client)
         .map(|row| row.map(|r| r.state))
         .map_err(|e| e.to_string())
-}
-
-fn forward_method(m: Method) -> ForwardMethod {
-    match m {
-        Method::Nat => ForwardMethod::Nat,
-        Method::Dr => ForwardMethod::Dr,
-        Method::Tun => ForwardMethod::Tun,
-    }
 }
 
 /// The control client of the service's director.
@@ -859,7 +780,7 @@ mod tests {
         let topo = lvslab_netns::Topology::load(&out).unwrap();
         let _ = std::fs::remove_file(&out);
         let svc = &topo.services[0];
-        assert_eq!(svc.scheduler, "wlc");
+        assert_eq!(svc.scheduler, lvslab_netns::Scheduler::Wlc);
         assert_eq!(svc.persistence, Some(60));
         assert_eq!(svc.real_servers.len(), 1);
         assert_eq!(
@@ -878,6 +799,7 @@ mod tests {
         let e = write_topology(&p, &s, "unit-unknown")
             .unwrap_err()
             .to_string();
+        assert!(e.contains("x.toml:4:13: error: "), "{e}");
         assert!(e.contains("\"rs9\"") && e.contains("rs1, rs2"), "{e}");
     }
 

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use lvslab_engine::directors_with_services;
-use lvslab_netns::{Lab, Method, Protocol, ServiceSpec, Topology};
+use lvslab_netns::{ForwardMethod, Lab, Protocol, ServiceSpec, Topology};
 use std::path::PathBuf;
 
 /// Everything `lvslab director` needs to start.
@@ -30,9 +30,9 @@ fn proto_flag(s: &ServiceSpec) -> &'static str {
 /// ipvsadm's forwarding flag for a real server.
 fn method_flag(s: &ServiceSpec) -> &'static str {
     match s.method {
-        Method::Nat => "-m",
-        Method::Dr => "-g",
-        Method::Tun => "-i",
+        ForwardMethod::Nat => "-m",
+        ForwardMethod::Dr => "-g",
+        ForwardMethod::Tun => "-i",
     }
 }
 

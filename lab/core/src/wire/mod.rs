@@ -36,51 +36,8 @@ pub const IPPROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
 
-/// An Ethernet MAC address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// ff:ff:ff:ff:ff:ff.
-    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
-    /// 00:00:00:00:00:00 (the target MAC of an ARP request).
-    pub const ZERO: MacAddr = MacAddr([0; 6]);
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-impl fmt::Debug for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::str::FromStr for MacAddr {
-    type Err = WireError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for byte in out.iter_mut() {
-            let part = parts
-                .next()
-                .ok_or_else(|| WireError::BadMac(s.to_string()))?;
-            *byte = u8::from_str_radix(part, 16).map_err(|_| WireError::BadMac(s.to_string()))?;
-        }
-        if parts.next().is_some() {
-            return Err(WireError::BadMac(s.to_string()));
-        }
-        Ok(MacAddr(out))
-    }
-}
+/// An Ethernet MAC address: the one lvslab-wide type, named as the wire code always has.
+pub use crate::types::Mac as MacAddr;
 
 /// An IPv4 address with its prefix length, e.g. 192.168.1.202/24.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

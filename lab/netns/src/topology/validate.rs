@@ -1,0 +1,845 @@
+//! The topology validator, in passes: names and addresses, routes, wiring, services and the
+//! path back to the client. Each pass reports every problem it finds with its location.
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::ops::Range;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::{
+    scheduler_help, valid_name, Endpoint, ForwardMethod, IfaceSpec, LanSpec, LinkSpec, NodeSpec,
+    Protocol, RawLan, RawLink, RawNode, RawRealServer, RawService, RawTopology, RealServerSpec,
+    Role, RouteSpec, Scheduler, ServiceSpec, Topology, METHOD_HELP,
+};
+use crate::diag::{Diagnostic, Source};
+use crate::label::{Label, LABEL_HELP};
+
+type S<T> = Spanned<T>;
+
+/// Checks raw file structure in named passes, collecting every problem with its location.
+pub(super) struct Validator<'a> {
+    pub(super) src: &'a Source,
+    pub(super) diags: Vec<Diagnostic>,
+}
+
+/// Where an address was assigned, for duplicate detection and route checks.
+struct Assigned {
+    node: String,
+    iface: String,
+    net: IpNet,
+    span: Range<usize>,
+}
+
+/// What earlier passes learnt that later ones look up, with spans to point at.
+#[derive(Default)]
+struct Scope {
+    assigned: Vec<Assigned>,
+    node_spans: HashMap<String, Range<usize>>,
+    route_spans: HashMap<String, Option<Range<usize>>>,
+    iface_spans: HashMap<(String, String), Range<usize>>,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, span: Range<usize>, msg: impl Into<String>, help: impl Into<String>) {
+        let d = self.src.diag(span, msg, Some(help.into()));
+        self.diags.push(d);
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        self.src.line_col(span.start).0
+    }
+
+    /// Every pass in order; later passes see only what earlier ones accepted.
+    pub(super) fn check(&mut self, raw: RawTopology) -> Topology {
+        let name = self
+            .src
+            .path
+            .file_stem()
+            .map_or_else(|| "lab".to_string(), |s| s.to_string_lossy().to_string());
+        self.not_empty(&raw);
+        let mut scope = Scope::default();
+        let (mut nodes, route_items) = self.nodes_and_addresses(raw.nodes, &mut scope);
+        self.routes(route_items, &mut nodes, &scope);
+        let (links, lans) = self.wiring(raw.links, raw.lans, &nodes, &scope);
+        let services: Vec<ServiceSpec> = raw
+            .services
+            .into_iter()
+            .filter_map(|s| self.service(s.into_inner(), &nodes, &scope.assigned))
+            .collect();
+        self.paths_back(&services, &nodes, &scope);
+        Topology {
+            name,
+            path: self.src.path.clone(),
+            description: raw.description.unwrap_or_default(),
+            nodes,
+            links,
+            lans,
+            services,
+        }
+    }
+
+    /// A file without nodes builds nothing, which is never what its author meant.
+    fn not_empty(&mut self, raw: &RawTopology) {
+        if raw.nodes.is_empty() {
+            self.err(
+                0..0,
+                "the topology declares no nodes",
+                "declare at least [nodes.NAME] with a role, wire them with [[links]] or [lans.NAME], and add [[services]]; topologies/nat-topology.toml is a complete example",
+            );
+        }
+    }
+
+    /// Node names, roles, interfaces, their addresses and labels, and sysctls.
+    fn nodes_and_addresses(
+        &mut self,
+        raw: BTreeMap<S<String>, S<RawNode>>,
+        scope: &mut Scope,
+    ) -> (Vec<NodeSpec>, Vec<(String, S<String>)>) {
+        let mut nodes_raw: Vec<(S<String>, S<RawNode>)> = raw.into_iter().collect();
+        nodes_raw.sort_by_key(|(k, _)| k.span().start);
+        let mut nodes = Vec::new();
+        let mut route_items = Vec::new();
+        for (key, node) in nodes_raw {
+            let nname = key.get_ref().clone();
+            self.node_name(&key);
+            scope.node_spans.insert(nname.clone(), key.span());
+            let node = node.into_inner();
+            let role = self.role(&node.role, &nname);
+            let mut interfaces = Vec::new();
+            let mut any_v6 = false;
+            for (ikey, iface) in node.interfaces {
+                let iname = ikey.get_ref().clone();
+                scope
+                    .iface_spans
+                    .insert((nname.clone(), iname.clone()), ikey.span());
+                self.iface_name(&ikey);
+                let iface = iface.into_inner();
+                let mut addrs_raw: Vec<S<String>> = iface.address.into_iter().collect();
+                addrs_raw.extend(iface.addresses);
+                let mut addresses = Vec::new();
+                for a in addrs_raw {
+                    if let Some(net) = self.address(&a, &nname, &iname, &mut scope.assigned) {
+                        any_v6 |= net.addr().is_ipv6();
+                        addresses.push(net);
+                    }
+                }
+                let label = iface.label.and_then(|l| self.label(&l, &nname, role));
+                interfaces.push(IfaceSpec {
+                    name: iname,
+                    addresses,
+                    label,
+                });
+            }
+            let routes_span = node.routes.as_ref().map(|r| r.span());
+            scope.route_spans.insert(nname.clone(), routes_span);
+            for r in node.routes.map(|r| r.into_inner()).unwrap_or_default() {
+                route_items.push((nname.clone(), r));
+            }
+            let sysctls = self.sysctls(node.sysctls);
+            nodes.push(NodeSpec {
+                name: nname,
+                role,
+                interfaces,
+                routes: Vec::new(),
+                sysctls,
+                serve: node.serve.unwrap_or(true),
+                ipv6: node.ipv6.unwrap_or(false) || any_v6,
+            });
+        }
+        (nodes, route_items)
+    }
+
+    fn node_name(&mut self, key: &S<String>) {
+        let nname = key.get_ref();
+        if !valid_name(nname) {
+            self.err(
+                key.span(),
+                format!("node name {nname:?} cannot be used in namespace names"),
+                "use lower-case letters, digits, '-' or '_' (at most 32 characters), starting with a letter or digit",
+            );
+        }
+        if nname == "sw" {
+            self.err(
+                key.span(),
+                "node name \"sw\" is reserved for the lab's hidden switch namespace",
+                "rename the node, e.g. switch1 or host1",
+            );
+        }
+    }
+
+    fn role(&mut self, role: &S<String>, node: &str) -> Role {
+        match Role::ALL.iter().find(|(n, _)| *n == role.get_ref()) {
+            Some((_, r)) => *r,
+            None => {
+                self.err(
+                    role.span(),
+                    format!("unknown role {:?} for node {node}", role.get_ref()),
+                    "role is one of: client, router, director, realserver, host",
+                );
+                Role::Host
+            }
+        }
+    }
+
+    fn iface_name(&mut self, ikey: &S<String>) {
+        let iname = ikey.get_ref();
+        if iname.is_empty()
+            || iname.len() > 15
+            || iname == "lo"
+            || !iname
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            self.err(
+                ikey.span(),
+                format!("interface name {iname:?} is not a usable Linux interface name"),
+                "use 1 to 15 letters, digits, '-', '_' or '.', e.g. eth0 (and not lo)",
+            );
+        }
+    }
+
+    /// One interface address: well formed and unique in the lab.
+    fn address(
+        &mut self,
+        a: &S<String>,
+        node: &str,
+        iface: &str,
+        assigned: &mut Vec<Assigned>,
+    ) -> Option<IpNet> {
+        let net = match parse_cidr(a.get_ref()) {
+            Ok(net) => net,
+            Err(help) => {
+                self.err(a.span(), format!("bad CIDR {:?}", a.get_ref()), help);
+                return None;
+            }
+        };
+        if let Some(prev) = assigned.iter().find(|p| p.net.addr() == net.addr()) {
+            let line = self.line_of(&prev.span);
+            self.err(
+                a.span(),
+                format!(
+                    "duplicate address {}: already on {}:{} (line {line})",
+                    net.addr(),
+                    prev.node,
+                    prev.iface
+                ),
+                "every interface address must be unique in the lab; pick a free one",
+            );
+        } else {
+            assigned.push(Assigned {
+                node: node.to_string(),
+                iface: iface.to_string(),
+                net,
+                span: a.span(),
+            });
+        }
+        Some(net)
+    }
+
+    fn sysctls(&mut self, raw: BTreeMap<S<String>, S<toml::Value>>) -> Vec<(String, String)> {
+        let mut sysctls = Vec::new();
+        for (k, val) in raw {
+            let key = k.get_ref().clone();
+            if !key.starts_with("net.") || key.contains("..") || key.contains('/') {
+                self.err(
+                    k.span(),
+                    format!("sysctl {key:?} is not a per-namespace network sysctl"),
+                    "only net.* keys can be set in a lab namespace, e.g. \"net.ipv4.ip_forward\" = 1",
+                );
+            }
+            let v = match val.get_ref() {
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Boolean(b) => u8::from(*b).to_string(),
+                _ => {
+                    self.err(
+                        val.span(),
+                        format!("sysctl {key} needs a number or a string"),
+                        "write e.g. \"net.ipv4.conf.all.rp_filter\" = 0",
+                    );
+                    continue;
+                }
+            };
+            sysctls.push((key, v));
+        }
+        sysctls
+    }
+
+    /// Routes: the gateway must sit on a subnet of one of the node's own interfaces.
+    fn routes(
+        &mut self,
+        route_items: Vec<(String, S<String>)>,
+        nodes: &mut [NodeSpec],
+        scope: &Scope,
+    ) {
+        for (nname, r) in route_items {
+            let route = match parse_route(r.get_ref()) {
+                Ok(route) => route,
+                Err(help) => {
+                    self.err(
+                        r.span(),
+                        format!("cannot read route {:?}", r.get_ref()),
+                        help,
+                    );
+                    continue;
+                }
+            };
+            let own: Vec<&Assigned> = scope.assigned.iter().filter(|a| a.node == nname).collect();
+            let on_subnet = own
+                .iter()
+                .any(|a| a.net.contains(&route.via) && a.net.addr() != route.via);
+            if !on_subnet {
+                let subnets: Vec<String> = own.iter().map(|a| a.net.trunc().to_string()).collect();
+                self.err(
+                    r.span(),
+                    format!(
+                        "gateway {} of node {nname} is not on any subnet attached to it",
+                        route.via
+                    ),
+                    if subnets.is_empty() {
+                        "give the node an interface address on the gateway's subnet first"
+                            .to_string()
+                    } else {
+                        format!(
+                            "use a gateway inside one of {} (another node's address there)",
+                            subnets.join(", ")
+                        )
+                    },
+                );
+            }
+            if let Some(n) = nodes.iter_mut().find(|n| n.name == nname) {
+                n.routes.push(route);
+            }
+        }
+    }
+
+    /// Links and LANs: every endpoint names a real node:iface, each used once, and every
+    /// interface is attached somewhere.
+    fn wiring(
+        &mut self,
+        raw_links: Vec<S<RawLink>>,
+        raw_lans: BTreeMap<S<String>, S<RawLan>>,
+        nodes: &[NodeSpec],
+        scope: &Scope,
+    ) -> (Vec<LinkSpec>, Vec<LanSpec>) {
+        let mut used: HashMap<Endpoint, usize> = HashMap::new();
+        let mut links = Vec::new();
+        for link in raw_links {
+            let link_span = link.span();
+            let eps = link.into_inner().endpoints;
+            if eps.get_ref().len() != 2 {
+                self.err(
+                    eps.span(),
+                    format!(
+                        "a link joins exactly 2 endpoints, this one lists {}",
+                        eps.get_ref().len()
+                    ),
+                    "write endpoints = [\"a:eth0\", \"b:eth0\"]; use [lans.NAME] for more than two",
+                );
+                continue;
+            }
+            let mut out = Vec::new();
+            for e in eps.into_inner() {
+                if let Some(ep) = self.endpoint(&e, nodes, &mut used) {
+                    out.push(ep);
+                }
+            }
+            if let Ok([a, b]) = <[Endpoint; 2]>::try_from(out) {
+                if a.node == b.node {
+                    self.err(
+                        link_span,
+                        format!("link joins node {} to itself", a.node),
+                        "a veth link joins two different nodes",
+                    );
+                }
+                links.push(LinkSpec { endpoints: [a, b] });
+            }
+        }
+        let mut lans = Vec::new();
+        let mut lans_raw: Vec<(S<String>, S<RawLan>)> = raw_lans.into_iter().collect();
+        lans_raw.sort_by_key(|(k, _)| k.span().start);
+        for (key, lan) in lans_raw {
+            let lname = key.get_ref().clone();
+            if !valid_name(&lname) || lname.len() > 15 {
+                self.err(
+                    key.span(),
+                    format!("LAN name {lname:?} cannot name a bridge"),
+                    "use at most 15 lower-case letters, digits, '-' or '_'",
+                );
+            }
+            let mut members = Vec::new();
+            for m in lan.into_inner().members {
+                if let Some(ep) = self.endpoint(&m, nodes, &mut used) {
+                    members.push(ep);
+                }
+            }
+            lans.push(LanSpec {
+                name: lname,
+                members,
+            });
+        }
+        // Interfaces nobody attached would silently stay down (not reported when an endpoint
+        // was already wrong: that error is the cause).
+        if self.diags.is_empty() {
+            self.unattached(nodes, &used, scope);
+        }
+        (links, lans)
+    }
+
+    fn unattached(&mut self, nodes: &[NodeSpec], used: &HashMap<Endpoint, usize>, scope: &Scope) {
+        for n in nodes {
+            for i in &n.interfaces {
+                let ep = Endpoint {
+                    node: n.name.clone(),
+                    iface: i.name.clone(),
+                };
+                if used.contains_key(&ep) {
+                    continue;
+                }
+                if let Some(span) = scope.iface_spans.get(&(n.name.clone(), i.name.clone())) {
+                    self.err(span.clone(), format!("interface {ep} is not attached to any link or LAN"), format!("add \"{ep}\" to a [[links]] endpoints list or a [lans.NAME] members list, or remove the interface"));
+                }
+            }
+        }
+    }
+
+    /// Path back to the client: replies must leave each real server the way its method needs.
+    fn paths_back(&mut self, services: &[ServiceSpec], nodes: &[NodeSpec], scope: &Scope) {
+        for svc in services {
+            for rs in &svc.real_servers {
+                self.path_back(svc, rs, nodes, scope);
+            }
+        }
+    }
+
+    fn path_back(
+        &mut self,
+        svc: &ServiceSpec,
+        rs: &RealServerSpec,
+        nodes: &[NodeSpec],
+        scope: &Scope,
+    ) {
+        let assigned = &scope.assigned;
+        let Some(node) = nodes.iter().find(|n| n.name == rs.node) else {
+            return;
+        };
+        let default = node
+            .routes
+            .iter()
+            .find(|r| r.dest.is_none() && r.via.is_ipv4() == svc.vip.is_ipv4());
+        let gw_owner = default.and_then(|r| assigned.iter().find(|a| a.net.addr() == r.via));
+        let ok = match svc.method {
+            ForwardMethod::Nat => gw_owner
+                .is_some_and(|a| a.node == svc.director || Some(&a.node) == svc.backup.as_ref()),
+            ForwardMethod::Dr | ForwardMethod::Tun => gw_owner
+                .and_then(|a| nodes.iter().find(|n| n.name == a.node))
+                .is_some_and(|n| n.role == Role::Router),
+        };
+        if ok {
+            return;
+        }
+        let span = scope
+            .route_spans
+            .get(&rs.node)
+            .cloned()
+            .flatten()
+            .or_else(|| scope.node_spans.get(&rs.node).cloned())
+            .unwrap_or(0..0);
+        let rs_nets: Vec<IpNet> = assigned
+            .iter()
+            .filter(|a| a.node == rs.node)
+            .map(|a| a.net)
+            .collect();
+        let want = assigned
+            .iter()
+            .filter(|a| match svc.method {
+                ForwardMethod::Nat => a.node == svc.director,
+                _ => nodes
+                    .iter()
+                    .any(|n| n.name == a.node && n.role == Role::Router),
+            })
+            .find(|a| rs_nets.iter().any(|n| n.contains(&a.net.addr())));
+        let (what, fix) = match svc.method {
+            ForwardMethod::Nat => (
+                "NAT replies must go back through the director's DIP",
+                "the director",
+            ),
+            _ => (
+                "DR/TUN replies go straight to the client, through a router",
+                "a router",
+            ),
+        };
+        let found = match default {
+            None => "it has no default route".to_string(),
+            Some(r) => format!("its default route goes via {}", r.via),
+        };
+        let help = match want {
+            Some(a) => format!(
+                "set routes = [\"default via {}\"] on {} ({}'s address on its subnet)",
+                a.net.addr(),
+                rs.node,
+                a.node
+            ),
+            None => format!(
+                "put {} and {fix} on a common subnet and route {}'s default via {fix}",
+                rs.node, rs.node
+            ),
+        };
+        self.err(span, format!("real server {} has no path back to the client for {} service {}:{}: {found}; {what}", rs.node, svc.method.word(), svc.vip, svc.port), help);
+    }
+
+    fn endpoint(
+        &mut self,
+        e: &S<String>,
+        nodes: &[NodeSpec],
+        used: &mut HashMap<Endpoint, usize>,
+    ) -> Option<Endpoint> {
+        let Some((n, i)) = e.get_ref().split_once(':') else {
+            self.err(
+                e.span(),
+                format!("endpoint {:?} is not NODE:IFACE", e.get_ref()),
+                "write it like \"rs1:eth0\"",
+            );
+            return None;
+        };
+        let Some(node) = nodes.iter().find(|x| x.name == n) else {
+            let names: Vec<&str> = nodes.iter().map(|x| x.name.as_str()).collect();
+            self.err(
+                e.span(),
+                format!("unknown node {n:?}"),
+                format!("declare [nodes.{n}] or use one of: {}", names.join(", ")),
+            );
+            return None;
+        };
+        if !node.interfaces.iter().any(|x| x.name == i) {
+            let names: Vec<&str> = node.interfaces.iter().map(|x| x.name.as_str()).collect();
+            self.err(
+                e.span(),
+                format!("unknown interface {i:?} on node {n}"),
+                if names.is_empty() {
+                    format!("add interfaces.{i} = {{ address = \"...\" }} under [nodes.{n}]")
+                } else {
+                    format!(
+                        "node {n} has: {}; or add interfaces.{i} under [nodes.{n}]",
+                        names.join(", ")
+                    )
+                },
+            );
+            return None;
+        }
+        let ep = Endpoint {
+            node: n.to_string(),
+            iface: i.to_string(),
+        };
+        if let Some(prev) = used.get(&ep) {
+            let line = self.src.line_col(*prev).0;
+            self.err(e.span(), format!("interface {ep} is already attached (line {line})"), "an interface joins one link or one LAN; add another interface for a second attachment");
+            return None;
+        }
+        used.insert(ep.clone(), e.span().start);
+        Some(ep)
+    }
+
+    fn node_of_role(
+        &mut self,
+        s: &S<String>,
+        nodes: &[NodeSpec],
+        role: Role,
+        what: &str,
+    ) -> Option<String> {
+        match nodes.iter().find(|n| n.name == *s.get_ref()) {
+            None => {
+                let cands: Vec<&str> = nodes
+                    .iter()
+                    .filter(|n| n.role == role)
+                    .map(|n| n.name.as_str())
+                    .collect();
+                self.err(
+                    s.span(),
+                    format!("unknown node {:?} as {what}", s.get_ref()),
+                    format!("name a node with role = \"{role}\": {}", cands.join(", ")),
+                );
+                None
+            }
+            Some(n) if n.role != role => {
+                self.err(
+                    s.span(),
+                    format!(
+                        "node {} is a {}, not a {role}, so it cannot be the {what}",
+                        n.name, n.role
+                    ),
+                    format!(
+                        "set role = \"{role}\" on [nodes.{}] or name another node",
+                        n.name
+                    ),
+                );
+                None
+            }
+            Some(n) => Some(n.name.clone()),
+        }
+    }
+
+    /// A typed label that fits the node's role (a RIP on a real server, a DIP on a director).
+    fn label(&mut self, l: &S<String>, node: &str, role: Role) -> Option<Label> {
+        let Ok(label) = l.get_ref().parse::<Label>() else {
+            self.err(
+                l.span(),
+                format!("unknown address label {:?} on node {node}", l.get_ref()),
+                LABEL_HELP,
+            );
+            return None;
+        };
+        match label.role.node_role() {
+            Some(want) if want != role && role != Role::Host => {
+                self.err(
+                    l.span(),
+                    format!("label {label} belongs on a {want}, but node {node} is a {role}"),
+                    format!("use the label of a {role}'s address, or set role = \"{want}\""),
+                );
+                None
+            }
+            _ => Some(label),
+        }
+    }
+
+    /// A word of the core's vocabulary (a scheduler, a method), or a located error.
+    fn word<T: FromStr>(
+        &mut self,
+        w: &S<String>,
+        what: &str,
+        help: impl Into<String>,
+    ) -> Option<T> {
+        let parsed = w.get_ref().parse().ok();
+        if parsed.is_none() {
+            self.err(w.span(), format!("unknown {what} {:?}", w.get_ref()), help);
+        }
+        parsed
+    }
+
+    fn port(&mut self, p: &S<i64>, what: &str) -> Option<u16> {
+        match u16::try_from(*p.get_ref()) {
+            Ok(v) if v > 0 => Some(v),
+            _ => {
+                self.err(
+                    p.span(),
+                    format!("{what} {} is out of range", p.get_ref()),
+                    "a port is 1 to 65535",
+                );
+                None
+            }
+        }
+    }
+
+    fn u32_field(&mut self, p: &Option<S<i64>>, what: &str, default: u32) -> u32 {
+        match p {
+            None => default,
+            Some(v) => match u32::try_from(*v.get_ref()) {
+                Ok(x) => x,
+                Err(_) => {
+                    self.err(
+                        v.span(),
+                        format!("{what} {} is out of range", v.get_ref()),
+                        format!("{what} is a whole number from 0 to {}", u32::MAX),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn service(
+        &mut self,
+        s: RawService,
+        nodes: &[NodeSpec],
+        assigned: &[Assigned],
+    ) -> Option<ServiceSpec> {
+        let before = self.diags.len();
+        let director = self.node_of_role(&s.director, nodes, Role::Director, "director");
+        let backup = s
+            .backup
+            .as_ref()
+            .and_then(|b| self.node_of_role(b, nodes, Role::Director, "backup director"));
+        let vip = match IpAddr::from_str(s.vip.get_ref()) {
+            Ok(v) => self.vip_is_free(&s.vip, v, nodes, assigned),
+            Err(_) => {
+                self.err(
+                    s.vip.span(),
+                    format!("bad VIP {:?}", s.vip.get_ref()),
+                    "write a plain address without prefix, e.g. \"192.168.1.250\"",
+                );
+                None
+            }
+        };
+        let port = self.port(&s.port, "service port");
+        let protocol = match s.protocol.as_ref().map(|p| p.get_ref().as_str()) {
+            None | Some("tcp") => Protocol::Tcp,
+            Some("udp") => Protocol::Udp,
+            Some(other) => {
+                let span = s.protocol.as_ref().map_or(0..0, |p| p.span());
+                self.err(
+                    span,
+                    format!("unknown protocol {other:?}"),
+                    "protocol is \"tcp\" or \"udp\"",
+                );
+                Protocol::Tcp
+            }
+        };
+        let scheduler = self
+            .word(&s.scheduler, "scheduler", scheduler_help())
+            .unwrap_or(Scheduler::Wlc);
+        let method = self
+            .word(&s.method, "forwarding method", METHOD_HELP)
+            .unwrap_or(ForwardMethod::Nat);
+        let persistence = s
+            .persistence
+            .as_ref()
+            .map(|_| self.u32_field(&s.persistence, "persistence", 360));
+        let real_servers = s
+            .real_servers
+            .into_inner()
+            .into_iter()
+            .filter_map(|r| self.real_server(r, nodes, assigned, vip, port))
+            .collect();
+        if self.diags.len() != before {
+            return None;
+        }
+        Some(ServiceSpec {
+            director: director?,
+            backup,
+            vip: vip?,
+            port: port?,
+            protocol,
+            scheduler,
+            method,
+            persistence,
+            real_servers,
+        })
+    }
+    /// A VIP must not be an interface address of a director or real server: the director
+    /// would then answer for it as a host instead of balancing it.
+    fn vip_is_free(
+        &mut self,
+        at: &S<String>,
+        vip: IpAddr,
+        nodes: &[NodeSpec],
+        assigned: &[Assigned],
+    ) -> Option<IpAddr> {
+        let taken = assigned.iter().find(|a| {
+            a.net.addr() == vip
+                && nodes.iter().any(|n| {
+                    n.name == a.node && matches!(n.role, Role::Director | Role::Realserver)
+                })
+        });
+        let Some(a) = taken else {
+            return Some(vip);
+        };
+        let line = self.line_of(&a.span);
+        self.err(
+            at.span(),
+            format!(
+                "VIP {vip} is the interface address of {}:{} (line {line})",
+                a.node, a.iface
+            ),
+            "the VIP is an address of its own: the director answers for it without holding it and DR/TUN real servers get it on lo; pick a free address on the real servers' subnet (the seed uses 192.168.1.250)",
+        );
+        None
+    }
+
+    fn real_server(
+        &mut self,
+        r: S<RawRealServer>,
+        nodes: &[NodeSpec],
+        assigned: &[Assigned],
+        vip: Option<IpAddr>,
+        port: Option<u16>,
+    ) -> Option<RealServerSpec> {
+        let r_span = r.span();
+        let r = r.into_inner();
+        let node = self.node_of_role(&r.node, nodes, Role::Realserver, "real server")?;
+        let own: Vec<IpAddr> = assigned
+            .iter()
+            .filter(|a| a.node == node)
+            .map(|a| a.net.addr())
+            .collect();
+        let address = match &r.address {
+            Some(a) => match IpAddr::from_str(a.get_ref()) {
+                Ok(ip) if own.contains(&ip) => Some(ip),
+                Ok(ip) => {
+                    let owned: Vec<String> = own.iter().map(ToString::to_string).collect();
+                    self.err(
+                        a.span(),
+                        format!("address {ip} is not on node {node}"),
+                        format!("use one of {node}'s addresses: {}", owned.join(", ")),
+                    );
+                    None
+                }
+                Err(_) => {
+                    self.err(
+                        a.span(),
+                        format!("bad address {:?}", a.get_ref()),
+                        "write a plain address without prefix, e.g. \"192.168.1.201\"",
+                    );
+                    None
+                }
+            },
+            None => {
+                let want_v4 = vip.is_none_or(|v| v.is_ipv4());
+                let found = own.iter().find(|ip| ip.is_ipv4() == want_v4).copied();
+                if found.is_none() {
+                    self.err(
+                        r_span,
+                        format!("real server {node} has no address to use"),
+                        "give it address = \"...\" or an interface address",
+                    );
+                }
+                found
+            }
+        };
+        let rport = match &r.port {
+            Some(p) => self.port(p, "real server port"),
+            None => port,
+        };
+        let weight = self.u32_field(&r.weight, "weight", 1);
+        let u_threshold = self.u32_field(&r.u_threshold, "u_threshold", 0);
+        let l_threshold = self.u32_field(&r.l_threshold, "l_threshold", 0);
+        Some(RealServerSpec {
+            node,
+            address: address?,
+            port: rport?,
+            weight,
+            u_threshold,
+            l_threshold,
+        })
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    if !s.contains('/') {
+        return Err(format!("add a prefix length, e.g. \"{s}/24\""));
+    }
+    IpNet::from_str(s).map_err(|_| {
+        "write an address with prefix length, e.g. \"192.168.1.201/24\" or \"2001:db8::1/64\""
+            .to_string()
+    })
+}
+
+fn parse_route(s: &str) -> Result<RouteSpec, String> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let help = "write \"default via 192.168.1.202\" or \"10.0.0.0/8 via 192.168.1.1\"".to_string();
+    let [dest, "via", gw] = words.as_slice() else {
+        return Err(help);
+    };
+    let via = IpAddr::from_str(gw).map_err(|_| help.clone())?;
+    let dest = if *dest == "default" {
+        None
+    } else {
+        let net = IpNet::from_str(dest).map_err(|_| help.clone())?;
+        if matches!(net, IpNet::V4(_)) != via.is_ipv4() {
+            return Err("destination and gateway must both be IPv4 or both IPv6".into());
+        }
+        Some(net.trunc())
+    };
+    Ok(RouteSpec { dest, via })
+}

@@ -1,0 +1,246 @@
+//! A scenario's `[service]` overrides applied to a typed [`Topology`], with problems located
+//! in the scenario file (caret and `help:`, like topology errors).
+use lvslab_netns::diag::{Diagnostic, Source};
+use lvslab_netns::{RealServerSpec, Topology};
+use toml::Spanned;
+
+use crate::format::{FormatError, Scenario};
+
+/// The topology with the scenario's `[service]` changes made to its first service.
+///
+/// Errors point at the scenario file: a port out of range, or a weight, threshold or
+/// `without` entry naming a node that is not a real server of the service. (An unknown
+/// scheduler, method or protocol is already refused when the scenario is parsed.)
+pub fn apply_overrides(scenario: &Scenario, mut topo: Topology) -> Result<Topology, FormatError> {
+    let src = scenario
+        .source
+        .clone()
+        .unwrap_or_else(|| Source::new("scenario", String::new()));
+    let o = &scenario.service;
+    let Some(svc) = topo.services.first_mut() else {
+        return Err(FormatError::Invalid {
+            path: src.path.clone(),
+            message: format!(
+                "[service]: topology {} has no [[services]] to change",
+                topo.path.display()
+            ),
+        });
+    };
+    let mut diags = Vec::new();
+    if let Some(k) = &o.scheduler {
+        svc.scheduler = *k.get_ref();
+    }
+    if let Some(m) = &o.method {
+        svc.method = *m.get_ref();
+    }
+    if let Some(p) = &o.protocol {
+        svc.protocol = *p.get_ref();
+    }
+    if o.persistence.is_some() {
+        svc.persistence = o.persistence;
+    }
+    if let Some(p) = port(&src, o.port.as_ref(), "service port", &mut diags) {
+        svc.port = p;
+    }
+    if let Some(p) = port(&src, o.rs_port.as_ref(), "rs_port", &mut diags) {
+        for r in &mut svc.real_servers {
+            r.port = p;
+        }
+    }
+    let names = |rss: &[RealServerSpec]| {
+        let v: Vec<&str> = rss.iter().map(|r| r.node.as_str()).collect();
+        v.join(", ")
+    };
+    for w in &o.without {
+        if !svc.real_servers.iter().any(|r| r.node == *w.get_ref()) {
+            let known = names(&svc.real_servers);
+            diags.push(not_a_server(&src, w, "without", &known));
+        }
+    }
+    svc.real_servers
+        .retain(|r| !o.without.iter().any(|w| *w.get_ref() == r.node));
+    let known = names(&svc.real_servers);
+    type Set = fn(&mut RealServerSpec, u32);
+    let per_server: [(&str, _, Set); 3] = [
+        ("weights", &o.weights, |r, v| r.weight = v),
+        ("u_thresholds", &o.u_thresholds, |r, v| r.u_threshold = v),
+        ("l_thresholds", &o.l_thresholds, |r, v| r.l_threshold = v),
+    ];
+    for (what, map, set) in per_server {
+        for (node, value) in map {
+            let Some(r) = svc
+                .real_servers
+                .iter_mut()
+                .find(|r| r.node == *node.get_ref())
+            else {
+                diags.push(not_a_server(&src, node, what, &known));
+                continue;
+            };
+            set(r, *value);
+        }
+    }
+    if diags.is_empty() {
+        return Ok(topo);
+    }
+    diags.sort_by_key(|d| (d.span.start, d.span.end));
+    Err(FormatError::Located {
+        src: Box::new(src),
+        diagnostics: diags,
+    })
+}
+
+fn port(
+    src: &Source,
+    p: Option<&Spanned<i64>>,
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<u16> {
+    let p = p?;
+    match u16::try_from(*p.get_ref()) {
+        Ok(v) if v > 0 => Some(v),
+        _ => {
+            diags.push(src.diag(
+                p.span(),
+                format!("{what} {} is out of range", p.get_ref()),
+                Some("a port is 1 to 65535".to_owned()),
+            ));
+            None
+        }
+    }
+}
+
+fn not_a_server(src: &Source, node: &Spanned<String>, what: &str, known: &str) -> Diagnostic {
+    src.diag(
+        node.span(),
+        format!(
+            "[service] {what}: {:?} is not a real server of the service (real servers: {known})",
+            node.get_ref()
+        ),
+        Some("name one of the service's real servers, or remove the entry".to_owned()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn nat() -> Topology {
+        Topology::load(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/nat-topology.toml"),
+        )
+        .unwrap()
+    }
+
+    /// The rendered error of a scenario with this body; it must start with `head` (the
+    /// location and message) and carry a help line.
+    fn error(body: &str, head: &str) -> String {
+        let e = match apply(body) {
+            Ok(_) => panic!("{body:?} applied"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.starts_with(head) && e.contains("help: "),
+            "want {head}\ngot {e}"
+        );
+        e
+    }
+
+    fn apply(body: &str) -> Result<Topology, FormatError> {
+        let text = format!("description = \"d\"\ntopology = \"nat-topology\"\n{body}");
+        let s = Scenario::parse(Path::new("s.toml"), &text)?;
+        apply_overrides(&s, nat())
+    }
+
+    #[test]
+    fn overrides_change_the_first_service() {
+        let t = apply(
+            "[service]\nscheduler = \"wlc\"\nmethod = \"dr\"\nprotocol = \"udp\"\npersistence = 60\nport = 8080\nrs_port = 9090\nweights = { rs2 = 3 }\nu_thresholds = { rs2 = 5 }\nwithout = [\"rs1\"]\n",
+        )
+        .unwrap();
+        let svc = &t.services[0];
+        assert_eq!(svc.scheduler, lvslab_netns::Scheduler::Wlc);
+        assert_eq!(svc.method, lvslab_netns::ForwardMethod::Dr);
+        assert_eq!(svc.protocol, lvslab_netns::Protocol::Udp);
+        assert_eq!((svc.persistence, svc.port), (Some(60), 8080));
+        let rs: Vec<_> = svc
+            .real_servers
+            .iter()
+            .map(|r| (r.node.as_str(), r.port, r.weight, r.u_threshold))
+            .collect();
+        assert_eq!(rs, vec![("rs2", 9090, 3, 5)]);
+    }
+
+    #[test]
+    fn every_shipped_scenario_gives_a_valid_topology() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+        let mut seen = 0;
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "toml") {
+                continue;
+            }
+            let s = Scenario::load(&p).unwrap();
+            let t = apply_overrides(&s, Topology::find(&s.topology).unwrap())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let text = t.to_toml().unwrap();
+            if let Err(e) = Topology::parse("t.toml", text) {
+                panic!("{}: {e}", p.display());
+            }
+            seen += 1;
+        }
+        assert!(seen >= 20);
+    }
+
+    #[test]
+    fn no_overrides_no_change() {
+        assert_eq!(apply("").unwrap(), nat());
+    }
+
+    #[test]
+    fn an_unknown_scheduler_is_located_with_the_known_ones() {
+        let e = error(
+            "[service]\nscheduler = \"roundrobin\"\n",
+            "s.toml:4:13: error: unknown scheduler",
+        );
+        assert!(e.contains("^^^^") && e.contains("wlc"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_method_or_protocol_is_located() {
+        error(
+            "[service]\nmethod = \"masq\"\n",
+            "s.toml:4:10: error: unknown forwarding method",
+        );
+        error(
+            "[service]\nprotocol = \"sctp\"\n",
+            "s.toml:4:12: error: unknown variant `sctp`",
+        );
+    }
+
+    #[test]
+    fn a_weight_for_a_stranger_is_located_at_its_name() {
+        let e = error(
+            "[service]\nweights = { rs1 = 2, rs9 = 1 }\n",
+            "s.toml:4:22: error: [service] weights: \"rs9\"",
+        );
+        assert!(e.contains("rs1, rs2"), "{e}");
+        error(
+            "[service]\nwithout = [\"rs3\"]\n",
+            "s.toml:4:12: error: [service] without: \"rs3\"",
+        );
+    }
+
+    #[test]
+    fn a_port_out_of_range_is_located() {
+        let e = error(
+            "[service]\nport = 70000\nrs_port = 0\n",
+            "s.toml:4:8: error: service port 70000 is out of range",
+        );
+        assert!(
+            e.contains("s.toml:5:11: error: rs_port 0 is out of range"),
+            "{e}"
+        );
+        assert!(e.contains("2 errors in s.toml"), "{e}");
+    }
+}
