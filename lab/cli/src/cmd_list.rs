@@ -13,14 +13,18 @@ pub fn run(_args: Args) -> Result<()> {
         println!("no lab is up (start one with `lvslab up nat-topology`)");
         return Ok(());
     }
-    println!("{:<20} {:>5} {:>8}  topology", "LAB", "NODES", "DAEMONS");
+    println!(
+        "{:<20} {:<9} {:>5} {:>8}  topology",
+        "LAB", "BACKEND", "NODES", "DAEMONS"
+    );
     for name in labs {
         match Lab::load(&name) {
             Ok(l) => {
                 let alive = l.state.daemons.iter().filter(|d| d.alive()).count();
                 println!(
-                    "{:<20} {:>5} {:>3}/{:<4}  {}{}",
+                    "{:<20} {:<9} {:>5} {:>3}/{:<4}  {}{}",
                     name,
+                    l.state.backend.to_string(),
                     l.state.nodes.len(),
                     alive,
                     l.state.daemons.len(),

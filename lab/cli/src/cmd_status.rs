@@ -38,6 +38,7 @@ struct View<'a> {
     lab: &'a str,
     topology: String,
     complete: bool,
+    backend: lvslab_netns::Backend,
     switch_netns: Option<&'a str>,
     nodes: Vec<NodeView<'a>>,
     services: &'a [lvslab_netns::ServiceSpec],
@@ -52,6 +53,7 @@ pub fn run(args: Args) -> Result<()> {
         lab: &st.lab,
         topology: st.topology.path.display().to_string(),
         complete: st.complete,
+        backend: st.backend,
         switch_netns: st.switch_netns.as_deref(),
         nodes: st
             .nodes
@@ -80,9 +82,10 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     println!(
-        "lab {} (topology {}){}",
+        "lab {} (topology {}, {} backend){}",
         view.lab,
         view.topology,
+        view.backend,
         if view.complete { "" } else { " -- INCOMPLETE" }
     );
     for n in &view.nodes {

@@ -15,6 +15,10 @@ pub struct Args {
     /// Lab name (default: the topology file's stem). Namespaces are called lvs-<LAB>-<node>.
     #[arg(long)]
     pub name: Option<String>,
+    /// The balancer: lvslab's userspace director, or kernel IPVS (the director owns the
+    /// VIP and forwards, as the seed's director does; needs a kernel with IPVS).
+    #[arg(long, default_value = "userspace", value_name = "userspace|ipvs")]
+    pub backend: lvslab_netns::Backend,
     /// Print nothing on success.
     #[arg(long, short)]
     pub quiet: bool,
@@ -32,6 +36,7 @@ pub fn run(args: Args) -> Result<()> {
         daemons,
         inject,
         interrupts: Some(&interrupts),
+        backend: args.backend,
     };
     match lvslab_engine::up(&name, &topo, &opts) {
         Ok(lab) => {
@@ -54,8 +59,9 @@ fn print_summary(lab: &Lab, took: std::time::Duration) {
     let st = &lab.state;
     let t = &st.topology;
     println!(
-        "lab {} is up: {} nodes, {} links, {} LANs in {:.0} ms (namespaces lvs-{}-*)",
+        "lab {} is up ({} backend): {} nodes, {} links, {} LANs in {:.0} ms (namespaces lvs-{}-*)",
         st.lab,
+        st.backend,
         st.nodes.len(),
         t.links.len(),
         t.lans.len(),

@@ -3,7 +3,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 
-use lvslab_netns::{ForwardMethod, Lab, Role, Topology};
+use lvslab_netns::{Backend, ForwardMethod, Lab, Role, Topology};
 
 use crate::Result;
 
@@ -69,10 +69,10 @@ pub fn directors_with_services(topo: &Topology) -> Vec<String> {
 }
 
 /// The daemons lab `lab` of `topo` runs, in start order: `serve` on every real server
-/// (unless `serve = false`), the userspace director on every director node with services,
-/// and the IPIP decapsulator on every real server of a TUN service (this host's kernel has
-/// no ipip module).
-pub fn daemon_plan(lab: &str, topo: &Topology) -> Vec<DaemonSpec> {
+/// (unless `serve = false`), the userspace director on every director node with services
+/// (none with kernel IPVS: the kernel is the director), and the IPIP decapsulator on every
+/// real server of a TUN service (this host's kernel has no ipip module).
+pub fn daemon_plan(lab: &str, topo: &Topology, backend: Backend) -> Vec<DaemonSpec> {
     let mut plan = Vec::new();
     for n in topo
         .nodes
@@ -85,7 +85,11 @@ pub fn daemon_plan(lab: &str, topo: &Topology) -> Vec<DaemonSpec> {
             args: strings(&["serve", "--lab", lab, "--node", &n.name]),
         });
     }
-    for node in directors_with_services(topo) {
+    let userspace = backend == Backend::Userspace;
+    for node in directors_with_services(topo)
+        .into_iter()
+        .filter(|_| userspace)
+    {
         plan.push(DaemonSpec {
             name: format!("director-{node}"),
             args: strings(&["director", "--lab", lab, "--node", &node]),
@@ -128,7 +132,7 @@ fn strings(a: &[&str]) -> Vec<String> {
 
 /// Start every daemon of [`daemon_plan`], each waited for until it reports ready.
 pub(crate) fn start(lab: &mut Lab, cfg: &DaemonConfig) -> Result<()> {
-    for d in daemon_plan(lab.name(), &lab.state.topology) {
+    for d in daemon_plan(lab.name(), &lab.state.topology, lab.state.backend) {
         lab.spawn_daemon(&d.node, &d.name, cfg.command(&d.args), true)?;
     }
     Ok(())
@@ -151,7 +155,7 @@ mod tests {
 
     #[test]
     fn nat_runs_serve_on_each_real_server_then_the_director() {
-        let plan = daemon_plan("x", &topo("nat-topology"));
+        let plan = daemon_plan("x", &topo("nat-topology"), Backend::Userspace);
         assert_eq!(
             names(&plan),
             ["serve-rs1", "serve-rs2", "director-director"]
@@ -164,9 +168,31 @@ mod tests {
     }
 
     #[test]
+    fn the_kernel_backend_runs_no_userspace_director() {
+        let plan = daemon_plan("x", &topo("nat-topology"), Backend::Ipvs);
+        assert_eq!(names(&plan), ["serve-rs1", "serve-rs2"]);
+        let plan = daemon_plan("x", &topo("tun-topology"), Backend::Ipvs);
+        assert!(plan.iter().all(|d| !d.name.starts_with("director-")));
+        assert!(plan.iter().any(|d| d.name.starts_with("tunnel-")));
+    }
+
+    #[test]
+    fn the_director_is_the_named_one_or_the_only_one() {
+        let t = topo("nat-topology");
+        assert_eq!(crate::pick_director(&t, None).unwrap(), "director");
+        let e = crate::pick_director(&t, Some("router"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("router") && e.contains("directors: director"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn tun_adds_a_decapsulator_per_real_server_with_its_vips() {
         let t = topo("tun-topology");
-        let plan = daemon_plan("x", &t);
+        let plan = daemon_plan("x", &t, Backend::Userspace);
         let tunnels: Vec<&DaemonSpec> = plan
             .iter()
             .filter(|d| d.name.starts_with("tunnel-"))

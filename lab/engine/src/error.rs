@@ -64,6 +64,49 @@ pub enum EngineError {
     /// Several labs are up and none was named.
     #[error("{} labs are up ({}); say which one\n  help: pass --lab NAME", .0.len(), .0.join(", "))]
     SeveralLabsUp(Vec<String>),
+    /// A named node directs no service.
+    #[error("node {node} directs no service in topology {topology}; directors: {}", .directors.join(", "))]
+    NotADirector {
+        /// The node named.
+        node: String,
+        /// The topology.
+        topology: String,
+        /// The nodes that do.
+        directors: Vec<String>,
+    },
+    /// The topology has no service, so no director.
+    #[error("topology {0} has no [[services]], so there is no director")]
+    NoDirector(String),
+    /// Several directors and none named.
+    #[error("topology {topology} has several directors ({}); pick one with --node", .directors.join(", "))]
+    SeveralDirectors {
+        /// The topology.
+        topology: String,
+        /// Its directors.
+        directors: Vec<String>,
+    },
+    /// An ipvsadm line that does not parse.
+    #[error("`ipvsadm {line}`: {message}")]
+    Ipvsadm {
+        /// The line.
+        line: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The userspace director refused or did not answer.
+    #[error(transparent)]
+    Control(#[from] lvslab_director::control::ControlError),
+    /// Kernel IPVS refused, or is missing.
+    #[error(transparent)]
+    Kernel(#[from] lvslab_ipvs_nl::Error),
+    /// Configuring kernel IPVS during `up` failed; the lab was taken down again.
+    #[error("configuring kernel IPVS in lab {lab} failed; the lab was removed: {cause}")]
+    KernelSetup {
+        /// The lab.
+        lab: String,
+        /// Why.
+        cause: Box<EngineError>,
+    },
 }
 
 /// Result alias for this crate.

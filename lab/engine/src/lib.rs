@@ -6,19 +6,23 @@
 //! The CLI and the scenario runner both call this crate; neither runs `lvslab up`/`down`
 //! as a subprocess.
 
+mod backend;
 mod daemons;
 mod error;
 mod interrupts;
 mod lifecycle;
 mod resolve;
+mod services;
 mod view;
 
+pub use backend::{balancer, pick_director, Balancer, Kernel, Userspace};
 pub use daemons::{daemon_plan, directors_with_services, DaemonConfig, DaemonSpec};
 pub use error::{EngineError, Result};
 pub use interrupts::DeferredInterrupts;
 pub use lifecycle::{down, down_all, up, Injection, LabGuard, UpOptions, INJECT_ENV};
 pub use resolve::{resolve_lab, resolve_lab_among};
+pub use services::{director_lines, service_lines};
 pub use view::{capture_targets, role_map};
 
 pub use lvslab_netns::state::list_labs;
-pub use lvslab_netns::{Lab, Topology};
+pub use lvslab_netns::{Backend, Lab, Topology};

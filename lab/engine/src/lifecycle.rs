@@ -1,11 +1,11 @@
 //! Up and down: build a lab, start its daemons, undo everything when a step fails.
 use std::ops::Deref;
 
-use lvslab_netns::{build, state, BuildOptions, BuildStep, Lab, Topology};
+use lvslab_netns::{build, state, Backend, BuildOptions, BuildStep, Lab, Topology};
 use nix::sys::signal::Signal;
 
 use crate::daemons::{self, DaemonConfig};
-use crate::{DeferredInterrupts, EngineError, Result};
+use crate::{Balancer, DeferredInterrupts, EngineError, Kernel, Result};
 
 /// Environment variable that makes `lvslab up` fail on purpose after a step (namespaces,
 /// links, addresses, daemons) or be interrupted (`interrupt`), so rollback can be tested.
@@ -59,6 +59,8 @@ pub struct UpOptions<'a> {
     /// Interrupts the caller holds back while the lab is built; one that arrived makes
     /// [`up`] take the lab down and return [`EngineError::Interrupted`].
     pub interrupts: Option<&'a DeferredInterrupts>,
+    /// The balancer the directors run.
+    pub backend: Backend,
 }
 
 impl UpOptions<'_> {
@@ -68,6 +70,7 @@ impl UpOptions<'_> {
             daemons,
             inject: None,
             interrupts: None,
+            backend: Backend::Userspace,
         }
     }
 }
@@ -87,6 +90,7 @@ pub fn up(name: &str, topo: &Topology, opts: &UpOptions) -> Result<Lab> {
             Some(Injection::AfterBuild(step)) => Some(step),
             _ => None,
         },
+        backend: opts.backend,
     };
     let lab = build(name, topo, &build_opts).map_err(|cause| EngineError::Build {
         lab: name.to_owned(),
@@ -94,6 +98,15 @@ pub fn up(name: &str, topo: &Topology, opts: &UpOptions) -> Result<Lab> {
     })?;
     // From here on the guard takes the lab down on every early return, and on a panic.
     let mut guard = LabGuard::new(lab);
+    if opts.backend == Backend::Ipvs {
+        if let Err(e) = configure_kernel(guard.lab()) {
+            drop(guard);
+            return Err(EngineError::KernelSetup {
+                lab: name.to_owned(),
+                cause: Box::new(e),
+            });
+        }
+    }
     let started = daemons::start(guard.lab_mut(), &opts.daemons).and_then(|()| match opts.inject {
         Some(Injection::AfterDaemons) => Err(EngineError::Injected("daemons")),
         // Ctrl-C arriving while the lab is half built; held back until `pending` below.
@@ -120,6 +133,19 @@ pub fn up(name: &str, topo: &Topology, opts: &UpOptions) -> Result<Lab> {
         });
     }
     Ok(guard.into_lab())
+}
+
+/// Kernel IPVS of every director with services gets that director's services, from the
+/// same ipvsadm lines the userspace director would be started with.
+fn configure_kernel(lab: &Lab) -> Result<()> {
+    let topo = &lab.state.topology;
+    for node in crate::directors_with_services(topo) {
+        let kernel = Kernel::new(lab.netns_of(&node)?);
+        for line in crate::director_lines(topo, &node) {
+            kernel.ipvsadm(&line)?;
+        }
+    }
+    Ok(())
 }
 
 /// Stop lab `name`'s daemons by pid and delete exactly what `up` recorded. Returns the

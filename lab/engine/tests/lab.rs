@@ -233,3 +233,65 @@ fn interrupt_injection_without_held_back_interrupts_is_refused() {
     let err = up("never", &topology("nat-topology"), &opts).expect_err("refused");
     assert!(matches!(err, EngineError::InjectionNeedsInterrupts));
 }
+
+/// The kernel backend, on whatever kernel runs the test: where there is no IPVS (this
+/// project's CI host) `up` says so plainly and leaves nothing behind; where there is (the
+/// VM, a stock distribution kernel) the director owns the VIP, forwards, runs no userspace
+/// director, and kernel IPVS holds exactly the topology's service.
+#[test]
+fn the_kernel_backend_is_set_up_like_the_seeds_director_or_refused_cleanly() {
+    require_root();
+    let name = unique("kernel");
+    let _c = Cleanup(name.clone());
+    let exe = fake_daemon(&name, READY_THEN_WAIT);
+    let opts = UpOptions {
+        backend: lvslab_engine::Backend::Ipvs,
+        ..UpOptions::new(DaemonConfig::new(&exe))
+    };
+    let has_ipvs = Path::new("/proc/net/ip_vs").exists();
+    match up(&name, &topology("nat-topology"), &opts) {
+        Err(EngineError::KernelSetup { cause, .. }) if !has_ipvs => {
+            assert!(
+                matches!(*cause, EngineError::Kernel(lvslab_ipvs_nl::Error::NoIpvs)),
+                "{cause}"
+            );
+            assert_gone(&name);
+        }
+        Ok(lab) if has_ipvs => {
+            assert_eq!(lab.state.backend, lvslab_engine::Backend::Ipvs);
+            let names: Vec<&str> = lab.state.daemons.iter().map(|d| d.name.as_str()).collect();
+            assert_eq!(names, ["serve-rs1", "serve-rs2"], "no userspace director");
+            let director = lab.node("director").expect("director");
+            let vip: std::net::IpAddr = "192.168.1.250".parse().expect("vip");
+            assert!(
+                director
+                    .interfaces
+                    .iter()
+                    .any(|i| i.name == "eth1" && i.addresses.iter().any(|a| a.addr() == vip)),
+                "the VIP belongs on the director's LAN interface: {:?}",
+                director.interfaces
+            );
+            let forward = netns::run_in(&director.netns, || {
+                std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+            })
+            .expect("enter")
+            .expect("read");
+            assert_eq!(forward.trim(), "1");
+            let stats = lvslab_engine::balancer(&lab, None)
+                .expect("balancer")
+                .stats()
+                .expect("stats");
+            assert_eq!(stats.services.len(), 1, "{stats:?}");
+            let s = &stats.services[0];
+            assert_eq!(s.service, "TCP  192.168.1.250:80");
+            assert_eq!(s.scheduler, "rr");
+            let rips: Vec<String> = s.dests.iter().map(|d| d.addr.to_string()).collect();
+            // The kernel lists the newest real server first.
+            assert_eq!(rips, ["192.168.1.203:80", "192.168.1.201:80"]);
+            assert!(s.dests.iter().all(|d| d.forward == "Masq"));
+            down(&name).expect("down");
+            assert_gone(&name);
+        }
+        other => panic!("kernel IPVS present: {has_ipvs}; up gave {other:?}"),
+    }
+}

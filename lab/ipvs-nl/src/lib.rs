@@ -21,7 +21,7 @@ pub use table::{DestEntry, Info, KernelIpvs, ServiceEntry, SyncDaemon, SyncState
 pub enum Error {
     /// The kernel has no IPVS (the `ip_vs` module is not loaded, or not built).
     #[error(
-        "this kernel has no IPVS (no \"IPVS\" generic netlink family)\n  help: load it with `modprobe ip_vs`, or use lvslab's VM (`--backend ipvs` starts one where the host has none)"
+        "this kernel has no IPVS (no \"IPVS\" generic netlink family)\n  help: load it with `modprobe ip_vs` where the kernel has the module; otherwise use `--backend userspace`, or run lvslab on a kernel with IPVS"
     )]
     NoIpvs,
     /// A socket call failed.

@@ -27,6 +27,7 @@ use crate::netns;
 use crate::nl::{Nl, Req, CHANGE, CREATE};
 use crate::state::{self, check_lab_name, IfaceInfo, Lab, LabState, Mac, NodeInfo, Peer};
 use crate::topology::{ForwardMethod, Role, Topology};
+use crate::Backend;
 
 /// Where a build can be made to fail on purpose (for rollback tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,9 @@ impl std::str::FromStr for BuildStep {
 pub struct BuildOptions {
     /// Fail right after this step (tests rollback).
     pub fail_after: Option<BuildStep>,
+    /// The balancer the lab's directors run; with kernel IPVS a director owns its VIPs and
+    /// forwards, as a real LVS director does.
+    pub backend: Backend,
 }
 
 /// Per-namespace handles opened inside it.
@@ -98,7 +102,7 @@ pub fn build(lab: &str, topo: &Topology, opts: &BuildOptions) -> Result<Lab> {
             "lab {lab:?} is already up\n  help: `lvslab down {lab}` first, or pick another name with --name"
         )));
     }
-    let mut lab_state = plan(lab, topo);
+    let mut lab_state = plan(lab, topo, opts.backend);
     let mut l = Lab {
         state: lab_state.clone(),
     };
@@ -126,7 +130,7 @@ fn mac(a: u8, b: u8, c: u8) -> Mac {
 }
 
 /// Decide names, ifindexes and MACs (pure).
-fn plan(lab: &str, topo: &Topology) -> LabState {
+fn plan(lab: &str, topo: &Topology, backend: Backend) -> LabState {
     let switch = (!topo.lans.is_empty()).then(|| state::switch_netns_name(lab));
     let mut nodes = Vec::new();
     for (ni, n) in topo.nodes.iter().enumerate() {
@@ -174,7 +178,7 @@ fn plan(lab: &str, topo: &Topology) -> LabState {
                 }),
             });
         }
-        let lo_addresses = if n.role == Role::Realserver {
+        let mut lo_addresses: Vec<IpNet> = if n.role == Role::Realserver {
             topo.vips_on_lo(&n.name)
                 .into_iter()
                 .map(IpNet::from)
@@ -182,6 +186,28 @@ fn plan(lab: &str, topo: &Topology) -> LabState {
         } else {
             Vec::new()
         };
+        if backend == Backend::Ipvs && n.role == Role::Director {
+            // Kernel IPVS takes packets for a VIP the director owns: on the interface whose
+            // subnet holds it (so the director answers ARP for it there, as the seed's
+            // director does), else on lo.
+            for vip in topo
+                .services
+                .iter()
+                .filter(|s| s.director == n.name)
+                .map(|s| s.vip)
+            {
+                let host = IpNet::from(vip);
+                let owner = interfaces
+                    .iter_mut()
+                    .find(|i| i.addresses.iter().any(|a| a.contains(&vip)));
+                match owner {
+                    Some(i) if !i.addresses.contains(&host) => i.addresses.push(host),
+                    Some(_) => {}
+                    None if !lo_addresses.contains(&host) => lo_addresses.push(host),
+                    None => {}
+                }
+            }
+        }
         nodes.push(NodeInfo {
             name: n.name.clone(),
             role: n.role,
@@ -227,6 +253,7 @@ fn plan(lab: &str, topo: &Topology) -> LabState {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
         complete: false,
+        backend,
     }
 }
 
@@ -241,13 +268,17 @@ fn fail_if(opts: &BuildOptions, step: BuildStep) -> Result<()> {
 }
 
 /// Base sysctls for a namespace, applied before any interface exists so `default` covers them.
-fn base_sysctls(role: Option<Role>, ipv6: bool, dr_rs: bool) -> Vec<(&'static str, &'static str)> {
+fn base_sysctls(
+    role: Option<Role>,
+    ipv6: bool,
+    dr_rs: bool,
+    kernel_director: bool,
+) -> Vec<(&'static str, &'static str)> {
+    // Routers forward; so does a kernel-IPVS director (NAT replies reach IPVS in FORWARD).
+    let forwards = role == Some(Role::Router) || kernel_director;
     let mut v = vec![
         // IPv4 devconf is copied from the host's namespace; pin what the lab relies on.
-        (
-            "net.ipv4.ip_forward",
-            if role == Some(Role::Router) { "1" } else { "0" },
-        ),
+        ("net.ipv4.ip_forward", if forwards { "1" } else { "0" }),
         // Asymmetric DR/TUN paths must not be dropped by reverse-path filtering.
         ("net.ipv4.conf.all.rp_filter", "0"),
         ("net.ipv4.conf.default.rp_filter", "0"),
@@ -379,7 +410,7 @@ fn route(r: &crate::topology::RouteSpec) -> RouteNetlinkMessage {
 
 fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<()> {
     // Phase 1: namespaces.
-    let specs: Vec<(String, Option<Role>, bool, bool)> = st
+    let specs: Vec<(String, Option<Role>, bool, bool, bool)> = st
         .nodes
         .iter()
         .map(|n| {
@@ -390,21 +421,22 @@ fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<
                     matches!(s.method, ForwardMethod::Dr | ForwardMethod::Tun)
                         && s.real_servers.iter().any(|r| r.node == n.name)
                 });
-            (n.netns.clone(), Some(n.role), ipv6, dr_rs)
+            let kernel_director = st.backend == Backend::Ipvs && n.role == Role::Director;
+            (n.netns.clone(), Some(n.role), ipv6, dr_rs, kernel_director)
         })
         .chain(
             st.switch_netns
                 .iter()
-                .map(|s| (s.clone(), None, false, false)),
+                .map(|s| (s.clone(), None, false, false, false)),
         )
         .collect();
     let results: Vec<Result<NsHandle>> = std::thread::scope(|s| {
         let hs: Vec<_> = specs
             .iter()
-            .map(|(name, role, ipv6, dr_rs)| {
+            .map(|(name, role, ipv6, dr_rs, kernel_director)| {
                 s.spawn(move || {
                     netns::create_with(name, || {
-                        for (k, v) in base_sysctls(*role, *ipv6, *dr_rs) {
+                        for (k, v) in base_sysctls(*role, *ipv6, *dr_rs, *kernel_director) {
                             netns::set_sysctl(k, v)?;
                         }
                         if role.is_none() {

@@ -1,8 +1,10 @@
 //! lvslab-netns: topology model and validation, the namespace builder, lab state and cleanup.
+pub mod backend;
 pub mod diag;
 pub mod label;
 pub mod topology;
 
+pub use backend::Backend;
 pub use label::{AddrRole, Label};
 pub use topology::{
     Endpoint, ForwardMethod, IfaceSpec, LanSpec, LinkSpec, NodeSpec, Protocol, RealServerSpec,

@@ -141,6 +141,10 @@ pub struct LabState {
     pub created_unix_ms: u64,
     /// False while `up` is still building.
     pub complete: bool,
+    /// The balancer behind its director (state files from before backends read as
+    /// userspace).
+    #[serde(default)]
+    pub backend: crate::Backend,
 }
 
 /// A lab that is (being) up: its state plus where it lives.

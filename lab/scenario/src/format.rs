@@ -44,36 +44,8 @@ pub enum FormatError {
     },
 }
 
-/// Which balancer forwards the virtual service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// lvslab's own userspace director (`lvslab director`).
-    #[default]
-    Userspace,
-    /// Kernel IPVS.
-    Ipvs,
-}
-
-impl std::str::FromStr for Backend {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "userspace" => Ok(Backend::Userspace),
-            "ipvs" => Ok(Backend::Ipvs),
-            other => Err(format!("unknown backend {other:?}: use userspace or ipvs")),
-        }
-    }
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Backend::Userspace => "userspace",
-            Backend::Ipvs => "ipvs",
-        })
-    }
-}
+/// Which balancer forwards the virtual service: the lab's own notion of it.
+pub use lvslab_netns::Backend;
 
 /// A scenario: a lab, a virtual service, traffic and events, and what must come out.
 #[derive(Debug, Clone, Deserialize)]

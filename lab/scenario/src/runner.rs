@@ -2,15 +2,17 @@
 //! steps, then the path compared with its snapshot and the expectations checked. It always
 //! takes its lab down, also when a step fails or the runner panics.
 
-use crate::format::{payload_bytes, Backend, Scenario, Step};
+use crate::format::{payload_bytes, Scenario, Step};
 use crate::snapshot::{self, Outcome};
 use crate::{settle, traffic};
 use lvslab_capture::normalize::PathReport;
 use lvslab_capture::{analyze, LiveCapture, NormalizeOptions};
-use lvslab_director::control::{edit_weight_line, socket_path, ControlClient, ControlError};
+use lvslab_director::control::{edit_weight_line, ControlError};
 use lvslab_director::control::{Protocol, Stats};
-use lvslab_engine::{capture_targets, role_map, DaemonConfig, LabGuard, UpOptions};
-use lvslab_netns::{Lab, Role, ServiceSpec, Topology};
+use lvslab_engine::{
+    capture_targets, role_map, Balancer, DaemonConfig, EngineError, LabGuard, UpOptions,
+};
+use lvslab_netns::{Backend, Lab, Role, ServiceSpec, Topology};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpStream};
@@ -139,17 +141,12 @@ fn run_inner(
 ) -> Result<(), RunError> {
     let scenario = Scenario::load(path)?;
     let backend = cfg.backend.unwrap_or(scenario.backend);
-    if backend != Backend::Userspace {
-        return Err(RunError::Lab(format!(
-            "backend {backend} is not available on this host yet; run with --backend userspace"
-        )));
-    }
     let topo_file = write_topology(path, &scenario, lab)?;
     let topo = Topology::load(&topo_file);
     let _ = std::fs::remove_file(&topo_file);
     let topo = topo.map_err(|e| RunError::Lab(e.to_string()))?;
     // Takes the lab down however this function ends, panics included.
-    let _guard = lab_up(cfg, &topo, lab)?;
+    let _guard = lab_up(cfg, &topo, lab, backend)?;
     let lab_state = Lab::load(lab).map_err(|e| RunError::Lab(e.to_string()))?;
     let service = lab_state
         .state
@@ -289,9 +286,18 @@ fn locate_topology(scenario_path: &Path, topology: &str) -> Result<PathBuf, RunE
     })
 }
 
-fn lab_up(cfg: &RunnerConfig, topo: &Topology, lab: &str) -> Result<LabGuard, RunError> {
+fn lab_up(
+    cfg: &RunnerConfig,
+    topo: &Topology,
+    lab: &str,
+    backend: Backend,
+) -> Result<LabGuard, RunError> {
     let daemons = DaemonConfig::new(&cfg.lvslab).env(BREAK_ENV, cfg.break_director.as_deref());
-    Ok(LabGuard::up(lab, topo, &UpOptions::new(daemons))?)
+    let opts = UpOptions {
+        backend,
+        ..UpOptions::new(daemons)
+    };
+    Ok(LabGuard::up(lab, topo, &opts)?)
 }
 
 /// Requests sent and failed.
@@ -518,16 +524,15 @@ fn director_conn_state(
     service: &ServiceSpec,
     client: SocketAddr,
 ) -> Result<Option<String>, String> {
-    director_client(lab, service)
+    director(lab, service)?
         .conn_of(client)
         .map(|row| row.map(|r| r.state))
-        .map_err(|e| e.to_string())
+        .map_err(|e| with_causes(&e))
 }
 
-/// The control client of the service's director.
-fn director_client(lab: &Lab, service: &ServiceSpec) -> ControlClient {
-    ControlClient::new(socket_path(&lab.run_dir(), &service.director))
-        .with_timeout(Duration::from_secs(2))
+/// The balancer of the service's director, whichever backend the lab runs.
+fn director(lab: &Lab, service: &ServiceSpec) -> Result<Box<dyn Balancer>, String> {
+    lvslab_engine::balancer(lab, Some(&service.director)).map_err(|e| with_causes(&e))
 }
 
 /// An error with its causes, for a step's one-line message.
@@ -542,14 +547,12 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 fn director_ipvsadm(lab: &Lab, service: &ServiceSpec, line: &str) -> Result<(), String> {
-    director_client(lab, service)
-        .ipvsadm(line)
-        .map_err(|e| match e {
-            ControlError::Refused(message) => {
-                format!("director refused `ipvsadm {line}`: {message}")
-            }
-            other => with_causes(&other),
-        })
+    director(lab, service)?.ipvsadm(line).map_err(|e| match e {
+        EngineError::Control(ControlError::Refused(message)) => {
+            format!("director refused `ipvsadm {line}`: {message}")
+        }
+        other => with_causes(&other),
+    })
 }
 
 /// Director counters per real-server node (`conns`, `inpkts`, ..., `active`, `inactive`).
@@ -557,7 +560,7 @@ fn director_stats(
     lab: &Lab,
     service: &ServiceSpec,
 ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, String> {
-    let Stats { services, .. } = director_client(lab, service)
+    let Stats { services, .. } = director(lab, service)?
         .stats()
         .map_err(|e| with_causes(&e))?;
     let mut out = BTreeMap::new();

@@ -2,7 +2,6 @@
 //! director, written with ipvsadm's own flags and carried to it as an ipvsadm line.
 
 use anyhow::{Context, Result};
-use lvslab_director::ControlClient;
 
 /// What to do with a virtual service or real server.
 #[derive(clap::Subcommand, Debug)]
@@ -74,9 +73,8 @@ fn send(action: &Action, real: bool) -> Result<()> {
     };
     // Parse here too, so a typo is reported before anything is sent.
     lvslab_core::ipvsadm::parse(&line).with_context(|| format!("`ipvsadm {line}`"))?;
-    let lab = lvslab_engine::resolve_lab(target.lab.as_deref())?;
-    let socket = crate::director::labinfo::control_socket(&lab, target.node.as_deref())?;
-    ControlClient::new(socket).ipvsadm(&line)?;
+    crate::director::cmd_stats::balancer(target.lab.as_deref(), target.node.as_deref())?
+        .ipvsadm(&line)?;
     println!("applied: ipvsadm {line}");
     Ok(())
 }

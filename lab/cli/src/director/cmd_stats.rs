@@ -1,8 +1,9 @@
 //! `lvslab stats` and `lvslab conns`: ipvsadm -Ln --stats / --rate and ipvsadm -Lnc for a
-//! running userspace director.
+//! lab's director, whichever backend it runs.
 
 use anyhow::Result;
-use lvslab_director::control::{ConnRow, ControlClient, Counters, Response, ServiceStats};
+use lvslab_director::control::{ConnRow, Counters, Response, ServiceStats};
+use lvslab_engine::Balancer;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -48,11 +49,17 @@ pub struct ListArgs {
     pub json: bool,
 }
 
+/// The balancer of `node` (or the only director) in `lab` (or the only lab that is up).
+pub fn balancer(lab: Option<&str>, node: Option<&str>) -> Result<Box<dyn Balancer>> {
+    let lab = lvslab_engine::Lab::load(&lvslab_engine::resolve_lab(lab)?)?;
+    Ok(lvslab_engine::balancer(&lab, node)?)
+}
+
 /// Run `lvslab service list`: the table as `ipvsadm -Ln` shows it.
 pub fn run_list(args: &ListArgs) -> Result<()> {
-    let lab = lvslab_engine::resolve_lab(args.lab.name())?;
-    let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
-    let services = ControlClient::new(socket).stats()?.services;
+    let services = balancer(args.lab.name(), args.node.as_deref())?
+        .stats()?
+        .services;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&services)?);
     } else {
@@ -86,9 +93,7 @@ pub fn render_list(services: &[ServiceStats]) -> String {
 
 /// Run `lvslab stats`.
 pub fn run_stats(args: StatsArgs) -> Result<()> {
-    let lab = lvslab_engine::resolve_lab(args.lab.name())?;
-    let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
-    let client = ControlClient::new(socket);
+    let client = balancer(args.lab.name(), args.node.as_deref())?;
     if !args.rate {
         let stats = client.stats()?;
         if args.json {
@@ -114,9 +119,7 @@ pub fn run_stats(args: StatsArgs) -> Result<()> {
 
 /// Run `lvslab conns`.
 pub fn run_conns(args: ConnsArgs) -> Result<()> {
-    let lab = lvslab_engine::resolve_lab(args.lab.name())?;
-    let socket = crate::director::labinfo::control_socket(&lab, args.node.as_deref())?;
-    let conns = ControlClient::new(socket).conns()?;
+    let conns = balancer(args.lab.name(), args.node.as_deref())?.conns()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&conns)?);
     } else {

@@ -1,0 +1,86 @@
+//! A lab's virtual services as ipvsadm command lines: what the userspace director is
+//! started with and what kernel IPVS is configured with, so both backends read one source.
+
+use lvslab_netns::{ForwardMethod, Protocol, ServiceSpec, Topology};
+use std::net::SocketAddr;
+
+/// ipvsadm's protocol flag.
+fn proto_flag(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "-t",
+        Protocol::Udp => "-u",
+    }
+}
+
+/// ipvsadm's forwarding flag.
+fn method_flag(m: ForwardMethod) -> &'static str {
+    match m {
+        ForwardMethod::Nat => "-m",
+        ForwardMethod::Dr => "-g",
+        ForwardMethod::Tun => "-i",
+    }
+}
+
+/// The `ipvsadm -A` and `-a` lines that build service `s`.
+pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
+    let key = format!(
+        "{} {}",
+        proto_flag(s.protocol),
+        SocketAddr::new(s.vip, s.port)
+    );
+    let mut head = format!("-A {key} -s {}", s.scheduler);
+    if let Some(p) = s.persistence {
+        head.push_str(&format!(" -p {p}"));
+    }
+    let mut lines = vec![head];
+    for r in &s.real_servers {
+        let mut l = format!(
+            "-a {key} -r {} {} -w {}",
+            SocketAddr::new(r.address, r.port),
+            method_flag(s.method),
+            r.weight
+        );
+        if r.u_threshold > 0 {
+            l.push_str(&format!(" -x {}", r.u_threshold));
+        }
+        if r.l_threshold > 0 {
+            l.push_str(&format!(" -y {}", r.l_threshold));
+        }
+        lines.push(l);
+    }
+    lines
+}
+
+/// Every line of the services director `node` runs, in file order.
+pub fn director_lines(topo: &Topology, node: &str) -> Vec<String> {
+    topo.services
+        .iter()
+        .filter(|s| s.director == node)
+        .flat_map(service_lines)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_nat_service_as_ipvsadm_lines() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../topologies/nat-topology.toml");
+        let t = Topology::load(&p).expect("shipped topology");
+        assert_eq!(
+            director_lines(&t, "director"),
+            [
+                "-A -t 192.168.1.250:80 -s rr",
+                "-a -t 192.168.1.250:80 -r 192.168.1.201:80 -m -w 1",
+                "-a -t 192.168.1.250:80 -r 192.168.1.203:80 -m -w 1",
+            ]
+        );
+        assert!(director_lines(&t, "router").is_empty());
+        // Each line is one the ipvsadm parser (both backends' input) takes.
+        for l in director_lines(&t, "director") {
+            lvslab_core::ipvsadm::parse(&l).expect(&l);
+        }
+    }
+}
