@@ -5,7 +5,7 @@
 //! [`ControlClient`] is the one client; [`answer`] is the director's side.
 
 use lvslab_core::director::{Director, DirectorStats};
-use lvslab_core::{ipvsadm, Ipvs, ServiceKey};
+use lvslab_core::{ipvsadm, DestConfig, Ipvs, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -93,6 +93,40 @@ pub struct DestStats {
     pub inactive: u64,
     /// Counters.
     pub counters: Counters,
+}
+
+impl ServiceStats {
+    /// The row of a service: its configuration, counters and real servers, from either
+    /// backend.
+    pub fn new(
+        config: &ServiceConfig,
+        counters: Counters,
+        dests: impl IntoIterator<Item = DestStats>,
+    ) -> Self {
+        ServiceStats {
+            // ServiceKey's Display is ipvsadm -Ln's: `TCP  192.168.1.250:80`, `FWM  1`.
+            service: config.key.to_string(),
+            scheduler: config.scheduler.to_string(),
+            persistent: config.persistence.map(|p| p.timeout.as_secs()),
+            counters,
+            dests: dests.into_iter().collect(),
+        }
+    }
+}
+
+impl DestStats {
+    /// The row of a real server, from either backend.
+    pub fn new(config: &DestConfig, active: u64, inactive: u64, counters: Counters) -> Self {
+        DestStats {
+            addr: config.addr,
+            // Display gives ipvsadm's Forward column names (Masq, Route, Tunnel).
+            forward: config.method.to_string(),
+            weight: config.weight,
+            active,
+            inactive,
+            counters,
+        }
+    }
 }
 
 /// One connection as `ipvsadm -Lnc` shows it.
@@ -348,41 +382,22 @@ fn director_counters(s: &DirectorStats) -> BTreeMap<String, u64> {
     .collect()
 }
 
-/// `TCP  192.168.1.250:80` as ipvsadm -Ln prints a service.
-fn service_name(key: &ServiceKey) -> String {
-    match key {
-        ServiceKey::Addr {
-            protocol,
-            vip,
-            port,
-        } => {
-            format!("{protocol}  {}", SocketAddr::new(vip.0, *port))
-        }
-        ServiceKey::FwMark(m) => format!("FWM  {m}"),
-    }
-}
-
 fn service_stats(ipvs: &Ipvs) -> Vec<ServiceStats> {
     ipvs.services()
         .iter()
-        .map(|s| ServiceStats {
-            service: service_name(&s.config.key),
-            scheduler: s.config.scheduler.to_string(),
-            persistent: s.config.persistence.as_ref().map(|p| p.timeout.as_secs()),
-            counters: s.stats,
-            dests: s
-                .dests
-                .iter()
-                .map(|d| DestStats {
-                    addr: d.config.addr,
-                    // Display gives ipvsadm's Forward column names (Masq, Route, Tunnel).
-                    forward: d.config.method.to_string(),
-                    weight: d.config.weight,
-                    active: u64::from(d.active),
-                    inactive: u64::from(d.inactive),
-                    counters: d.stats,
-                })
-                .collect(),
+        .map(|s| {
+            ServiceStats::new(
+                &s.config,
+                s.stats,
+                s.dests.iter().map(|d| {
+                    DestStats::new(
+                        &d.config,
+                        u64::from(d.active),
+                        u64::from(d.inactive),
+                        d.stats,
+                    )
+                }),
+            )
         })
         .collect()
 }

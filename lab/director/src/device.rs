@@ -75,34 +75,41 @@ pub trait Device {
     }
 }
 
-impl<D: Device + ?Sized> Device for Box<D> {
-    fn iface_count(&self) -> usize {
-        (**self).iface_count()
-    }
-    fn iface_name(&self, iface: usize) -> &str {
-        (**self).iface_name(iface)
-    }
-    fn recv(
-        &mut self,
-        now: Duration,
-        iface: usize,
-        rx: &mut dyn FnMut(&[u8]),
-    ) -> Result<bool, Error> {
-        (**self).recv(now, iface, rx)
-    }
-    fn send(&mut self, now: Duration, iface: usize, frames: &[Vec<u8>]) -> SendReport {
-        (**self).send(now, iface, frames)
-    }
-    fn wait(&mut self, timeout: Duration, extra: &[RawFd]) -> Result<Readiness, Error> {
-        (**self).wait(timeout, extra)
-    }
-    fn poll_at(&self) -> Option<Duration> {
-        (**self).poll_at()
-    }
-    fn flush(&mut self, now: Duration) -> SendReport {
-        (**self).flush(now)
-    }
+/// A device behind a box or a `&mut` is the device itself.
+macro_rules! forward_device {
+    ($($ty:ty),*) => {$(
+        impl<D: Device + ?Sized> Device for $ty {
+            fn iface_count(&self) -> usize {
+                (**self).iface_count()
+            }
+            fn iface_name(&self, iface: usize) -> &str {
+                (**self).iface_name(iface)
+            }
+            fn recv(
+                &mut self,
+                now: Duration,
+                iface: usize,
+                rx: &mut dyn FnMut(&[u8]),
+            ) -> Result<bool, Error> {
+                (**self).recv(now, iface, rx)
+            }
+            fn send(&mut self, now: Duration, iface: usize, frames: &[Vec<u8>]) -> SendReport {
+                (**self).send(now, iface, frames)
+            }
+            fn wait(&mut self, timeout: Duration, extra: &[RawFd]) -> Result<Readiness, Error> {
+                (**self).wait(timeout, extra)
+            }
+            fn poll_at(&self) -> Option<Duration> {
+                (**self).poll_at()
+            }
+            fn flush(&mut self, now: Duration) -> SendReport {
+                (**self).flush(now)
+            }
+        }
+    )*};
 }
+
+forward_device!(Box<D>, &mut D);
 
 /// The loop's notion of time: a `Duration` since an arbitrary epoch, as the core takes it.
 pub trait Clock {
@@ -124,34 +131,5 @@ impl MonotonicClock {
 impl Clock for MonotonicClock {
     fn now(&self) -> Duration {
         self.0.elapsed()
-    }
-}
-
-impl<D: Device + ?Sized> Device for &mut D {
-    fn iface_count(&self) -> usize {
-        (**self).iface_count()
-    }
-    fn iface_name(&self, iface: usize) -> &str {
-        (**self).iface_name(iface)
-    }
-    fn recv(
-        &mut self,
-        now: Duration,
-        iface: usize,
-        rx: &mut dyn FnMut(&[u8]),
-    ) -> Result<bool, Error> {
-        (**self).recv(now, iface, rx)
-    }
-    fn send(&mut self, now: Duration, iface: usize, frames: &[Vec<u8>]) -> SendReport {
-        (**self).send(now, iface, frames)
-    }
-    fn wait(&mut self, timeout: Duration, extra: &[RawFd]) -> Result<Readiness, Error> {
-        (**self).wait(timeout, extra)
-    }
-    fn poll_at(&self) -> Option<Duration> {
-        (**self).poll_at()
-    }
-    fn flush(&mut self, now: Duration) -> SendReport {
-        (**self).flush(now)
     }
 }

@@ -167,23 +167,16 @@ impl Balancer for Kernel {
 }
 
 fn service_stats(s: &ServiceEntry) -> ServiceStats {
-    ServiceStats {
-        // ServiceKey's Display is ipvsadm -Ln's, as in the userspace director's rows.
-        service: s.config.key.to_string(),
-        scheduler: s.config.scheduler.to_string(),
-        persistent: s.config.persistence.map(|p| p.timeout.as_secs()),
-        counters: s.stats,
-        dests: s
-            .dests
-            .iter()
-            .map(|d| DestStats {
-                addr: d.config.addr,
-                forward: d.config.method.to_string(),
-                weight: d.config.weight,
-                active: u64::from(d.active),
-                inactive: u64::from(d.inactive),
-                counters: d.stats,
-            })
-            .collect(),
-    }
+    ServiceStats::new(
+        &s.config,
+        s.stats,
+        s.dests.iter().map(|d| {
+            DestStats::new(
+                &d.config,
+                u64::from(d.active),
+                u64::from(d.inactive),
+                d.stats,
+            )
+        }),
+    )
 }
