@@ -55,6 +55,8 @@ enum Command {
     Stats(director::cmd_stats::StatsArgs),
     /// The connection table, like `ipvsadm -Lnc`.
     Conns(director::cmd_stats::ConnsArgs),
+    /// Why the live director picked each real server (`on`, `off`, `show`).
+    Explain(director::cmd_stats::ExplainArgs),
 }
 
 fn main() {
@@ -81,6 +83,7 @@ fn main() {
         Command::Real(a) => director::cmd_ctl::run_real(a),
         Command::Stats(a) => director::cmd_stats::run_stats(a),
         Command::Conns(a) => director::cmd_stats::run_conns(a),
+        Command::Explain(a) => director::cmd_stats::run_explain(a),
     };
     if let Err(e) = res {
         // Topology errors already carry `file:line:col: error:`.
@@ -109,6 +112,7 @@ impl Command {
                 | Command::Simulate(_)
                 | Command::Stats(_)
                 | Command::Conns(_)
+                | Command::Explain(_)
         )
     }
 }

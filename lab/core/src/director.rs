@@ -152,6 +152,21 @@ pub struct Director {
     pending: HashMap<(IfaceId, Ipv4Addr), Pending>,
     ip_id: u16,
     stats: DirectorStats,
+    picks: std::collections::VecDeque<Pick>,
+}
+
+/// How many explained picks a director keeps (the newest).
+pub const PICKS_KEPT: usize = 256;
+
+/// Why the scheduler sent a new connection where it did, kept while explaining is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    /// The client's address and port.
+    pub client: SocketAddr,
+    /// The virtual service address it asked for.
+    pub vip: SocketAddr,
+    /// The scheduler's reasoning, as `lvslab simulate --explain` prints it.
+    pub explain: crate::PickExplain,
 }
 
 impl Director {
@@ -183,6 +198,7 @@ impl Director {
             pending: HashMap::new(),
             ip_id: 1,
             stats: DirectorStats::default(),
+            picks: std::collections::VecDeque::new(),
         };
         d.refresh_vips();
         Ok(d)
@@ -206,6 +222,20 @@ impl Director {
     /// Packet-path counters.
     pub fn stats(&self) -> &DirectorStats {
         &self.stats
+    }
+
+    /// Start or stop keeping the scheduler's reasoning for each new connection (it costs a
+    /// candidate list per new connection, so it is off unless asked for).
+    pub fn set_explain(&mut self, on: bool) {
+        self.ipvs.set_explain(on);
+        if !on {
+            self.picks.clear();
+        }
+    }
+
+    /// The newest explained picks, oldest first (at most [`PICKS_KEPT`]).
+    pub fn picks(&self) -> impl Iterator<Item = &Pick> {
+        self.picks.iter()
     }
 
     /// Change the table (an ipvsadm command); the VIPs the director answers ARP for follow.
@@ -392,7 +422,17 @@ impl Director {
             len: meta.total_len as u32,
         };
         match self.ipvs.packet_in(now, &pkt) {
-            InVerdict::Forward(f) => {
+            InVerdict::Forward(mut f) => {
+                if let Some(explain) = f.pick.take() {
+                    if self.picks.len() == PICKS_KEPT {
+                        self.picks.pop_front();
+                    }
+                    self.picks.push_back(Pick {
+                        client: pkt.src,
+                        vip: f.vip,
+                        explain,
+                    });
+                }
                 if let Some(dest) = v4(f.dest) {
                     self.forward(now, frame, meta, f.method, dest, f.dest.port(), None, tx);
                 }

@@ -4,7 +4,7 @@
 //! and go through `lvslab_core::ipvsadm::parse`, exactly like a saved ipvsadm rule set.
 //! [`ControlClient`] is the one client; [`answer`] is the director's side.
 
-use lvslab_core::director::{Director, DirectorStats};
+use lvslab_core::director::{Director, DirectorStats, Pick};
 use lvslab_core::{ipvsadm, DestConfig, Ipvs, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,6 +27,13 @@ pub enum Request {
     Stats,
     /// The connection table.
     Conns,
+    /// Start or stop keeping the scheduler's reasoning for each new connection.
+    Explain {
+        /// On or off.
+        on: bool,
+    },
+    /// The explained picks kept so far (newest last).
+    Picks,
 }
 
 /// The director's answer.
@@ -46,6 +53,11 @@ pub enum Response {
     Conns {
         /// One entry per connection.
         conns: Vec<ConnRow>,
+    },
+    /// Answer to [`Request::Picks`].
+    Picks {
+        /// One entry per new connection scheduled while explaining was on.
+        picks: Vec<PickRow>,
     },
 }
 
@@ -125,6 +137,37 @@ impl DestStats {
             active,
             inactive,
             counters,
+        }
+    }
+}
+
+/// Why the scheduler sent one new connection where it did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PickRow {
+    /// The client's address and port.
+    pub client: SocketAddr,
+    /// The virtual service address.
+    pub vip: SocketAddr,
+    /// The scheduler.
+    pub scheduler: String,
+    /// The real server picked (None: none was available).
+    pub chosen: Option<SocketAddr>,
+    /// The step that decided (a comparison, a hash bucket, a cursor position).
+    pub decision: String,
+    /// The whole explanation, every candidate's load included, as `simulate --explain`
+    /// prints it.
+    pub text: String,
+}
+
+impl From<&Pick> for PickRow {
+    fn from(p: &Pick) -> Self {
+        PickRow {
+            client: p.client,
+            vip: p.vip,
+            scheduler: p.explain.scheduler.to_string(),
+            chosen: p.explain.chosen,
+            decision: p.explain.decision.clone(),
+            text: p.explain.to_string(),
         }
     }
 }
@@ -284,6 +327,22 @@ impl ControlClient {
         }
     }
 
+    /// Start or stop explaining picks.
+    pub fn explain(&self, on: bool) -> Result<(), ControlError> {
+        match self.call_ok(&Request::Explain { on })? {
+            Response::Ok => Ok(()),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// The explained picks kept so far.
+    pub fn picks(&self) -> Result<Vec<PickRow>, ControlError> {
+        match self.call_ok(&Request::Picks)? {
+            Response::Picks { picks } => Ok(picks),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
     /// The connection (not a persistence template) of the client at `client`, if the
     /// director has one; for a step that must wait until the director has seen a state.
     pub fn conn_of(&self, client: SocketAddr) -> Result<Option<ConnRow>, ControlError> {
@@ -357,6 +416,13 @@ pub fn answer(req: Request, director: &mut Director, now: Duration) -> Response 
         }),
         Request::Conns => Response::Conns {
             conns: conn_rows(director.ipvs(), now),
+        },
+        Request::Explain { on } => {
+            director.set_explain(on);
+            Response::Ok
+        }
+        Request::Picks => Response::Picks {
+            picks: director.picks().map(PickRow::from).collect(),
         },
     }
 }

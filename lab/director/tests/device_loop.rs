@@ -390,3 +390,53 @@ fn the_control_socket_speaks_the_typed_protocol() {
         Err(ControlError::Connect { .. })
     ));
 }
+
+#[test]
+fn explained_picks_are_kept_only_while_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lvslab_director::control::socket_path(dir.path(), "director");
+    let (ifaces, routes) = host();
+    let mut director = build_director(&lines("nat"), ifaces, routes, Duration::ZERO).unwrap();
+    let input = read_pcapng("nat.in.pcapng");
+    let syn = &input[1];
+    let server = ControlServer::bind(&path).unwrap();
+    let clock = SimClock::new();
+    let mut ask =
+        |director: &mut lvslab_core::director::Director,
+         f: fn(&ControlClient) -> Vec<lvslab_director::control::PickRow>| {
+            let p = path.clone();
+            let t = std::thread::spawn(move || f(&ControlClient::new(p)));
+            while !t.is_finished() {
+                server.accept_all(director, clock.now());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            t.join().unwrap()
+        };
+    // Off by default: a new connection leaves no reasoning behind.
+    director.handle_frame(syn.at, lvslab_core::director::IfaceId(syn.iface), &syn.data);
+    assert!(ask(&mut director, |c| c.picks().unwrap()).is_empty());
+    // On: the next new connection's pick is kept, with its candidates.
+    ask(&mut director, |c| {
+        c.explain(true).unwrap();
+        Vec::new()
+    });
+    let mut second = syn.data.clone();
+    // Another client port (bytes 34..36 of an Ethernet+IPv4 frame), checksum left alone:
+    // the director does not verify TCP checksums, it rewrites them incrementally.
+    second[34..36].copy_from_slice(&40001u16.to_be_bytes());
+    director.handle_frame(syn.at, lvslab_core::director::IfaceId(syn.iface), &second);
+    let picks = ask(&mut director, |c| c.picks().unwrap());
+    assert_eq!(picks.len(), 1, "{picks:?}");
+    let p = &picks[0];
+    assert_eq!(p.client, "198.51.100.10:40001".parse().unwrap());
+    assert_eq!(p.vip, "192.168.1.250:80".parse().unwrap());
+    assert_eq!(p.scheduler, "rr");
+    assert!(p.chosen.is_some());
+    assert!(p.text.contains("<- picked"), "{}", p.text);
+    // Off again: forgotten.
+    let after = ask(&mut director, |c| {
+        c.explain(false).unwrap();
+        c.picks().unwrap()
+    });
+    assert!(after.is_empty());
+}

@@ -8,7 +8,7 @@
 use crate::{directors_with_services, EngineError, Result};
 use lvslab_core::ipvsadm;
 use lvslab_director::control::{
-    socket_path, ConnRow, ControlClient, DestStats, ServiceStats, Stats,
+    socket_path, ConnRow, ControlClient, DestStats, PickRow, ServiceStats, Stats,
 };
 use lvslab_ipvs_nl::{KernelIpvs, ServiceEntry};
 use lvslab_netns::{Backend, Lab, Topology};
@@ -25,6 +25,10 @@ pub trait Balancer {
     fn stats(&self) -> Result<Stats>;
     /// The connection table, as `ipvsadm -Lnc` shows it.
     fn conns(&self) -> Result<Vec<ConnRow>>;
+    /// Start or stop keeping the scheduler's reasoning for each new connection.
+    fn explain(&self, on: bool) -> Result<()>;
+    /// The reasoning kept for the newest new connections, oldest first.
+    fn picks(&self) -> Result<Vec<PickRow>>;
     /// The connection (not a persistence template) of the client at `client`, if any; for
     /// a step that must wait until the director has seen a state.
     fn conn_of(&self, client: SocketAddr) -> Result<Option<ConnRow>> {
@@ -97,6 +101,14 @@ impl Balancer for Userspace {
     fn conns(&self) -> Result<Vec<ConnRow>> {
         Ok(self.client.conns()?)
     }
+
+    fn explain(&self, on: bool) -> Result<()> {
+        Ok(self.client.explain(on)?)
+    }
+
+    fn picks(&self) -> Result<Vec<PickRow>> {
+        Ok(self.client.picks()?)
+    }
 }
 
 /// Kernel IPVS in a director's namespace.
@@ -128,6 +140,14 @@ impl Kernel {
 impl Balancer for Kernel {
     fn backend(&self) -> Backend {
         Backend::Ipvs
+    }
+
+    fn explain(&self, _on: bool) -> Result<()> {
+        Err(EngineError::KernelCannotExplain)
+    }
+
+    fn picks(&self) -> Result<Vec<PickRow>> {
+        Err(EngineError::KernelCannotExplain)
     }
 
     fn ipvsadm(&self, line: &str) -> Result<()> {

@@ -99,6 +99,9 @@ pub enum EngineError {
     /// Kernel IPVS refused, or is missing.
     #[error(transparent)]
     Kernel(#[from] lvslab_ipvs_nl::Error),
+    /// Kernel IPVS keeps no record of why it picked a server.
+    #[error("kernel IPVS does not say why it picked a server\n  help: `lvslab simulate --explain` shows the same scheduler's reasoning for the same steps; the userspace backend explains live picks")]
+    KernelCannotExplain,
     /// Configuring kernel IPVS during `up` failed; the lab was taken down again.
     #[error("configuring kernel IPVS in lab {lab} failed; the lab was removed: {cause}")]
     KernelSetup {

@@ -299,3 +299,58 @@ mod tests {
         assert_eq!(r[1].rates.inbytes, 40000);
     }
 }
+
+/// What `lvslab explain` does.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExplainAction {
+    /// Start keeping the scheduler's reasoning for each new connection.
+    On,
+    /// Stop, and forget what was kept.
+    Off,
+    /// Print what was kept, oldest first.
+    Show,
+}
+
+/// Arguments of `lvslab explain`.
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// on, off or show.
+    pub action: ExplainAction,
+    /// The lab (default: the only lab that is up).
+    #[arg(long)]
+    pub lab: Option<String>,
+    /// The director node, when the lab has several.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// JSON instead of text (with show).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `lvslab explain on|off|show`: why the live director picked each server.
+pub fn run_explain(args: ExplainArgs) -> Result<()> {
+    let b = balancer(args.lab.as_deref(), args.node.as_deref())?;
+    match args.action {
+        ExplainAction::On => {
+            b.explain(true)?;
+            println!("explaining picks: each new connection's reasoning is kept (the newest 256); `lvslab explain show` prints them");
+        }
+        ExplainAction::Off => {
+            b.explain(false)?;
+            println!("explaining picks: off");
+        }
+        ExplainAction::Show => {
+            let picks = b.picks()?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&picks)?);
+            } else if picks.is_empty() {
+                println!("no picks kept (turn explaining on with `lvslab explain on`, then send traffic)");
+            } else {
+                for p in picks {
+                    println!("{} -> {}: {}", p.client, p.vip, p.text.trim_end());
+                }
+            }
+        }
+    }
+    Ok(())
+}
