@@ -401,17 +401,16 @@ fn explained_picks_are_kept_only_while_asked_for() {
     let syn = &input[1];
     let server = ControlServer::bind(&path).unwrap();
     let clock = SimClock::new();
-    let mut ask =
-        |director: &mut lvslab_core::director::Director,
-         f: fn(&ControlClient) -> Vec<lvslab_director::control::PickRow>| {
-            let p = path.clone();
-            let t = std::thread::spawn(move || f(&ControlClient::new(p)));
-            while !t.is_finished() {
-                server.accept_all(director, clock.now());
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            t.join().unwrap()
-        };
+    let ask = |director: &mut lvslab_core::director::Director,
+               f: fn(&ControlClient) -> Vec<lvslab_director::control::PickRow>| {
+        let p = path.clone();
+        let t = std::thread::spawn(move || f(&ControlClient::new(p)));
+        while !t.is_finished() {
+            server.accept_all(director, clock.now());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        t.join().unwrap()
+    };
     // Off by default: a new connection leaves no reasoning behind.
     director.handle_frame(syn.at, lvslab_core::director::IfaceId(syn.iface), &syn.data);
     assert!(ask(&mut director, |c| c.picks().unwrap()).is_empty());
