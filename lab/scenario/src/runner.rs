@@ -212,9 +212,15 @@ fn run_inner(
     let report = analyze(&caps, &roles, opts);
     check_expectations(&scenario, &lab_state, &report, tally, counters, result);
     if scenario.expect.snapshot {
-        let snap = snapshot::snap_path(&cfg.snapshots_dir, &result.name);
+        let (snap, pending) = snapshot::paths_for(&cfg.snapshots_dir, &result.name, backend);
         let source = format!("scenarios/{}.toml", result.name);
-        let outcome = snapshot::check(&snap, &source, &scenario.description, &report.text)?;
+        let outcome = snapshot::check_against(
+            &snap,
+            &pending,
+            &source,
+            &scenario.description,
+            &report.text,
+        )?;
         match &outcome {
             Outcome::Same => {}
             Outcome::New { pending } => result.failures.push(format!(

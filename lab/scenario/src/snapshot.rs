@@ -1,6 +1,7 @@
 //! Path snapshots in insta's `.snap` format, stored in `scenarios/snapshots/`, so
 //! `cargo insta review` can show and accept a changed path.
 
+use lvslab_netns::Backend;
 use std::path::{Path, PathBuf};
 
 /// What comparing a path with its snapshot found.
@@ -97,7 +98,44 @@ pub fn check(
     description: &str,
     text: &str,
 ) -> Result<Outcome, SnapshotError> {
-    let pending = path.with_extension("snap.new");
+    check_against(
+        path,
+        &path.with_extension("snap.new"),
+        source,
+        description,
+        text,
+    )
+}
+
+/// The snapshot a run on `backend` is held to, and where a changed path is offered: the
+/// shared `<name>.snap` unless the backends legitimately differ there, in which case
+/// `<name>@<backend>.snap` sits beside it (docs/scenarios.md says why). A changed path on a
+/// backend other than userspace is always offered as `<name>@<backend>.snap.new`, so
+/// accepting it never overwrites the shared snapshot.
+pub fn paths_for(dir: &Path, name: &str, backend: Backend) -> (PathBuf, PathBuf) {
+    let shared = snap_path(dir, name);
+    if backend == Backend::Userspace {
+        let pending = shared.with_extension("snap.new");
+        return (shared, pending);
+    }
+    let own = snap_path(dir, &format!("{name}@{backend}"));
+    let pending = own.with_extension("snap.new");
+    if own.exists() {
+        (own, pending)
+    } else {
+        (shared, pending)
+    }
+}
+
+/// Like [`check`], with the pending file named apart from the snapshot compared with.
+pub fn check_against(
+    path: &Path,
+    pending: &Path,
+    source: &str,
+    description: &str,
+    text: &str,
+) -> Result<Outcome, SnapshotError> {
+    let pending = pending.to_owned();
     let old = read(path)?;
     let new_text = text.trim_end();
     if let Some(old) = &old {
@@ -169,5 +207,35 @@ mod tests {
         // Matching again clears the stale pending file.
         assert_eq!(check(&p, "s", "d", text).unwrap(), Outcome::Same);
         assert!(!p.with_extension("snap.new").exists());
+    }
+
+    #[test]
+    fn a_backend_is_held_to_the_shared_snapshot_until_it_has_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = snap_path(dir.path(), "nat-rr");
+        let text = "## 1: TCP a -> b\n\nclient:eth0 out x\n";
+        std::fs::write(&shared, render("s", "d", text)).unwrap();
+        let (snap, pending) = paths_for(dir.path(), "nat-rr", Backend::Ipvs);
+        assert_eq!(snap, shared);
+        assert_eq!(pending, dir.path().join("nat-rr@ipvs.snap.new"));
+        // The same path passes against the shared snapshot.
+        assert_eq!(
+            check_against(&snap, &pending, "s", "d", text).unwrap(),
+            Outcome::Same
+        );
+        // A different one is offered as the backend's own, the shared one untouched.
+        let kernel = "## 1: TCP a -> b\n\nclient:eth0 out z\n";
+        let out = check_against(&snap, &pending, "s", "d", kernel).unwrap();
+        assert!(matches!(out, Outcome::Changed { .. }), "{out:?}");
+        assert!(pending.exists());
+        assert_eq!(read(&shared).unwrap().unwrap().trim_end(), text.trim_end());
+        // Accepted, it is what that backend is held to from then on.
+        std::fs::rename(&pending, dir.path().join("nat-rr@ipvs.snap")).unwrap();
+        let (snap, _) = paths_for(dir.path(), "nat-rr", Backend::Ipvs);
+        assert_eq!(snap, dir.path().join("nat-rr@ipvs.snap"));
+        assert_eq!(
+            paths_for(dir.path(), "nat-rr", Backend::Userspace).0,
+            shared
+        );
     }
 }
