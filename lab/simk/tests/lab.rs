@@ -84,3 +84,37 @@ fn without_kernel_ipvs_the_error_says_where_the_kernel_backend_runs() {
         "{msg}"
     );
 }
+
+#[test]
+fn mark_rules_load_into_the_directors_nftables() {
+    root();
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("nft is not installed: the kernel backend would stop at a `mark N` step");
+        return;
+    }
+    let p = plan(
+        &parse_script(
+            "ipvsadm -A -f 1 -s dh\nipvsadm -a -f 1 -r 192.168.1.201 -g\nconn 192.0.2.10:40001 > 198.51.100.7:80 mark 1\n",
+        )
+        .expect("parses"),
+    )
+    .expect("plans");
+    let l = SimLab::up(&p).expect("lab up");
+    assert_eq!(l.marks_ready, Ok(()));
+    let mut cmd = lvslab_netns::netns::command_in(&l.director_ns, {
+        let mut c = std::process::Command::new("nft");
+        c.args(["list", "table", "ip", "lvslab_simk"]);
+        c
+    })
+    .expect("command in the director");
+    let out = cmd.output().expect("nft list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("tcp sport 40001 tcp dport 80 meta mark set 0x00000001"),
+        "{text}"
+    );
+}
