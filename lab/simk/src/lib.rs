@@ -216,6 +216,11 @@ pub fn run_kernel(
     on_report: &mut dyn FnMut(&StepReport) -> ControlFlow<()>,
 ) -> Result<KernelRun, Error> {
     check_host()?;
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err(Error::Lab(
+            "the kernel backend builds network namespaces: run it as root".into(),
+        ));
+    }
     let plan = plan::plan(lines)?;
     let lab = SimLab::up(&plan)?;
     let mut ipvs = lab.in_director(KernelIpvs::open)??;
