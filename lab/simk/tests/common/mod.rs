@@ -32,7 +32,11 @@ pub fn kernel_ipvs_here(test: &str) -> bool {
 pub fn scripts() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut v = Vec::new();
-    for dir in ["examples/simulate", "lab/core/tests/kernel-examples"] {
+    for dir in [
+        "examples/simulate",
+        "lab/core/tests/kernel-examples",
+        "lab/simk/tests/scripts",
+    ] {
         for e in std::fs::read_dir(root.join(dir))
             .expect("examples dir")
             .flatten()
