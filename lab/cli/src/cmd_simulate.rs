@@ -48,6 +48,8 @@ pub struct SimulateArgs {
     #[arg(default_value = "-")]
     pub file: String,
     /// One JSON object per connection step: {"line": N, "event": "conn", "server": "ADDR"|null}.
+    /// With --compare each also names its "backend" (both, core, kernel), and a last object
+    /// holds the "summary".
     #[arg(long)]
     pub json: bool,
     /// Explain each pick: candidates, loads and the deciding comparison (the core's view).
@@ -84,7 +86,11 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     lvslab_simk::check_host()?;
     let p = lvslab_simk::plan(&lines).with_context(|| format!("in {name}"))?;
     for c in &p.converted {
-        eprintln!("note: {c}");
+        if args.compare {
+            eprintln!("note: {c} (--compare runs the core with NAT there too, so both sides see the same method)");
+        } else {
+            eprintln!("note: {c}");
+        }
     }
     let interrupts = DeferredInterrupts::block()?;
     let pending = || interrupts.pending().is_some();
