@@ -14,6 +14,12 @@
 //!   lblc/lblcr cache sweep (every 30 min) on both backends alike.
 //! - `mark N` needs `nft` in the director namespace; without it the run stops there.
 //! - a scheduler the kernel lacks (twos before Linux 6.2) is [`Error::NoScheduler`].
+//!
+//! Where it runs: on whatever kernel the calling process sees ([`check_host`] says whether
+//! it has IPVS). On a host without IPVS the caller runs `lvslab simulate --backend ipvs
+//! --here FILE` inside lvslab's VM, which lands here; [`run_kernel`] is the whole boundary,
+//! and its `--json` lines carry the line numbers a caller on the host needs to rebuild the
+//! reports from the script it already parsed.
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::ops::ControlFlow;
@@ -421,14 +427,14 @@ pub struct Difference {
 }
 
 fn pick(s: Option<SocketAddr>) -> String {
-    s.map_or("refused".to_string(), |s| s.to_string())
+    s.map_or("refused it".to_string(), |s| format!("picked {s}"))
 }
 
 impl std::fmt::Display for Difference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "line {}: {} {} > {}: the core picked {}, the kernel {}",
+            "line {}: {} {} > {}: the core {}, the kernel {}",
             self.kernel.line,
             self.kernel.event,
             self.kernel.client,
@@ -501,4 +507,46 @@ pub fn compare(
         difference,
         outcome: run.outcome,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lvslab_core::sim::parse_script;
+
+    #[test]
+    fn running_dr_and_tun_as_nat_changes_no_pick_of_the_shipped_examples() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/simulate");
+        for e in std::fs::read_dir(&dir).expect("examples").flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "sim") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let as_written = Sim::new(IpvsConfig::default())
+                .run_script(&text)
+                .expect("runs");
+            let as_nat = run_core(&parse_script(&text).expect("parses"), IpvsConfig::default())
+                .expect("runs as NAT");
+            assert_eq!(as_written, as_nat, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn a_difference_names_the_line_the_step_and_both_picks() {
+        let l = parse_script("conn 192.0.2.1:1 > 10.0.0.1:80\n").expect("parses");
+        let mut core = run_core(&l, IpvsConfig::default()).expect("runs");
+        let kernel = StepReport {
+            server: Some("10.0.2.1:80".parse().expect("addr")),
+            ..core[0].clone()
+        };
+        let d = Difference {
+            core: core.remove(0),
+            kernel,
+        };
+        assert_eq!(
+            d.to_string(),
+            "line 1: conn 192.0.2.1:1 > 10.0.0.1:80: the core refused it, the kernel picked 10.0.2.1:80"
+        );
+    }
 }
