@@ -55,6 +55,12 @@ pub fn tcp_open(lab: &SimLab, flow: &Flow, timeout: Duration) -> Result<Option<T
     match connect(fd.as_raw_fd(), &vip) {
         Ok(()) => {}
         Err(Errno::ECONNREFUSED) => return Ok(None),
+        Err(Errno::EADDRNOTAVAIL) => {
+            return Err(Error::Step(format!(
+                "{} > {} again: the client's socket from the earlier conn on this 4-tuple is still in TIME_WAIT (60 s) and real TCP cannot reuse it yet; give this step a fresh client port",
+                flow.client, flow.vip
+            )))
+        }
         Err(Errno::EINPROGRESS | Errno::EAGAIN | Errno::ETIMEDOUT) => {
             return Err(Error::Step(format!(
                 "{} > {}: no answer to the SYN within {timeout:?}",
