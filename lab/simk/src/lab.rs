@@ -133,8 +133,7 @@ fn nft(director_ns: &str, rules: &str) -> Result<(), String> {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let cmd = netns::command_in(director_ns, cmd).map_err(|e| e.to_string())?;
-    let mut cmd = cmd;
+    let mut cmd = netns::command_in(director_ns, cmd).map_err(|e| e.to_string())?;
     let mut child = cmd.spawn().map_err(|e| {
         if e.kind() == ErrorKind::NotFound {
             "`nft` is not installed (Debian: apt-get install nftables)".to_string()
@@ -151,13 +150,19 @@ fn nft(director_ns: &str, rules: &str) -> Result<(), String> {
     let out = child
         .wait_with_output()
         .map_err(|e| format!("waiting for nft: {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         Ok(())
+    } else if err.contains("Protocol not supported") {
+        Err(format!(
+            "this kernel has no nf_tables (nft: {}); lvslab's VM needs the nfnetlink and nf_tables modules in its initramfs for `mark N`",
+            err.trim()
+        ))
     } else {
         Err(format!(
             "nft refused the mark rules ({}): {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            err.trim()
         ))
     }
 }
