@@ -33,15 +33,16 @@ pub enum SimBackend {
 /// script: DR (-g) and TUN (-i) real servers run as NAT (-m), said on stderr (the pick does
 /// not depend on the method); time is real, so a `sleep` longer than --max-sleep stops the
 /// run (exit status 2) and says why (TIME_WAIT's 120 s and the lblc/lblcr cache sweep have no
-/// knob in Linux 6.1); `mark N` needs `nft`; a scheduler the kernel lacks (twos is not in
-/// Linux 6.1) is an error naming it and the kernel. Needs root and a kernel with IPVS; on a
-/// host without it, run it inside lvslab's VM: `lvslab vm run -- lvslab simulate --backend
-/// ipvs --here FILE`.
+/// knob in Linux 6.1); `mark N` is an nftables rule per flow (`nft`), or where the kernel has
+/// no nf_tables, a client socket on the director with SO_MARK N (said on stderr); a scheduler
+/// the kernel lacks (twos is not in Linux 6.1) is an error naming it and the kernel. Needs
+/// root and a kernel with IPVS; on a host without it, run it inside lvslab's VM: `lvslab vm
+/// run -- lvslab simulate --backend ipvs --here FILE`.
 ///
 /// `--compare` runs the script on both and prints each step with `both:` when the picks
 /// agree; at the first step where they differ it prints the core's and the kernel's pick
 /// (`core:` / `kernel:`) and exits 1, naming the line. Exit status 2: the kernel run stopped
-/// early (a long sleep, marks without nft), the rest is printed with `core:` only.
+/// early (a long sleep, marks that cannot be set), the rest is printed with `core:` only.
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
     /// Script file, or `-` for standard input.
@@ -175,6 +176,9 @@ fn run_kernel(
     if let Some(e) = write_err {
         return Err(e);
     }
+    for n in &run.notes {
+        eprintln!("note: {n}");
+    }
     Ok(run.outcome)
 }
 
@@ -203,6 +207,9 @@ fn run_compare(
     })?;
     if let Some(e) = write_err {
         return Err(e);
+    }
+    for n in &cmp.notes {
+        eprintln!("note: {n}");
     }
     let release = lvslab_simk::kernel_release();
     if let Some(d) = &cmp.difference {

@@ -15,7 +15,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
-use crate::lab::SimLab;
+use crate::lab::{MarkMode, SimLab};
 use crate::Error;
 
 const REQUEST: &[u8] = b"lvslab-simk request\n";
@@ -27,8 +27,11 @@ fn sockaddr(a: SocketAddr) -> Result<SockaddrIn, Error> {
     }
 }
 
-fn fresh(kind: SockType, flow: &Flow, timeout: Duration) -> Result<OwnedFd, Errno> {
+fn fresh(kind: SockType, flow: &Flow, timeout: Duration, mark: bool) -> Result<OwnedFd, Errno> {
     let fd = socket(AddressFamily::Inet, kind, SockFlag::SOCK_CLOEXEC, None)?;
+    if mark {
+        setsockopt(&fd, sockopt::Mark, &flow.fwmark)?;
+    }
     // A script may reuse a client port whose last conn is still in TIME_WAIT here.
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     let tv = TimeVal::new(
@@ -45,13 +48,28 @@ fn fresh(kind: SockType, flow: &Flow, timeout: Duration) -> Result<OwnedFd, Errn
     Ok(fd)
 }
 
+/// The flow's client socket: in the client namespace, or for a marked flow without
+/// nf_tables, on the director with SO_MARK ([`MarkMode::LocalClient`]).
+fn client_socket(
+    lab: &SimLab,
+    kind: SockType,
+    flow: &Flow,
+    timeout: Duration,
+) -> Result<OwnedFd, Error> {
+    let local = flow.fwmark != 0 && lab.marks == MarkMode::LocalClient;
+    let made = if local {
+        lab.in_director(|| fresh(kind, flow, timeout, true))?
+    } else {
+        lab.in_client(|| fresh(kind, flow, timeout, false))?
+    };
+    made.map_err(|e| Error::Step(format!("client socket {}: {e}", flow.client)))
+}
+
 /// A TCP connection from the flow's client to its VIP: Some(stream) once the answer came
 /// back, None when the director refused it (no server available).
 pub fn tcp_open(lab: &SimLab, flow: &Flow, timeout: Duration) -> Result<Option<TcpStream>, Error> {
     let vip = sockaddr(flow.vip)?;
-    let fd = lab
-        .in_client(|| fresh(SockType::Stream, flow, timeout))?
-        .map_err(|e| Error::Step(format!("client socket {}: {e}", flow.client)))?;
+    let fd = client_socket(lab, SockType::Stream, flow, timeout)?;
     match connect(fd.as_raw_fd(), &vip) {
         Ok(()) => {}
         Err(Errno::ECONNREFUSED) => return Ok(None),
@@ -142,9 +160,7 @@ pub fn udp_exchange(
     datagrams: usize,
 ) -> Result<Option<String>, Error> {
     let vip = sockaddr(flow.vip)?;
-    let fd = lab
-        .in_client(|| fresh(SockType::Datagram, flow, timeout))?
-        .map_err(|e| Error::Step(format!("client socket {}: {e}", flow.client)))?;
+    let fd = client_socket(lab, SockType::Datagram, flow, timeout)?;
     connect(fd.as_raw_fd(), &vip)
         .map_err(|e| Error::Step(format!("connect UDP {} > {}: {e}", flow.client, flow.vip)))?;
     let u = UdpSocket::from(fd);

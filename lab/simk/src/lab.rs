@@ -35,8 +35,34 @@ pub struct SimLab {
     pub client_ns: String,
     /// The director namespace's name.
     pub director_ns: String,
-    /// Whether `mark N` flows are marked (nft ran in the director).
-    pub marks_ready: Result<(), String>,
+    /// How `mark N` flows get their mark.
+    pub marks: MarkMode,
+}
+
+/// How the packets of `mark N` flows get their mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkMode {
+    /// The script has no marked flow.
+    NotNeeded,
+    /// An nftables rule per flow in the director's prerouting (`meta mark set N`).
+    Nft,
+    /// No nf_tables in this kernel: marked flows start on the director itself from a socket
+    /// with SO_MARK N, and IPVS schedules them as local clients (at LOCAL_OUT).
+    LocalClient,
+    /// Marked flows cannot run; why, in words for the user.
+    Unavailable(String),
+}
+
+/// Whether this kernel has nfnetlink (nft's only way in); a socket made and closed at once.
+pub fn kernel_has_nfnetlink() -> bool {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockProtocol, SockType};
+    socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkNetFilter,
+    )
+    .is_ok()
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -54,7 +80,18 @@ impl SimLab {
     /// Build the lab and start every listener.
     pub fn up(plan: &Plan) -> Result<SimLab, Error> {
         let name = lab_name();
-        let topo = plan.topology(&name);
+        let mut marks = if plan.marks.is_empty() {
+            MarkMode::NotNeeded
+        } else if kernel_has_nfnetlink() {
+            MarkMode::Nft
+        } else if let Some(a) = plan.local_marks_clash() {
+            MarkMode::Unavailable(format!(
+                "this kernel has no nf_tables, and marked flows can only start on the director itself, which cannot hold {a}: it also has unmarked flows (give those another client address)"
+            ))
+        } else {
+            MarkMode::LocalClient
+        };
+        let topo = plan.topology_with(&name, marks == MarkMode::LocalClient);
         let lab = lvslab_netns::build(&name, &topo, &BuildOptions::default())
             .map_err(|e| Error::Lab(format!("building the throw-away lab {name}: {e}")))?;
         let ns = |node: &str| lvslab_netns::state::netns_name(&name, node);
@@ -64,7 +101,7 @@ impl SimLab {
             lab: Some(lab),
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
-            marks_ready: Ok(()),
+            marks: MarkMode::NotNeeded,
         };
         for s in &plan.servers {
             let rs_ns = ns(&s.node);
@@ -87,9 +124,14 @@ impl SimLab {
                     .push(std::thread::spawn(move || udp_server(u, addr, stop)));
             }
         }
-        if let Some(rules) = plan.nft_ruleset() {
-            me.marks_ready = nft(&me.director_ns, &rules);
+        if marks == MarkMode::Nft {
+            if let Some(rules) = plan.nft_ruleset() {
+                if let Err(why) = nft(&me.director_ns, &rules) {
+                    marks = MarkMode::Unavailable(why);
+                }
+            }
         }
+        me.marks = marks;
         Ok(me)
     }
 

@@ -12,7 +12,8 @@
 //! - time is real: a `sleep` longer than [`KernelOptions::max_sleep`] stops the run
 //!   ([`Outcome::Stopped`]); Linux 6.1 has no knob that shortens TIME_WAIT (120 s) or the
 //!   lblc/lblcr cache sweep (every 30 min) on both backends alike.
-//! - `mark N` needs `nft` in the director namespace; without it the run stops there.
+//! - `mark N` is an nftables rule per flow in the director; where the kernel has no
+//!   nf_tables the marked flows start on the director with SO_MARK instead ([`MarkMode`]).
 //! - a scheduler the kernel lacks (twos before Linux 6.2) is [`Error::NoScheduler`].
 //!
 //! Where it runs: on whatever kernel the calling process sees ([`check_host`] says whether
@@ -33,7 +34,7 @@ pub mod client;
 pub mod lab;
 pub mod plan;
 
-pub use lab::SimLab;
+pub use lab::{MarkMode, SimLab};
 pub use plan::{plan, Plan, PlanError};
 
 /// What can stop a kernel run.
@@ -135,6 +136,8 @@ pub struct KernelRun {
     pub reports: Vec<StepReport>,
     /// Complete or stopped.
     pub outcome: Outcome,
+    /// What the kernel run did differently from the script, for the user (stderr).
+    pub notes: Vec<String>,
 }
 
 /// Whether this kernel has IPVS, and if not, where the kernel backend runs.
@@ -174,6 +177,18 @@ pub fn kernel_lines(lines: &[ScriptLine]) -> Vec<ScriptLine> {
             _ => l.clone(),
         })
         .collect()
+}
+
+fn rerun_hint(d: Duration) -> String {
+    let secs = d.as_secs_f64().ceil();
+    if secs <= 3600.0 {
+        format!("rerun with --max-sleep {secs} to wait it out")
+    } else {
+        format!(
+            "waiting it out (--max-sleep {secs}) would take {:.1} hours",
+            secs / 3600.0
+        )
+    }
 }
 
 struct Held {
@@ -229,6 +244,10 @@ pub fn run_kernel(
     }
     let plan = plan::plan(lines)?;
     let lab = SimLab::up(&plan)?;
+    let mut notes = Vec::new();
+    if lab.marks == MarkMode::LocalClient {
+        notes.push("this kernel has no nf_tables: `mark N` flows start on the director itself from a socket with SO_MARK N, and IPVS schedules them as local clients (at LOCAL_OUT); the pick does not depend on where the SYN comes from".to_string());
+    }
     let mut ipvs = lab.in_director(KernelIpvs::open)??;
     // Declared after the lab so held sockets close before the lab goes down.
     let mut held: HashMap<String, Held> = HashMap::new();
@@ -249,17 +268,18 @@ pub fn run_kernel(
             Step::Conn { flow, .. } | Step::Open { flow, .. } => Some(*flow),
             _ => None,
         };
-        if let (Some(f), Err(why)) = (flow_of(&l.step), &lab.marks_ready) {
+        if let (Some(f), MarkMode::Unavailable(why)) = (flow_of(&l.step), &lab.marks) {
             if f.fwmark != 0 {
                 return Ok(KernelRun {
                     reports,
                     outcome: Outcome::Stopped {
                         line: l.line,
                         reason: format!(
-                            "line {}: `mark {}` needs nftables in the director namespace, and {why}; this step and the rest of the script cannot be compared",
+                            "line {}: `mark {}` cannot be given to the packets: {why}; this step and the rest of the script cannot be compared",
                             l.line, f.fwmark
                         ),
                     },
+                    notes,
                 });
             }
         }
@@ -273,14 +293,15 @@ pub fn run_kernel(
                 if *d > opts.max_sleep {
                     return Ok(KernelRun {
                         reports,
+                        notes,
                         outcome: Outcome::Stopped {
                             line: l.line,
                             reason: format!(
-                                "line {}: `sleep {}` is longer than --max-sleep {} s; the kernel backend waits in real time and Linux 6.1 has no knob that shortens this wait on both backends alike (TIME_WAIT is a fixed 120 s, the lblc/lblcr cache sweep runs every 30 minutes), so the rest of the script is not compared; rerun with --max-sleep {} to wait it out",
+                                "line {}: `sleep {}` is longer than --max-sleep {} s; the kernel backend waits in real time and Linux 6.1 has no knob that shortens this wait on both backends alike (TIME_WAIT is a fixed 120 s, the lblc/lblcr cache sweep runs every 30 minutes), so the rest of the script is not compared; {}",
                                 l.line,
                                 d.as_secs_f64(),
                                 opts.max_sleep.as_secs_f64(),
-                                d.as_secs_f64().ceil()
+                                rerun_hint(*d)
                             ),
                         },
                     });
@@ -344,6 +365,7 @@ pub fn run_kernel(
     Ok(KernelRun {
         reports,
         outcome: Outcome::Complete,
+        notes,
     })
 }
 
@@ -456,6 +478,8 @@ pub struct Comparison {
     pub difference: Option<Difference>,
     /// Whether the kernel ran to the end.
     pub outcome: Outcome,
+    /// The kernel run's notes ([`KernelRun::notes`]).
+    pub notes: Vec<String>,
 }
 
 impl Comparison {
@@ -506,6 +530,7 @@ pub fn compare(
         kernel: run.reports,
         difference,
         outcome: run.outcome,
+        notes: run.notes,
     })
 }
 

@@ -142,6 +142,8 @@ pub struct Plan {
     pub marks: Vec<Marked>,
     /// DR/TUN real servers run as NAT.
     pub converted: Vec<Converted>,
+    /// Client addresses of flows without a mark, sorted.
+    pub unmarked_clients: Vec<Ipv4Addr>,
 }
 
 #[derive(Default)]
@@ -226,6 +228,7 @@ pub fn plan(lines: &[ScriptLine]) -> Result<Plan, PlanError> {
     let mut flow_ports: BTreeSet<(Protocol, u16)> = BTreeSet::new();
     let mut marks: BTreeMap<(Protocol, SocketAddr, SocketAddr), u32> = BTreeMap::new();
     let mut converted = Vec::new();
+    let mut unmarked_clients = BTreeSet::new();
     for l in lines {
         match &l.step {
             Step::Ipvsadm(cmd) => {
@@ -260,7 +263,11 @@ pub fn plan(lines: &[ScriptLine]) -> Result<Plan, PlanError> {
                 }
             }
             Step::Conn { flow, .. } | Step::Open { flow, .. } => {
-                clients.insert(roles.claim(l.line, flow.client.ip(), CLIENT)?);
+                let c = roles.claim(l.line, flow.client.ip(), CLIENT)?;
+                clients.insert(c);
+                if flow.fwmark == 0 {
+                    unmarked_clients.insert(c);
+                }
                 vips.insert(roles.claim(l.line, flow.vip.ip(), VIP)?);
                 flow_ports.insert((flow.protocol, flow.vip.port()));
                 let k = (flow.protocol, flow.client, flow.vip);
@@ -335,6 +342,7 @@ pub fn plan(lines: &[ScriptLine]) -> Result<Plan, PlanError> {
             })
             .collect(),
         converted,
+        unmarked_clients: unmarked_clients.into_iter().collect(),
     })
 }
 
@@ -375,8 +383,36 @@ fn ep(node: &str, iface: &str) -> Endpoint {
 }
 
 impl Plan {
+    /// Client addresses of marked flows, sorted.
+    pub fn marked_clients(&self) -> Vec<Ipv4Addr> {
+        let s: BTreeSet<Ipv4Addr> = self
+            .marks
+            .iter()
+            .filter_map(|m| match m.client.ip() {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        s.into_iter().collect()
+    }
+
+    /// A client address with both marked and unmarked flows: such a script cannot run its
+    /// marked flows as local clients of the director (see [`Plan::topology_with`]).
+    pub fn local_marks_clash(&self) -> Option<Ipv4Addr> {
+        self.marked_clients()
+            .into_iter()
+            .find(|a| self.unmarked_clients.contains(a))
+    }
+
     /// The namespace topology: client, director and one node per real server, in a star.
     pub fn topology(&self, name: &str) -> Topology {
+        self.topology_with(name, false)
+    }
+
+    /// Like [`Plan::topology`]; with `local_marks` the director also holds the client
+    /// addresses of marked flows, which then start on the director itself with SO_MARK
+    /// (IPVS schedules local clients at LOCAL_OUT): the way to mark without nf_tables.
+    pub fn topology_with(&self, name: &str, local_marks: bool) -> Topology {
         let mut client_addrs = vec![net(transit(0, 2), 30)];
         client_addrs.extend(self.clients.iter().map(|a| net(*a, 32)));
         let client = node(
@@ -390,6 +426,9 @@ impl Plan {
         );
         let mut dir_eth0 = vec![net(transit(0, 1), 30)];
         dir_eth0.extend(self.vips.iter().map(|a| net(*a, 32)));
+        if local_marks {
+            dir_eth0.extend(self.marked_clients().iter().map(|a| net(*a, 32)));
+        }
         let mut dir_ifaces = vec![iface("eth0", dir_eth0, "VIP")];
         let mut dir_routes = vec![RouteSpec {
             dest: None,
@@ -548,6 +587,29 @@ mod tests {
             "ip saddr 192.0.2.10 ip daddr 198.51.100.7 tcp sport 40001 tcp dport 80 meta mark set 2"
         ));
         assert!(rules.contains("udp sport 40002 udp dport 53 meta mark set 2"));
+    }
+
+    #[test]
+    fn without_nf_tables_marked_clients_move_onto_the_director_unless_they_also_run_unmarked() {
+        let p = plan_of(
+            "conn 192.0.2.10:1 > 198.51.100.7:80 mark 1\nconn 192.0.2.11:1 > 198.51.100.7:80\n",
+        )
+        .expect("plans");
+        assert_eq!(p.marked_clients(), vec![v4("192.0.2.10")]);
+        assert_eq!(p.local_marks_clash(), None);
+        let on_director = |local| {
+            let t = p.topology_with("simk-1-0", local);
+            let d = t.node("director").expect("director").interfaces[0]
+                .addresses
+                .clone();
+            d.iter().any(|a| a.to_string() == "192.0.2.10/32")
+        };
+        assert!(on_director(true) && !on_director(false));
+        let p = plan_of(
+            "conn 192.0.2.10:1 > 198.51.100.7:80 mark 1\nconn 192.0.2.10:2 > 198.51.100.7:80\n",
+        )
+        .expect("plans");
+        assert_eq!(p.local_marks_clash(), Some(v4("192.0.2.10")));
     }
 
     #[test]

@@ -104,7 +104,7 @@ fn mark_rules_load_into_the_directors_nftables() {
     )
     .expect("plans");
     let l = SimLab::up(&p).expect("lab up");
-    assert_eq!(l.marks_ready, Ok(()));
+    assert_eq!(l.marks, lvslab_simk::MarkMode::Nft);
     let mut cmd = lvslab_netns::netns::command_in(&l.director_ns, {
         let mut c = std::process::Command::new("nft");
         c.args(["list", "table", "ip", "lvslab_simk"]);
