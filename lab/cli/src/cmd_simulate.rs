@@ -1,39 +1,142 @@
-//! `lvslab simulate`: run a script of ipvsadm lines and connection steps through the core.
+//! `lvslab simulate`: run a script of ipvsadm lines and connection steps through the core,
+//! through kernel IPVS (`--backend ipvs`, lvslab-simk), or both (`--compare`).
 use std::io::{Read, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use lvslab_core::sim::{Sim, StepReport};
+use anyhow::{bail, Context, Result};
+use lvslab_core::sim::{parse_script, ScriptLine, Sim, StepReport};
 use lvslab_core::IpvsConfig;
+use lvslab_engine::DeferredInterrupts;
+use lvslab_simk::{KernelOptions, Outcome, DEFAULT_MAX_SLEEP_SECS};
 
-/// Run a simulate script (see examples/simulate/*.sim) and print each connection's server.
+/// Which balancer runs the script.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimBackend {
+    /// lvslab's balancer core, in simulated time (no root, instant).
+    Userspace,
+    /// The kernel's IPVS with real connections in a throw-away namespace lab (root).
+    Ipvs,
+}
+
+/// Run a script of ipvsadm lines and connection steps through the balancer core, kernel IPVS, or both.
+///
+/// Scripts: see examples/simulate/*.sim; one line per connection step says the server picked.
+///
+/// `--backend ipvs` runs the same script on the kernel's IPVS and prints the same lines: a
+/// throw-away lab of network namespaces (`lvs-simk-PID-N-*`: a client holding every client
+/// address, a director with the VIPs and kernel IPVS, one namespace per real server address)
+/// is built, each ipvsadm line goes to the kernel over generic netlink, and each connection
+/// step is a real connection whose server is read from the kernel's connection table. The lab
+/// is removed at the end, on error and on Ctrl-C. Where the kernel backend differs from the
+/// script: DR (-g) and TUN (-i) real servers run as NAT (-m), said on stderr (the pick does
+/// not depend on the method); time is real, so a `sleep` longer than --max-sleep stops the
+/// run (exit status 2) and says why (TIME_WAIT's 120 s and the lblc/lblcr cache sweep have no
+/// knob in Linux 6.1); `mark N` is an nftables rule per flow (`nft`), or where the kernel has
+/// no nf_tables, a client socket on the director with SO_MARK N (said on stderr); a scheduler
+/// the kernel lacks (twos is not in Linux 6.1) is an error naming it and the kernel. Needs
+/// root and a kernel with IPVS; on a host without it, run it inside lvslab's VM: `lvslab vm
+/// run -- lvslab simulate --backend ipvs --here FILE`.
+///
+/// `--compare` runs the script on both and prints each step with `both:` when the picks
+/// agree; at the first step where they differ it prints the core's and the kernel's pick
+/// (`core:` / `kernel:`) and exits 1, naming the line. Exit status 2: the kernel run stopped
+/// early (a long sleep, marks that cannot be set), the rest is printed with `core:` only.
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
     /// Script file, or `-` for standard input.
     #[arg(default_value = "-")]
     pub file: String,
     /// One JSON object per connection step: {"line": N, "event": "conn", "server": "ADDR"|null}.
+    /// With --compare each also names its "backend" (both, core, kernel), and a last object
+    /// holds the "summary".
     #[arg(long)]
     pub json: bool,
-    /// Explain each pick: candidates, loads and the deciding comparison.
+    /// Explain each pick: candidates, loads and the deciding comparison (the core's view).
     #[arg(long)]
     pub explain: bool,
+    /// Which balancer runs the script.
+    #[arg(long, value_enum, default_value_t = SimBackend::Userspace)]
+    pub backend: SimBackend,
+    /// Run on both backends and stop at the first step where they pick differently.
+    #[arg(long, conflicts_with = "backend")]
+    pub compare: bool,
+    /// Kernel backend: run on this machine's kernel (inside the VM, or on a host with IPVS);
+    /// never start a VM.
+    #[arg(long)]
+    pub here: bool,
+    /// Kernel backend: the longest `sleep` waited out in real time; a longer one stops the run.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_SLEEP_SECS as f64)]
+    pub max_sleep: f64,
 }
 
 /// Run the command.
 pub fn run(args: SimulateArgs) -> Result<()> {
-    let (name, script) = if args.file == "-" {
+    let (name, script) = read_script(&args.file)?;
+    if !args.compare && args.backend == SimBackend::Userspace {
+        return run_userspace(&args, &name, &script);
+    }
+    let lines = parse_script(&script).with_context(|| format!("in {name}"))?;
+    if args.explain && !args.compare {
+        bail!("--explain shows the core's reasoning; the kernel backend has none to show (use --compare --explain)");
+    }
+    let max_sleep = Duration::try_from_secs_f64(args.max_sleep)
+        .map_err(|_| anyhow::anyhow!("--max-sleep needs a number of seconds >= 0"))?;
+    // The VM is not wired in yet: where this kernel has no IPVS, say how to run it there.
+    lvslab_simk::check_host()?;
+    let p = lvslab_simk::plan(&lines).with_context(|| format!("in {name}"))?;
+    for c in &p.converted {
+        if args.compare {
+            eprintln!("note: {c} (--compare runs the core with NAT there too, so both sides see the same method)");
+        } else {
+            eprintln!("note: {c}");
+        }
+    }
+    let interrupts = DeferredInterrupts::block()?;
+    let pending = || interrupts.pending().is_some();
+    let opts = KernelOptions {
+        max_sleep,
+        interrupted: Some(&pending),
+        ..KernelOptions::default()
+    };
+    let started = Instant::now();
+    let res = if args.compare {
+        run_compare(&args, &lines, &opts)
+    } else {
+        run_kernel(&args, &lines, &opts)
+    };
+    let res = res.with_context(|| format!("in {name}"));
+    if std::env::var_os("LVSLAB_SIMK_TIME").is_some() {
+        eprintln!("kernel backend: {:.2} s", started.elapsed().as_secs_f64());
+    }
+    match res {
+        Ok(Outcome::Complete) => Ok(()),
+        Ok(Outcome::Stopped { reason, .. }) => {
+            eprintln!("stopped: {reason}");
+            drop(interrupts);
+            std::process::exit(2);
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn read_script(file: &str) -> Result<(String, String)> {
+    if file == "-" {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
             .context("reading the script from standard input")?;
-        ("<stdin>".to_string(), s)
+        Ok(("<stdin>".to_string(), s))
     } else {
-        let path = PathBuf::from(&args.file);
+        let path = PathBuf::from(file);
         let s = std::fs::read_to_string(&path)
             .with_context(|| format!("reading simulate script {}", path.display()))?;
-        (path.display().to_string(), s)
-    };
+        Ok((path.display().to_string(), s))
+    }
+}
+
+fn run_userspace(args: &SimulateArgs, name: &str, script: &str) -> Result<()> {
     let mut sim = Sim::new(IpvsConfig {
         explain: args.explain,
         ..IpvsConfig::default()
@@ -47,6 +150,128 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         if let Some(r) = report {
             print_report(&mut out, &r, args.json, args.explain)?;
         }
+    }
+    Ok(())
+}
+
+fn run_kernel(
+    args: &SimulateArgs,
+    lines: &[ScriptLine],
+    opts: &KernelOptions<'_>,
+) -> Result<Outcome> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut write_err = None;
+    let run = lvslab_simk::run_kernel(lines, opts, &mut |r| match print_report(
+        &mut out, r, args.json, false,
+    )
+    .and_then(|()| Ok(out.flush()?))
+    {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            write_err = Some(e);
+            ControlFlow::Break(())
+        }
+    })?;
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    for n in &run.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(run.outcome)
+}
+
+fn run_compare(
+    args: &SimulateArgs,
+    lines: &[ScriptLine],
+    opts: &KernelOptions<'_>,
+) -> Result<Outcome> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut write_err = None;
+    let cfg = IpvsConfig {
+        explain: args.explain,
+        ..IpvsConfig::default()
+    };
+    let cmp = lvslab_simk::compare(lines, cfg, opts, &mut |c, k| {
+        let res = if c.server == k.server {
+            print_marked(&mut out, "both:  ", c, args)
+        } else {
+            print_marked(&mut out, "core:  ", c, args)
+                .and_then(|()| print_marked(&mut out, "kernel:", k, args))
+        };
+        if let Err(e) = res.and_then(|()| Ok(out.flush()?)) {
+            write_err.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    for n in &cmp.notes {
+        eprintln!("note: {n}");
+    }
+    let release = lvslab_simk::kernel_release();
+    if let Some(d) = &cmp.difference {
+        bail!(
+            "{d}\n  ({} earlier steps agree; kernel: Linux {release})",
+            cmp.agreed()
+        );
+    }
+    if let Outcome::Stopped { line, .. } = &cmp.outcome {
+        for r in cmp.core.iter().filter(|r| r.line >= *line) {
+            print_marked(&mut out, "core:  ", r, args)?;
+        }
+    }
+    let summary = match &cmp.outcome {
+        Outcome::Complete => format!(
+            "summary: {} of {} steps compared, both backends agree on every one (kernel: Linux {release})",
+            cmp.agreed(),
+            cmp.core.len()
+        ),
+        Outcome::Stopped { line, .. } => format!(
+            "summary: {} of {} steps compared, both backends agree on every one; not compared from line {line} on (kernel: Linux {release})",
+            cmp.agreed(),
+            cmp.core.len()
+        ),
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "summary": {
+                "steps": cmp.core.len(),
+                "compared": cmp.agreed(),
+                "agree": true,
+                "stopped_at": match &cmp.outcome {
+                    Outcome::Stopped { line, .. } => Some(*line),
+                    Outcome::Complete => None,
+                },
+                "kernel": release,
+            }
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "{summary}")?;
+    }
+    Ok(cmp.outcome)
+}
+
+fn print_marked(
+    out: &mut impl Write,
+    mark: &str,
+    r: &StepReport,
+    args: &SimulateArgs,
+) -> Result<()> {
+    if args.json {
+        let v = serde_json::json!({
+            "backend": mark.trim().trim_end_matches(':'),
+            "line": r.line,
+            "event": r.event,
+            "server": r.server.map(|s| s.to_string()),
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        write!(out, "{mark} ")?;
+        print_report(out, r, false, args.explain)?;
     }
     Ok(())
 }

@@ -39,7 +39,6 @@ enum Command {
     Serve(cmd_serve::Args),
     Request(cmd_request::Args),
     Bench(cmd_bench::Args),
-    /// Run a script of ipvsadm lines and connection steps through the balancer core.
     Simulate(cmd_simulate::SimulateArgs),
     Capture(cmd_capture::Args),
     Test(cmd_test::Args),
@@ -152,6 +151,37 @@ mod tests {
             other => panic!("{args:?}: {other:?} names no lab"),
         };
         name.map(str::to_owned)
+    }
+
+    #[test]
+    fn simulate_picks_one_backend_or_compares_both() {
+        let Ok(Command::Simulate(a)) = parse(&["simulate", "x.sim"]) else {
+            panic!("simulate x.sim does not parse")
+        };
+        assert_eq!(a.backend, cmd_simulate::SimBackend::Userspace);
+        assert!(!a.compare && !a.here);
+        let Ok(Command::Simulate(a)) = parse(&[
+            "simulate",
+            "--backend",
+            "ipvs",
+            "--here",
+            "--max-sleep",
+            "130",
+            "x",
+        ]) else {
+            panic!("--backend ipvs does not parse")
+        };
+        assert_eq!(a.backend, cmd_simulate::SimBackend::Ipvs);
+        assert!(a.here);
+        assert_eq!(a.max_sleep, 130.0);
+        assert!(matches!(
+            parse(&["simulate", "--compare", "x"]),
+            Ok(Command::Simulate(ref a)) if a.compare
+        ));
+        assert!(
+            parse(&["simulate", "--compare", "--backend", "ipvs", "x"]).is_err(),
+            "--compare runs both backends; naming one is a mistake"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod director;
 pub mod explain;
 pub mod ipvs;
 pub mod ipvsadm;
+#[cfg(feature = "mutant-tiebreak")]
+pub mod mutant;
 mod sched;
 pub mod sim;
 pub mod tcp;

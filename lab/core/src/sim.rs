@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::explain::PickExplain;
 use crate::ipvs::{InVerdict, Ipvs, IpvsConfig};
-use crate::types::{FlowPacket, ForwardMethod, Protocol, TcpFlags};
+use crate::types::{FlowPacket, ForwardMethod, IpvsCommand, Protocol, TcpFlags};
 
 /// A script line that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,12 +106,136 @@ impl fmt::Display for StepReport {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Flow {
-    protocol: Protocol,
-    client: SocketAddr,
-    vip: SocketAddr,
-    fwmark: u32,
+/// One flow a step drives: protocol, endpoints and the packets' fwmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    /// TCP unless the step says `udp`.
+    pub protocol: Protocol,
+    /// Client address and port.
+    pub client: SocketAddr,
+    /// Virtual address and port (for a fwmark service, the packets' destination).
+    pub vip: SocketAddr,
+    /// The mark the packets carry (`mark N`), 0 for none.
+    pub fwmark: u32,
+}
+
+/// What one script line asks for, parsed but not yet run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// An ipvsadm command line.
+    Ipvsadm(IpvsCommand),
+    /// `sleep SECONDS`.
+    Sleep(Duration),
+    /// `conn` or `rst`: a whole connection, closed by the client with FIN or RST.
+    Conn {
+        /// [`Event::Conn`] or [`Event::Rst`].
+        event: Event,
+        /// The connection.
+        flow: Flow,
+    },
+    /// `open LABEL flow`: a connection held open.
+    Open {
+        /// The name `close` refers to.
+        label: String,
+        /// The connection.
+        flow: Flow,
+    },
+    /// `close LABEL`.
+    Close {
+        /// The label given to `open`.
+        label: String,
+    },
+}
+
+/// A parsed script line: its number, what it does and its `# kernel:` comment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptLine {
+    /// 1-based script line.
+    pub line: usize,
+    /// The step.
+    pub step: Step,
+    /// What the `# kernel:` comment says (None = no comment, Some(None) = refused).
+    pub kernel: Option<Option<SocketAddr>>,
+}
+
+/// Parse one script line (numbered `line` for errors); None for blank lines and comments.
+pub fn parse_line(line: usize, raw: &str) -> Result<Option<ScriptLine>, SimError> {
+    let fail = |message: String| SimError { line, message };
+    let (body, comment) = match raw.split_once('#') {
+        Some((b, c)) => (b.trim(), Some(c.trim())),
+        None => (raw.trim(), None),
+    };
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let kernel = match comment.and_then(|c| c.strip_prefix("kernel:")) {
+        Some(k) => {
+            let k = k.trim();
+            Some(if k == "refused" || k == "none" {
+                None
+            } else {
+                Some(k.parse::<SocketAddr>().map_err(|_| {
+                    fail(format!(
+                        "`# kernel: {k}`: expected the kernel's pick as ADDRESS:PORT or `refused`"
+                    ))
+                })?)
+            })
+        }
+        None => None,
+    };
+    let words: Vec<&str> = body.split_whitespace().collect();
+    let step = match words[0] {
+        "ipvsadm" | "-A" | "-E" | "-D" | "-C" | "-a" | "-e" | "-d" | "--set" => {
+            Step::Ipvsadm(crate::ipvsadm::parse(body).map_err(|e| fail(e.message))?)
+        }
+        "sleep" => {
+            let usage = || fail("sleep needs a number of seconds, e.g. `sleep 120`".into());
+            let secs: f64 = words
+                .get(1)
+                .and_then(|s| s.parse().ok())
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                .ok_or_else(usage)?;
+            Step::Sleep(Duration::try_from_secs_f64(secs).map_err(|_| usage())?)
+        }
+        "conn" | "rst" => Step::Conn {
+            event: if words[0] == "conn" {
+                Event::Conn
+            } else {
+                Event::Rst
+            },
+            flow: parse_flow(&words[1..]).map_err(fail)?,
+        },
+        "open" => {
+            let label = words.get(1).ok_or_else(|| {
+                fail("open needs a label: `open NAME CIP:PORT > VIP:PORT`".into())
+            })?;
+            Step::Open {
+                label: label.to_string(),
+                flow: parse_flow(&words[2..]).map_err(fail)?,
+            }
+        }
+        "close" => Step::Close {
+            label: words
+                .get(1)
+                .ok_or_else(|| fail("close needs the label given to open".into()))?
+                .to_string(),
+        },
+        other => {
+            return Err(fail(format!(
+                "unknown step `{other}`: use ipvsadm, conn, open, close, rst or sleep"
+            )))
+        }
+    };
+    Ok(Some(ScriptLine { line, step, kernel }))
+}
+
+/// Parse a whole script; the first line that cannot be read is the error.
+pub fn parse_script(script: &str) -> Result<Vec<ScriptLine>, SimError> {
+    let mut out = Vec::new();
+    for (i, raw) in script.lines().enumerate() {
+        out.extend(parse_line(i + 1, raw)?);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -158,57 +282,31 @@ impl Sim {
 
     /// Run one script line (numbered `line` for errors).
     pub fn step(&mut self, line: usize, raw: &str) -> Result<Option<StepReport>, SimError> {
-        let fail = |message: String| SimError { line, message };
-        let (body, comment) = match raw.split_once('#') {
-            Some((b, c)) => (b.trim(), Some(c.trim())),
-            None => (raw.trim(), None),
-        };
-        if body.is_empty() {
-            return Ok(None);
+        match parse_line(line, raw)? {
+            Some(l) => self.exec(&l),
+            None => Ok(None),
         }
-        let kernel = match comment.and_then(|c| c.strip_prefix("kernel:")) {
-            Some(k) => {
-                let k = k.trim();
-                Some(if k == "refused" || k == "none" {
-                    None
-                } else {
-                    Some(k.parse::<SocketAddr>().map_err(|_| {
-                        fail(format!(
-                            "`# kernel: {k}`: expected the kernel's pick as ADDRESS:PORT or `refused`"
-                        ))
-                    })?)
-                })
-            }
-            None => None,
-        };
-        let words: Vec<&str> = body.split_whitespace().collect();
-        match words[0] {
-            "ipvsadm" | "-A" | "-E" | "-D" | "-C" | "-a" | "-e" | "-d" | "--set" => {
-                let cmd = crate::ipvsadm::parse(body).map_err(|e| fail(e.message))?;
+    }
+
+    /// Run one parsed line; a connection step returns its report.
+    pub fn exec(&mut self, l: &ScriptLine) -> Result<Option<StepReport>, SimError> {
+        let line = l.line;
+        let kernel = l.kernel;
+        let fail = |message: String| SimError { line, message };
+        match &l.step {
+            Step::Ipvsadm(cmd) => {
                 self.ipvs
-                    .apply(self.now, cmd)
+                    .apply(self.now, cmd.clone())
                     .map_err(|e| fail(e.to_string()))?;
                 Ok(None)
             }
-            "sleep" => {
-                let secs: f64 = words
-                    .get(1)
-                    .and_then(|s| s.parse().ok())
-                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| {
-                        fail("sleep needs a number of seconds, e.g. `sleep 120`".into())
-                    })?;
-                self.now += Duration::from_secs_f64(secs);
+            Step::Sleep(d) => {
+                self.now += *d;
                 self.ipvs.expire(self.now);
                 Ok(None)
             }
-            "conn" | "rst" => {
-                let flow = parse_flow(&words[1..]).map_err(fail)?;
-                let event = if words[0] == "conn" {
-                    Event::Conn
-                } else {
-                    Event::Rst
-                };
+            Step::Conn { event, flow } => {
+                let (event, flow) = (*event, *flow);
                 let (dest, explain) = self.open_flow(flow);
                 if let Some(d) = dest {
                     if event == Event::Conn {
@@ -219,18 +317,15 @@ impl Sim {
                 }
                 Ok(Some(self.report(line, event, flow, dest, kernel, explain)))
             }
-            "open" => {
-                let label = words.get(1).ok_or_else(|| {
-                    fail("open needs a label: `open NAME CIP:PORT > VIP:PORT`".into())
-                })?;
-                if self.held.contains_key(*label) {
+            Step::Open { label, flow } => {
+                if self.held.contains_key(label) {
                     return Err(fail(format!(
                         "label `{label}` is already open: close it first or pick another name"
                     )));
                 }
-                let flow = parse_flow(&words[2..]).map_err(fail)?;
+                let flow = *flow;
                 let (dest, explain) = self.open_flow(flow);
-                self.held.insert(label.to_string(), Held { flow, dest });
+                self.held.insert(label.clone(), Held { flow, dest });
                 Ok(Some(self.report(
                     line,
                     Event::Open,
@@ -240,11 +335,8 @@ impl Sim {
                     explain,
                 )))
             }
-            "close" => {
-                let label = words
-                    .get(1)
-                    .ok_or_else(|| fail("close needs the label given to open".into()))?;
-                let held = self.held.remove(*label).ok_or_else(|| {
+            Step::Close { label } => {
+                let held = self.held.remove(label).ok_or_else(|| {
                     fail(format!(
                         "no open conn labelled `{label}`: open it first with `open {label} ...`"
                     ))
@@ -254,9 +346,6 @@ impl Sim {
                 }
                 Ok(None)
             }
-            other => Err(fail(format!(
-                "unknown step `{other}`: use ipvsadm, conn, open, close, rst or sleep"
-            ))),
         }
     }
 
@@ -382,4 +471,42 @@ fn parse_flow(words: &[&str]) -> Result<Flow, String> {
         i += 1;
     }
     Ok(flow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_parses_into_steps_with_their_lines() {
+        let s = "# c\nipvsadm -A -t 10.0.0.1:80 -s rr\n\nopen a 192.0.2.1:1 > 10.0.0.1:80 # kernel: 10.0.2.1:80\nsleep 1.5\nclose a\nrst 192.0.2.1:2 > 10.0.0.1:80 udp mark 3\n";
+        let l = parse_script(s).expect("parses");
+        assert_eq!(l.len(), 5);
+        assert_eq!(l[0].line, 2);
+        assert!(matches!(
+            l[0].step,
+            Step::Ipvsadm(IpvsCommand::AddService(_))
+        ));
+        assert_eq!(l[1].line, 4);
+        assert_eq!(
+            l[1].kernel,
+            Some(Some("10.0.2.1:80".parse().expect("addr")))
+        );
+        assert_eq!(l[2].step, Step::Sleep(Duration::from_millis(1500)));
+        assert_eq!(l[3].step, Step::Close { label: "a".into() });
+        let Step::Conn { event, flow } = l[4].step else {
+            panic!("not a conn: {:?}", l[4].step)
+        };
+        assert_eq!(event, Event::Rst);
+        assert_eq!(flow.protocol, Protocol::Udp);
+        assert_eq!(flow.fwmark, 3);
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        let e = parse_script("sleep 1\nbogus 1\n").expect_err("bogus step");
+        assert_eq!(e.line, 2);
+        let e = parse_script("sleep 1e300\n").expect_err("too long a sleep");
+        assert_eq!(e.line, 1);
+    }
 }

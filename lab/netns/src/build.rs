@@ -125,6 +125,12 @@ pub fn build(lab: &str, topo: &Topology, opts: &BuildOptions) -> Result<Lab> {
     }
 }
 
+/// The first ifindex a lab asks for. Where ipip, sit or gre are loaded (Debian's kernel in
+/// lvslab's VM loads ipip for TUN), every new namespace is born with fallback tunnels
+/// (`tunl0`, `sit0`, ...) at ifindex 2 and up, and a veth asking for one of those fails
+/// with EEXIST.
+pub const FIRST_IFINDEX: u32 = 32;
+
 fn mac(a: u8, b: u8, c: u8) -> Mac {
     Mac([0x02, 0x00, 0x00, a, b, c])
 }
@@ -168,7 +174,7 @@ fn plan(lab: &str, topo: &Topology, backend: Backend) -> LabState {
                 });
             interfaces.push(IfaceInfo {
                 name: i.name.clone(),
-                ifindex: 2 + ii as u32,
+                ifindex: FIRST_IFINDEX + ii as u32,
                 mac: mac(0, ni as u8 + 1, ii as u8),
                 addresses: i.addresses.clone(),
                 label: i.label,
@@ -495,9 +501,9 @@ fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<
     if let Some(sw) = &st.switch_netns {
         let swi = idx(sw).ok_or_else(|| Error::Msg("switch namespace missing".into()))?;
         let nbr = topo.lans.len() as u32;
-        let mut port_index = 2 + nbr;
+        let mut port_index = FIRST_IFINDEX + nbr;
         for (li, lan) in topo.lans.iter().enumerate() {
-            let br_index = 2 + li as u32;
+            let br_index = FIRST_IFINDEX + li as u32;
             batches[swi].push(Req {
                 what: format!("create bridge {}", lan.name),
                 msg: bridge(&lan.name, br_index, mac(0xfe, li as u8, 0)),

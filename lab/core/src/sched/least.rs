@@ -56,6 +56,14 @@ pub(crate) fn least(
         } else {
             loh * dw > doh * lw
         };
+        #[cfg(feature = "mutant-tiebreak")]
+        let better = better
+            || (crate::mutant::tiebreak()
+                && if load == Load::Lc {
+                    doh == loh
+                } else {
+                    loh * dw == doh * lw
+                });
         if explain {
             decided = describe_compare(load, dests, lid, loh, id, doh, better);
         }
