@@ -359,7 +359,8 @@ fn iface(name: &str, addrs: Vec<IpNet>, label: &str) -> IfaceSpec {
     IfaceSpec {
         name: name.into(),
         addresses: addrs,
-        label: Some(label.into()),
+        // The labels here are fixed words (CIP, VIP, DIP, RIPn), which always parse.
+        label: label.parse().ok(),
     }
 }
 
