@@ -13,6 +13,7 @@ mod cmd_status;
 mod cmd_test;
 mod cmd_up;
 mod cmd_validate;
+mod cmd_vm;
 mod director;
 
 /// Build Linux Virtual Server labs out of network namespaces and check how packets flow.
@@ -54,6 +55,7 @@ enum Command {
     Stats(director::cmd_stats::StatsArgs),
     /// The connection table, like `ipvsadm -Lnc`.
     Conns(director::cmd_stats::ConnsArgs),
+    Vm(cmd_vm::Args),
 }
 
 fn main() {
@@ -80,6 +82,7 @@ fn main() {
         Command::Real(a) => director::cmd_ctl::run_real(a),
         Command::Stats(a) => director::cmd_stats::run_stats(a),
         Command::Conns(a) => director::cmd_stats::run_conns(a),
+        Command::Vm(a) => cmd_vm::run(a),
     };
     if let Err(e) = res {
         // Topology errors already carry `file:line:col: error:`.

@@ -1,0 +1,153 @@
+//! `lvslab vm`: the small qemu VM that carries kernel IPVS on hosts without it.
+use anyhow::{Context, Result};
+use lvslab_vm::{FetchOptions, Vm, VmConfig};
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+/// Fetch, boot, use and remove the kernel-IPVS VM (cache: LVSLAB_VM_CACHE, default
+/// /var/cache/lvslab/vm; pid and socket in /run/lvslab/vm).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: VmCmd,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum VmCmd {
+    /// Download and unpack qemu, Debian's kernel, busybox and ipvsadm; build the initramfs.
+    Fetch {
+        /// Run `apt-get update` first if the package lists are empty.
+        #[arg(long)]
+        apt_update: bool,
+        /// Fetch again even if the cache is complete.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Whether the VM is running: pid, uptime, kernel.
+    Status,
+    /// Read command lines from stdin and run each in the VM (`sh -c LINE`, no state kept).
+    Shell,
+    /// Run a command in the VM, booting it first if needed; its exit code is passed through.
+    Run {
+        /// Give up waiting after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// The command and its arguments (after `--`).
+        #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
+    /// Stop the VM (by its recorded pid); `--cache` also removes the downloaded cache.
+    Clean {
+        /// Remove the cache directory too.
+        #[arg(long)]
+        cache: bool,
+    },
+}
+
+fn progress(line: &str) {
+    eprintln!("lvslab vm: {line}");
+}
+
+fn boot_if_needed(vm: &Vm) -> Result<()> {
+    let t = Instant::now();
+    let (pid, booted) = vm.ensure_running(&mut progress)?;
+    if booted {
+        progress(&format!(
+            "VM up (qemu pid {pid}) in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+/// Run `lvslab vm ...`.
+pub fn run(args: Args) -> Result<()> {
+    let vm = Vm::new(VmConfig::from_env());
+    match args.cmd {
+        VmCmd::Fetch { apt_update, force } => {
+            let t = Instant::now();
+            let stamp = lvslab_vm::fetch(
+                vm.config(),
+                FetchOptions {
+                    apt_update,
+                    force,
+                    progress: &mut progress,
+                },
+            )?;
+            println!(
+                "VM cache {}: kernel {}, {} packages, {} modules ({:.1} s)",
+                vm.config().cache_dir.display(),
+                stamp.kernel,
+                stamp.packages.len(),
+                stamp.modules.len(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        VmCmd::Status => match vm.status() {
+            None => println!("no VM running"),
+            Some(r) => {
+                println!(
+                    "VM running: qemu pid {}, up {} s",
+                    r.pid,
+                    r.uptime.as_secs()
+                );
+                match (r.kernel, r.guest_uptime_secs) {
+                    (Some(k), Some(u)) => println!("kernel {k}, guest uptime {u:.1} s"),
+                    _ => println!("agent busy or not answering"),
+                }
+            }
+        },
+        VmCmd::Shell => {
+            boot_if_needed(&vm)?;
+            let stdin = std::io::stdin();
+            let mut out = std::io::stdout();
+            loop {
+                eprint!("vm# ");
+                let mut line = String::new();
+                if stdin.lock().read_line(&mut line)? == 0 {
+                    break;
+                }
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                if line == "exit" {
+                    break;
+                }
+                let o = vm.run_script(line, None)?;
+                out.write_all(&o.stdout)?;
+                out.flush()?;
+                std::io::stderr().write_all(&o.stderr)?;
+                if o.status != 0 {
+                    eprintln!("[exit {}]", o.status);
+                }
+            }
+        }
+        VmCmd::Run { timeout, cmd } => {
+            boot_if_needed(&vm)?;
+            let o = vm
+                .run(&cmd, timeout.map(Duration::from_secs))
+                .with_context(|| format!("running `{}` in the VM", cmd.join(" ")))?;
+            std::io::stdout().write_all(&o.stdout)?;
+            std::io::stdout().flush()?;
+            std::io::stderr().write_all(&o.stderr)?;
+            if o.status != 0 {
+                std::process::exit(o.status);
+            }
+        }
+        VmCmd::Clean { cache } => {
+            match vm.stop()? {
+                Some(pid) => println!("stopped the VM (qemu pid {pid})"),
+                None => println!("no VM running"),
+            }
+            if cache {
+                if lvslab_vm::remove_cache(vm.config())? {
+                    println!("removed {}", vm.config().cache_dir.display());
+                } else {
+                    println!("no cache at {}", vm.config().cache_dir.display());
+                }
+            }
+        }
+    }
+    Ok(())
+}
