@@ -32,6 +32,10 @@ enum VmCmd {
         /// Give up waiting after this many seconds.
         #[arg(long)]
         timeout: Option<u64>,
+        /// Drop the guest's cache of host files first (automatic when CMD is a path to a
+        /// file changed since the last drop).
+        #[arg(long)]
+        fresh: bool,
         /// The command and its arguments (after `--`).
         #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
         cmd: Vec<String>,
@@ -123,8 +127,15 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
         }
-        VmCmd::Run { timeout, cmd } => {
+        VmCmd::Run {
+            timeout,
+            fresh,
+            cmd,
+        } => {
             boot_if_needed(&vm)?;
+            if fresh {
+                vm.drop_caches()?;
+            }
             let o = vm
                 .run(&cmd, timeout.map(Duration::from_secs))
                 .with_context(|| format!("running `{}` in the VM", cmd.join(" ")))?;

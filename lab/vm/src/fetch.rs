@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// Bumped whenever what a fetch builds changes (init script, module list, layout), so
 /// an older cache is rebuilt rather than booted.
-const STAMP_FORMAT: u32 = 2;
+const STAMP_FORMAT: u32 = 4;
 
 /// Space a fetch needs: about 90 MB of .debs, 400 MB for the unpacked kernel while the
 /// initramfs is built, and the rest.
@@ -124,6 +124,13 @@ pub fn fetch(cfg: &VmConfig, opts: FetchOptions<'_>) -> Result<Stamp, VmError> {
         }
     }
     std::fs::create_dir_all(&cfg.cache_dir).at(&cfg.cache_dir)?;
+    // Two fetches at once (a test and a CLI run) would empty each other's trees.
+    let _lock = crate::vm::lock_file(&cfg.cache_dir.join(".lock"))?;
+    if !opts.force {
+        if let Some(s) = fetched(cfg) {
+            return Ok(s);
+        }
+    }
     check_space(&cfg.cache_dir)?;
     let _ = std::fs::remove_file(cfg.stamp());
 
@@ -174,6 +181,12 @@ pub fn fetch(cfg: &VmConfig, opts: FetchOptions<'_>) -> Result<Stamp, VmError> {
 
     progress("extracting vmlinux from the bzImage");
     let bz = ktree.join(format!("boot/vmlinuz-{kernel}"));
+    if !bz.is_file() {
+        return Err(VmError::CommandFailed {
+            command: format!("dpkg -x {kernel_pkg}"),
+            detail: format!("no {} after unpacking", bz.display()),
+        });
+    }
     extract_vmlinux(&bz, &cfg.tool_dirs(), &cfg.vmlinux())?;
 
     progress("building the initramfs");

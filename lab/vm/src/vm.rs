@@ -36,21 +36,22 @@ pub struct Vm {
     cfg: VmConfig,
 }
 
-/// Holds an exclusive flock on the run directory's lock file until dropped.
-struct RunLock {
-    _file: File,
-}
+/// Drops the guest's dentries and inodes (and with them the page cache of 9p files):
+/// the 9p root is mounted with cache=loose, which never revalidates.
+const DROP_CACHES: &str = "echo 2 > /proc/sys/vm/drop_caches\n";
 
-impl RunLock {
-    fn take(cfg: &VmConfig) -> Result<Self, VmError> {
-        std::fs::create_dir_all(&cfg.run_dir).at(&cfg.run_dir)?;
-        let path = cfg.lock_file();
-        let f = File::create(&path).at(&path)?;
+/// An exclusive flock on `path`, held until the file is dropped.
+pub(crate) fn lock_file(path: &Path) -> Result<File, VmError> {
+    let f = File::create(path).at(path)?;
+    loop {
         // SAFETY: flock on an fd this function owns; no memory is involved.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error()).at(&path);
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(f);
         }
-        Ok(Self { _file: f })
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e).at(path);
+        }
     }
 }
 
@@ -158,7 +159,8 @@ impl Vm {
         if !crate::is_root() {
             return Err(VmError::NotRoot);
         }
-        let _lock = RunLock::take(&self.cfg)?;
+        std::fs::create_dir_all(&self.cfg.run_dir).at(&self.cfg.run_dir)?;
+        let _lock = lock_file(&self.cfg.lock_file())?;
         if let Some(pid) = self.pid() {
             return Ok((pid, false));
         }
@@ -171,7 +173,11 @@ impl Vm {
             },
         )?;
         progress("booting the VM (qemu microvm, TCG)");
-        self.boot().map(|pid| (pid, true))
+        let pid = self.boot()?;
+        // A fresh guest has cached nothing yet.
+        let marker = self.cfg.run_dir.join("dropped");
+        std::fs::write(&marker, b"").at(&marker)?;
+        Ok((pid, true))
     }
 
     fn qemu_command(&self) -> Command {
@@ -316,13 +322,20 @@ impl Vm {
         argv: &[String],
         timeout: Option<Duration>,
     ) -> Result<CommandOutput, VmError> {
-        let script = format!(
+        let mut script = String::new();
+        if argv
+            .first()
+            .is_some_and(|p| self.changed_since_drop(Path::new(p)))
+        {
+            script.push_str(DROP_CACHES);
+        }
+        script.push_str(&format!(
             "exec {}\n",
             argv.iter()
                 .map(|a| shell_quote(a))
                 .collect::<Vec<_>>()
                 .join(" ")
-        );
+        ));
         self.run_script(&script, timeout)
     }
 
@@ -336,6 +349,37 @@ impl Vm {
         let mut c = AgentClient::connect(&self.cfg.agent_base(), None)?
             .ok_or_else(|| VmError::Protocol("agent lock not taken".into()))?;
         c.run(script, timeout)
+    }
+
+    /// Make the guest forget what it cached of the host's files, so that files changed
+    /// on the host since (a rebuilt binary) are read afresh.
+    pub fn drop_caches(&self) -> Result<(), VmError> {
+        let o = self.run_script(DROP_CACHES, Some(Duration::from_secs(60)))?;
+        if o.status != 0 {
+            return Err(VmError::Protocol(format!(
+                "drop_caches failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the host file `prog` (a path, not a bare name) changed after the guest's
+    /// caches were last dropped; records the drop it implies.
+    fn changed_since_drop(&self, prog: &Path) -> bool {
+        if !prog.is_absolute() && prog.components().count() < 2 {
+            return false;
+        }
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let Some(changed) = mtime(prog) else {
+            return false;
+        };
+        let marker = self.cfg.run_dir.join("dropped");
+        let stale = mtime(&marker).is_none_or(|d| changed >= d);
+        if stale {
+            let _ = std::fs::write(&marker, b"");
+        }
+        stale
     }
 
     /// Stop the VM if it runs: SIGTERM to the recorded qemu pid, SIGKILL after 5 s.
@@ -368,6 +412,7 @@ impl Vm {
             base.with_extension("out"),
             self.cfg.pid_file(),
             self.cfg.started_file(),
+            self.cfg.run_dir.join("dropped"),
         ] {
             let _ = std::fs::remove_file(f);
         }
