@@ -1,0 +1,161 @@
+//! Boots the real VM and checks kernel IPVS inside it. Needs root; fetches the cache on
+//! first use (running `apt-get update` if the package lists are empty), so it works on a
+//! fresh machine. Skipped only when LVSLAB_SKIP_VM=1 says so, and then loudly.
+use lvslab_vm::{FetchOptions, Vm, VmConfig};
+use std::time::{Duration, Instant};
+
+/// Stops the VM this test booted, however the test ends.
+struct Guard {
+    vm: Vm,
+    pid: i32,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let stopped = self.vm.stop();
+        // stop() signals only a pid that still looks like this VM's qemu; make sure the
+        // pid this test started is gone whatever the pid file says.
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("qemu-system") {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+        }
+        eprintln!("stopped the test VM (qemu pid {}): {stopped:?}", self.pid);
+    }
+}
+
+fn sh(vm: &Vm, script: &str) -> (i32, String, String) {
+    let o = vm
+        .run_script(script, Some(Duration::from_secs(120)))
+        .unwrap_or_else(|e| panic!("running `{script}` in the VM: {e}"));
+    (
+        o.status,
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn kernel_ipvs_runs_in_the_vm() {
+    if std::env::var("LVSLAB_SKIP_VM").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: LVSLAB_SKIP_VM=1: the kernel-IPVS VM test did not run");
+        return;
+    }
+    assert!(
+        lvslab_vm::is_root(),
+        "this test boots a qemu VM sharing / over 9p and needs root; run it as root, \
+         or set LVSLAB_SKIP_VM=1 to skip it explicitly"
+    );
+    // The shared cache (fetched once per machine), but a run directory of its own, so a
+    // VM the user has up is neither reused nor stopped.
+    let run = tempfile::tempdir().expect("temp dir");
+    let mut cfg = VmConfig::from_env();
+    cfg.run_dir = run.path().to_path_buf();
+    let t = Instant::now();
+    let stamp = lvslab_vm::fetch(
+        &cfg,
+        FetchOptions {
+            apt_update: true,
+            force: false,
+            progress: &mut |l| eprintln!("fetch: {l}"),
+        },
+    )
+    .expect("fetch the VM");
+    eprintln!("fetch: {:.1} s", t.elapsed().as_secs_f64());
+
+    let vm = Vm::new(cfg);
+    let t = Instant::now();
+    let (pid, booted) = vm
+        .ensure_running(&mut |l| eprintln!("{l}"))
+        .expect("boot the VM");
+    let _guard = Guard {
+        vm: vm.clone(),
+        pid,
+    };
+    assert!(booted, "a fresh run directory must boot a new VM");
+    eprintln!("boot: {:.1} s", t.elapsed().as_secs_f64());
+
+    // The guest's kernel, not the host's.
+    let (st, release, _) = sh(&vm, "uname -r");
+    assert_eq!(st, 0);
+    assert_eq!(release.trim(), stamp.kernel);
+
+    let t = Instant::now();
+    let (st, out, err) = sh(
+        &vm,
+        "ipvsadm -A -t 192.0.2.1:80 -s wlc && ipvsadm -a -t 192.0.2.1:80 -r 192.0.2.2:80 -m -w 3 && ipvsadm -Ln",
+    );
+    eprintln!("ipvsadm round trip: {:.2} s", t.elapsed().as_secs_f64());
+    assert_eq!(st, 0, "ipvsadm failed: {err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        out.starts_with("IP Virtual Server version "),
+        "not the kernel's table:\n{out}"
+    );
+    assert!(
+        rows.contains(&vec!["TCP", "192.0.2.1:80", "wlc"]),
+        "service missing:\n{out}"
+    );
+    assert!(
+        rows.contains(&vec!["->", "192.0.2.2:80", "Masq", "3", "0", "0"]),
+        "real server missing:\n{out}"
+    );
+
+    // The table is the kernel's: /proc agrees (addresses in hex there).
+    let (st, proc_table, _) = sh(&vm, "cat /proc/net/ip_vs");
+    assert_eq!(st, 0);
+    assert!(
+        proc_table.contains("TCP  C0000201:0050 wlc"),
+        "{proc_table}"
+    );
+    assert!(
+        proc_table.contains("-> C0000202:0050      Masq    3"),
+        "{proc_table}"
+    );
+
+    // Every scheduler 6.1 has is loaded, without modprobe.
+    let (st, modules, _) = sh(&vm, "cut -d' ' -f1 /proc/modules");
+    assert_eq!(st, 0);
+    let loaded: Vec<&str> = modules.lines().collect();
+    for s in [
+        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
+    ] {
+        let m = format!("ip_vs_{s}");
+        assert!(loaded.contains(&m.as_str()), "{m} not loaded: {loaded:?}");
+    }
+
+    // Exit codes, stderr and binary output come back intact.
+    let o = vm
+        .run_script(
+            "printf 'a\\000\\377\\n'; echo oops >&2; exit 7",
+            Some(Duration::from_secs(60)),
+        )
+        .expect("run");
+    assert_eq!(o.status, 7);
+    assert_eq!(o.stdout, b"a\0\xff\n");
+    assert_eq!(o.stderr, b"oops\n");
+    let o = vm
+        .run(
+            &[
+                "printf".into(),
+                "%s|".into(),
+                "two words".into(),
+                "it's".into(),
+            ],
+            None,
+        )
+        .expect("run argv");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "two words|it's|");
+
+    let t = Instant::now();
+    let (st, _, _) = sh(&vm, "true");
+    assert_eq!(st, 0);
+    eprintln!("warm round trip: {:.2} s", t.elapsed().as_secs_f64());
+    assert!(vm.status().is_some_and(|r| r.pid == pid));
+}
