@@ -108,6 +108,14 @@ pub enum VmError {
     /// A command timed out inside the VM.
     #[error("no answer from the VM within {0} s (the command may still be running there)")]
     Timeout(u64),
+    /// The cache directory cannot be seen or named by the guest.
+    #[error("the VM cache {} {reason}; set LVSLAB_VM_CACHE to another directory (default /var/cache/lvslab/vm)", path.display())]
+    BadCacheDir {
+        /// The cache directory.
+        path: PathBuf,
+        /// Why the guest cannot use it.
+        reason: &'static str,
+    },
     /// The operation needs root.
     #[error("this needs root (qemu exports / over 9p and the VM lives under /run/lvslab): rerun with sudo")]
     NotRoot,

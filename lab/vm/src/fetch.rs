@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// Bumped whenever what a fetch builds changes (init script, module list, layout), so
 /// an older cache is rebuilt rather than booted.
-const STAMP_FORMAT: u32 = 4;
+pub(crate) const STAMP_FORMAT: u32 = 5;
 
 /// Space a fetch needs: about 90 MB of .debs, 400 MB for the unpacked kernel while the
 /// initramfs is built, and the rest.
@@ -123,9 +123,10 @@ pub fn fetch(cfg: &VmConfig, opts: FetchOptions<'_>) -> Result<Stamp, VmError> {
             return Err(VmError::ToolMissing { tool, fix });
         }
     }
-    std::fs::create_dir_all(&cfg.cache_dir).at(&cfg.cache_dir)?;
+    let data = cfg.data_dir();
+    std::fs::create_dir_all(&data).at(&data)?;
     // Two fetches at once (a test and a CLI run) would empty each other's trees.
-    let _lock = crate::vm::lock_file(&cfg.cache_dir.join(".lock"))?;
+    let _lock = crate::vm::lock_file(&data.join(".lock"))?;
     if !opts.force {
         if let Some(s) = fetched(cfg) {
             return Ok(s);

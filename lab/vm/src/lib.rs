@@ -78,23 +78,29 @@ impl VmConfig {
         }
     }
 
+    /// This build's part of the cache. Each stamp format has its own directory, so two
+    /// lvslab builds sharing a cache (two worktrees) do not refetch over each other's
+    /// running VM.
+    pub fn data_dir(&self) -> PathBuf {
+        self.cache_dir.join(format!("v{}", fetch::STAMP_FORMAT))
+    }
     pub(crate) fn debs_dir(&self) -> PathBuf {
-        self.cache_dir.join("debs")
+        self.data_dir().join("debs")
     }
     pub(crate) fn root_dir(&self) -> PathBuf {
-        self.cache_dir.join("root")
+        self.data_dir().join("root")
     }
     pub(crate) fn kernel_tree(&self) -> PathBuf {
-        self.cache_dir.join("kernel")
+        self.data_dir().join("kernel")
     }
     pub(crate) fn vmlinux(&self) -> PathBuf {
-        self.cache_dir.join("vmlinux")
+        self.data_dir().join("vmlinux")
     }
     pub(crate) fn initramfs(&self) -> PathBuf {
-        self.cache_dir.join("initramfs.cpio")
+        self.data_dir().join("initramfs.cpio")
     }
     pub(crate) fn stamp(&self) -> PathBuf {
-        self.cache_dir.join("stamp")
+        self.data_dir().join("stamp")
     }
     pub(crate) fn pid_file(&self) -> PathBuf {
         self.run_dir.join("qemu.pid")

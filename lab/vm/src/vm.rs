@@ -36,6 +36,10 @@ pub struct Vm {
     cfg: VmConfig,
 }
 
+/// Host directories the guest hides under tmpfs (see the init script); the cache,
+/// whose ipvsadm and libraries the guest runs, must live elsewhere.
+const GUEST_TMPFS: &[&str] = &["/tmp", "/run", "/var/tmp", "/root", "/dev", "/proc", "/sys"];
+
 /// Drops the guest's dentries and inodes (and with them the page cache of 9p files):
 /// the 9p root is mounted with cache=loose, which never revalidates.
 const DROP_CACHES: &str = "echo 2 > /proc/sys/vm/drop_caches\n";
@@ -164,6 +168,7 @@ impl Vm {
         if let Some(pid) = self.pid() {
             return Ok((pid, false));
         }
+        self.check_cache_dir()?;
         fetch(
             &self.cfg,
             FetchOptions {
@@ -211,7 +216,7 @@ impl Vm {
             .arg("-append")
             .arg(format!(
                 "console=ttyS0 tsc=reliable{tsc} panic=-1 reboot=t rdinit=/init loglevel=4 lvslab.cache={}",
-                cfg.cache_dir.display()
+                cfg.data_dir().display()
             ))
             .arg("-fsdev")
             .arg("local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap")
@@ -225,19 +230,32 @@ impl Vm {
         cmd
     }
 
+    /// The guest must see the cache (it runs ipvsadm from there) and its path must fit
+    /// on the kernel command line.
+    fn check_cache_dir(&self) -> Result<(), VmError> {
+        let cfg = &self.cfg;
+        let cache = cfg
+            .cache_dir
+            .canonicalize()
+            .unwrap_or_else(|_| cfg.cache_dir.clone());
+        if cache.to_string_lossy().contains(char::is_whitespace) {
+            return Err(VmError::BadCacheDir {
+                path: cache,
+                reason: "has whitespace, which the kernel command line cannot carry",
+            });
+        }
+        if GUEST_TMPFS.iter().any(|m| cache.starts_with(m)) {
+            return Err(VmError::BadCacheDir {
+                path: cache,
+                reason: "is under /tmp, /run, /var/tmp or /root, which the guest covers with tmpfs",
+            });
+        }
+        Ok(())
+    }
+
     /// Start qemu and wait for the agent; the caller holds the run lock.
     fn boot(&self) -> Result<i32, VmError> {
         let cfg = &self.cfg;
-        if cfg
-            .cache_dir
-            .to_string_lossy()
-            .contains(char::is_whitespace)
-        {
-            return Err(VmError::Protocol(format!(
-                "the cache path {} has whitespace, which the kernel command line cannot carry",
-                cfg.cache_dir.display()
-            )));
-        }
         self.forget();
         let base = cfg.agent_base();
         for f in [base.with_extension("in"), base.with_extension("out")] {
