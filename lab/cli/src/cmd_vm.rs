@@ -53,14 +53,7 @@ fn progress(line: &str) {
 }
 
 fn boot_if_needed(vm: &Vm) -> Result<()> {
-    let t = Instant::now();
-    let (pid, booted) = vm.ensure_running(&mut progress)?;
-    if booted {
-        progress(&format!(
-            "VM up (qemu pid {pid}) in {:.1} s",
-            t.elapsed().as_secs_f64()
-        ));
-    }
+    vm.ensure_running(&mut progress)?;
     Ok(())
 }
 

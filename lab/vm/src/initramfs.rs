@@ -46,8 +46,8 @@ pub const AGENT_PORT: &str = "lvslab.agent";
 /// The 9p mount tag of the host's root.
 pub const ROOT_TAG: &str = "hostroot";
 
-/// The guest's /init. The host's root becomes /host and commands run chrooted into it,
-/// so host programs find their own loader and libraries.
+/// The guest's /init. The host's root becomes /host and commands run chrooted into it
+/// (`/bin/sh -c SCRIPT`), so host programs find their own loader and libraries.
 ///
 /// The agent protocol is one line per request, `PING id` or `RUN id BASE64-SCRIPT`;
 /// answers are `PONG id release uptime` or `RES id status` followed by two lines, stdout
@@ -87,7 +87,9 @@ mount -t tmpfs -o mode=1777 tmpfs $H/tmp
 mount -t tmpfs -o mode=755 tmpfs $H/run
 [ -d $H/var/tmp ] && mount -t tmpfs -o mode=1777 tmpfs $H/var/tmp
 [ -d $H/root ] && mount -t tmpfs -o mode=700 tmpfs $H/root
-mkdir -p $H/run/netns $H/run/lvslab-agent
+mkdir -p $H/run/netns
+A=/tmp/agent
+mkdir -p $A
 P=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 L=
 if [ -n "$CACHE" ]; then
@@ -107,7 +109,6 @@ while [ -z "$PORT" ]; do
 done
 exec 3<>"$PORT"
 log "agent ready on $PORT ($(uname -r))"
-A=$H/run/lvslab-agent
 while :; do
   if ! read -r verb id arg <&3; then usleep 20000; continue; fi
   case "$verb" in
@@ -115,7 +116,7 @@ while :; do
   RUN)
     echo "$arg" | base64 -d >$A/cmd 2>/dev/null
     env -i HOME=/root TERM=dumb LANG=C.UTF-8 PATH="$P" LD_LIBRARY_PATH="$L" \
-      chroot $H /bin/sh /run/lvslab-agent/cmd </dev/null >/tmp/out 2>/tmp/err
+      chroot $H /bin/sh -c "$(cat $A/cmd)" sh </dev/null >/tmp/out 2>/tmp/err
     rc=$?
     { echo "RES $id $rc"; base64 -w 0 /tmp/out; echo; base64 -w 0 /tmp/err; echo; } >&3
     rm -f /tmp/out /tmp/err

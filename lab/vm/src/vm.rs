@@ -178,7 +178,12 @@ impl Vm {
             },
         )?;
         progress("booting the VM (qemu microvm, TCG)");
+        let t = Instant::now();
         let pid = self.boot()?;
+        progress(&format!(
+            "VM up (qemu pid {pid}) in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
         // A fresh guest has cached nothing yet.
         let marker = self.cfg.run_dir.join("dropped");
         std::fs::write(&marker, b"").at(&marker)?;
