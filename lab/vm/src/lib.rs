@@ -73,8 +73,9 @@ impl VmConfig {
             run_dir,
             memory_mib: 256,
             cpus: 2,
-            // TCG boots in 3-4 s on an idle host; a busy 2-core host can take several times that.
-            boot_timeout: Duration::from_secs(90),
+            // TCG boots in 3-4 s on an idle host and in up to 7 s on a loaded 2-core one;
+            // a boot that takes 40 s has hung (it is retried once).
+            boot_timeout: Duration::from_secs(40),
         }
     }
 

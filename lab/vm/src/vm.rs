@@ -179,7 +179,20 @@ impl Vm {
         )?;
         progress("booting the VM (qemu microvm, TCG)");
         let t = Instant::now();
-        let pid = self.boot()?;
+        let pid = match self.boot() {
+            Err(VmError::BootTimeout { log, .. }) => {
+                // About one boot in 20 hangs silently on a loaded host; a second try has
+                // always come up. The hung boot's console is kept for a bug report.
+                let kept = log.with_extension("log.hung");
+                let _ = std::fs::copy(&log, &kept);
+                progress(&format!(
+                    "the boot hung (console kept in {}); booting again",
+                    kept.display()
+                ));
+                self.boot()?
+            }
+            other => other?,
+        };
         progress(&format!(
             "VM up (qemu pid {pid}) in {:.1} s",
             t.elapsed().as_secs_f64()
