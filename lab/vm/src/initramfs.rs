@@ -164,3 +164,38 @@ pub fn build(tree: &ModuleTree, busybox: &Path, out: &Path) -> Result<Vec<String
     std::fs::rename(&tmp, out).at(out)?;
     Ok(order)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_script_parses_and_names_its_channels() {
+        let script = init_script();
+        assert!(
+            !script.contains('@'),
+            "unreplaced placeholder in:\n{script}"
+        );
+        assert!(script.contains("= lvslab.agent ]"));
+        assert!(script.contains("hostroot $H"));
+        // The guest runs it with busybox ash; the host's POSIX sh catches syntax slips.
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &script])
+            .output()
+            .expect("run sh -n");
+        assert!(
+            out.status.success(),
+            "init script does not parse: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn modules_cover_every_61_scheduler() {
+        for s in [
+            "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
+        ] {
+            assert!(MODULE_ROOTS.contains(&format!("ip_vs_{s}").as_str()), "{s}");
+        }
+    }
+}
