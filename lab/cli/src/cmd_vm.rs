@@ -5,7 +5,8 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 /// Fetch, boot, use and remove the kernel-IPVS VM (cache: LVSLAB_VM_CACHE, default
-/// /var/cache/lvslab/vm; pid and socket in /run/lvslab/vm).
+/// /var/cache/lvslab/vm; pid, agent FIFOs and the writable share/ in LVSLAB_VM_RUN, default
+/// /run/lvslab/vm).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

@@ -43,6 +43,8 @@ pub const MODULE_ROOTS: &[&str] = &[
 
 /// The virtio-serial port name the agent listens on.
 pub const AGENT_PORT: &str = "lvslab.agent";
+/// The 9p mount tag of the writable share.
+pub const SHARE_TAG: &str = "lvslab.share";
 /// The 9p mount tag of the host's root.
 pub const ROOT_TAG: &str = "hostroot";
 
@@ -68,8 +70,12 @@ done
 # every address broadcast, and IPVS refuses NAT real servers ("address not unicast").
 ip link set lo up
 CACHE=
+SHARE=
 for w in $(cat /proc/cmdline); do
-  case "$w" in lvslab.cache=*) CACHE="${w#lvslab.cache=}" ;; esac
+  case "$w" in
+  lvslab.cache=*) CACHE="${w#lvslab.cache=}" ;;
+  lvslab.share=*) SHARE="${w#lvslab.share=}" ;;
+  esac
 done
 H=/host
 i=0
@@ -88,6 +94,12 @@ mount -t tmpfs -o mode=755 tmpfs $H/run
 [ -d $H/var/tmp ] && mount -t tmpfs -o mode=1777 tmpfs $H/var/tmp
 [ -d $H/root ] && mount -t tmpfs -o mode=700 tmpfs $H/root
 mkdir -p $H/run/netns
+# The writable share, at its host path; cache=none so the host sees writes at once.
+if [ -n "$SHARE" ]; then
+  mkdir -p "$H$SHARE" 2>/dev/null
+  mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=524288 @SHARETAG@ "$H$SHARE" \
+    || log "cannot mount the share at $SHARE"
+fi
 A=/tmp/agent
 mkdir -p $A
 P=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -130,6 +142,7 @@ done
 /// The guest's /init text.
 pub fn init_script() -> String {
     INIT.replace("@TAG@", ROOT_TAG)
+        .replace("@SHARETAG@", SHARE_TAG)
         .replace("@PORT@", AGENT_PORT)
         // Loose caching makes a warm command 5-10 times faster than "mmap" (which reads
         // every page from the host, ~1 s per exec under TCG) at the price of staleness:

@@ -14,6 +14,9 @@
 //!   backed by two FIFOs under the run directory; exit code, stdout and stderr come back
 //!   base64-framed, so binary output survives.
 //!
+//! - [`VmConfig::share_dir`]: the one host directory the guest can write, at the same
+//!   path on both sides.
+//!
 //! The VM stays up for later commands; [`Vm::stop`] ends it by the pid recorded at boot.
 mod agent;
 pub mod cpio;
@@ -115,6 +118,11 @@ impl VmConfig {
     }
     pub(crate) fn console_log(&self) -> PathBuf {
         self.run_dir.join("console.log")
+    }
+    /// A host directory the guest can write, mounted in the guest at the same path:
+    /// what a command inside leaves there (pcaps, reports) is on the host at once.
+    pub fn share_dir(&self) -> PathBuf {
+        self.run_dir.join("share")
     }
     pub(crate) fn lock_file(&self) -> PathBuf {
         self.run_dir.join("lock")

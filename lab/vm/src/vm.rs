@@ -6,7 +6,7 @@
 use crate::agent::{AgentClient, CommandOutput};
 use crate::error::{IoAt, VmError};
 use crate::fetch::{fetch, FetchOptions};
-use crate::initramfs::{AGENT_PORT, ROOT_TAG};
+use crate::initramfs::{AGENT_PORT, ROOT_TAG, SHARE_TAG};
 use crate::VmConfig;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -216,7 +216,10 @@ impl Vm {
             .map(|d| d.to_string_lossy().into_owned())
             .collect();
         cmd.env("LD_LIBRARY_PATH", libs.join(":"))
-            .env("QEMU_MODULE_DIR", root.join("usr/lib/x86_64-linux-gnu/qemu"))
+            .env(
+                "QEMU_MODULE_DIR",
+                root.join("usr/lib/x86_64-linux-gnu/qemu"),
+            )
             .arg("-L")
             .arg(root.join("usr/share/qemu"))
             .args(["-M", "microvm", "-accel", "tcg", "-cpu", "max"])
@@ -224,7 +227,13 @@ impl Vm {
             .args(["-smp", &cfg.cpus.to_string()])
             // -nodefaults: no NIC, no display, no monitor; the VM reaches nothing but the
             // agent socket and the read-only root export below.
-            .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-no-reboot",
+            ])
             .arg("-serial")
             .arg(format!("file:{}", cfg.console_log().display()))
             .arg("-kernel")
@@ -233,13 +242,26 @@ impl Vm {
             .arg(cfg.initramfs())
             .arg("-append")
             .arg(format!(
-                "console=ttyS0 tsc=reliable{tsc} panic=-1 reboot=t rdinit=/init loglevel=4 lvslab.cache={}",
-                cfg.data_dir().display()
+                "console=ttyS0 tsc=reliable{tsc} panic=-1 reboot=t rdinit=/init loglevel=4 \
+                 lvslab.cache={} lvslab.share={}",
+                cfg.data_dir().display(),
+                cfg.share_dir().display()
             ))
             .arg("-fsdev")
             .arg("local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap")
             .arg("-device")
-            .arg(format!("virtio-9p-device,fsdev=hostroot,mount_tag={ROOT_TAG}"))
+            .arg(format!(
+                "virtio-9p-device,fsdev=hostroot,mount_tag={ROOT_TAG}"
+            ))
+            .arg("-fsdev")
+            .arg(format!(
+                "local,id=share,path={},security_model=none,multidevs=remap",
+                cfg.share_dir().display()
+            ))
+            .arg("-device")
+            .arg(format!(
+                "virtio-9p-device,fsdev=share,mount_tag={SHARE_TAG}"
+            ))
             .args(["-device", "virtio-serial-device"])
             .arg("-chardev")
             .arg(format!("pipe,id=agent,path={}", cfg.agent_base().display()))
@@ -256,6 +278,13 @@ impl Vm {
             .cache_dir
             .canonicalize()
             .unwrap_or_else(|_| cfg.cache_dir.clone());
+        if cfg.run_dir.to_string_lossy().contains(char::is_whitespace) {
+            return Err(VmError::BadCacheDir {
+                path: cfg.run_dir.clone(),
+                reason:
+                    "(the run directory) has whitespace, which the kernel command line cannot carry",
+            });
+        }
         if cache.to_string_lossy().contains(char::is_whitespace) {
             return Err(VmError::BadCacheDir {
                 path: cache,
@@ -284,6 +313,8 @@ impl Vm {
                 },
             )?;
         }
+        let share = cfg.share_dir();
+        std::fs::create_dir_all(&share).at(&share)?;
         let log = cfg.console_log();
         let console = File::create(&log).at(&log)?;
         let stderr = console.try_clone().at(&log)?;

@@ -153,6 +153,19 @@ fn kernel_ipvs_runs_in_the_vm() {
         .expect("run argv");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "two words|it's|");
 
+    // The share is writable from inside and seen on the host at the same path.
+    let share = vm.config().share_dir();
+    let probe = share.join("probe");
+    let (st, _, err) = sh(&vm, &format!("echo from-the-guest > {}", probe.display()));
+    assert_eq!(st, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&probe).expect("probe on the host"),
+        "from-the-guest\n"
+    );
+    // The rest of the host root is read-only.
+    let (st, _, _) = sh(&vm, "touch /etc/lvslab-vm-must-fail");
+    assert_ne!(st, 0, "the host root is writable from the guest");
+
     let t = Instant::now();
     let (st, _, _) = sh(&vm, "true");
     assert_eq!(st, 0);
