@@ -30,6 +30,9 @@ const PACKAGES: &[&str] = &[
     "xz-utils",
 ];
 
+/// Where apt keeps the package lists `apt-get update` downloads.
+const APT_LISTS: &str = "/var/lib/apt/lists";
+
 /// Packages whose missing shared-library dependencies are fetched too.
 const LIB_ROOTS: &[&str] = &["qemu-system-x86", "ipvsadm"];
 
@@ -135,7 +138,7 @@ pub fn fetch(cfg: &VmConfig, opts: FetchOptions<'_>) -> Result<Stamp, VmError> {
     check_space(&cfg.cache_dir)?;
     let _ = std::fs::remove_file(cfg.stamp());
 
-    if lists_empty() {
+    if lists_empty(Path::new(APT_LISTS)) {
         if !opts.apt_update {
             return Err(VmError::NoPackageLists {
                 package: "linux-image-amd64".into(),
@@ -236,8 +239,7 @@ fn check_space(dir: &Path) -> Result<(), VmError> {
 
 /// apt's lists directory holds no Packages index: `apt-get update` never ran (a fresh
 /// container) or its lists were cleaned.
-fn lists_empty() -> bool {
-    let dir = Path::new("/var/lib/apt/lists");
+fn lists_empty(dir: &Path) -> bool {
     match std::fs::read_dir(dir) {
         Ok(rd) => !rd
             .flatten()
@@ -434,6 +436,26 @@ fn deb_file(dir: &Path, pkg: &str) -> Result<PathBuf, VmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn package_lists_are_empty_until_an_index_is_there() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(lists_empty(&d.path().join("missing")));
+        std::fs::write(d.path().join("lock"), "").unwrap();
+        std::fs::create_dir(d.path().join("partial")).unwrap();
+        assert!(lists_empty(d.path()));
+        std::fs::write(
+            d.path()
+                .join("deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4"),
+            "",
+        )
+        .unwrap();
+        assert!(!lists_empty(d.path()));
+        let e = VmError::NoPackageLists {
+            package: "linux-image-amd64".into(),
+        };
+        assert!(e.to_string().contains("apt-get update"), "{e}");
+    }
 
     #[test]
     fn stamp_round_trips_and_rejects_other_formats() {
