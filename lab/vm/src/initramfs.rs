@@ -66,6 +66,7 @@ die() { log "$*"; poweroff -f; }
 for m in $(cat /modules/order); do
   insmod "/modules/$m.ko" || log "insmod $m failed"
 done
+log "$(wc -l < /modules/order) modules loaded"
 # Without lo up the root namespace has no local routing table, inet_addr_type() calls
 # every address broadcast, and IPVS refuses NAT real servers ("address not unicast").
 ip link set lo up
@@ -83,6 +84,7 @@ until mount -t 9p -o trans=virtio,version=9p2000.L,cache=@CACHEMODE@,msize=52428
   i=$((i+1)); [ $i -gt 50 ] && die "cannot mount the host root over 9p"
   usleep 100000
 done
+log "host root mounted"
 mount -t proc proc $H/proc
 mount -t sysfs sysfs $H/sys
 mount -t devtmpfs devtmpfs $H/dev
