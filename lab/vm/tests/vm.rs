@@ -4,6 +4,48 @@
 use lvslab_vm::{FetchOptions, Vm, VmConfig};
 use std::time::{Duration, Instant};
 
+/// A kernel IPVS NAT check in namespaces inside the VM, cleaned up whatever happens.
+const NAT_CHECK: &str = r#"
+BB=@BB@
+cleanup() {
+  for n in nc nd nr1 nr2; do
+    for p in $(ip netns pids $n 2>/dev/null); do kill $p; done
+    ip netns del $n 2>/dev/null
+  done
+}
+trap cleanup EXIT
+set -e
+for n in nc nd nr1 nr2; do ip netns add $n; ip -n $n link set lo up; done
+ip link add c0 netns nc type veth peer d0 netns nd
+ip link add d1 netns nd type veth peer e0 netns nr1
+ip link add d2 netns nd type veth peer e0 netns nr2
+ip -n nc addr add 198.51.100.10/24 dev c0; ip -n nc link set c0 up
+ip -n nc route add default via 198.51.100.1
+ip -n nd addr add 198.51.100.1/24 dev d0; ip -n nd addr add 198.51.100.250/32 dev d0
+ip -n nd addr add 192.168.1.1/24 dev d1; ip -n nd addr add 192.168.2.1/24 dev d2
+for l in d0 d1 d2; do ip -n nd link set $l up; done
+ip -n nr1 addr add 192.168.1.201/24 dev e0; ip -n nr1 link set e0 up
+ip -n nr1 route add default via 192.168.1.1
+ip -n nr2 addr add 192.168.2.203/24 dev e0; ip -n nr2 link set e0 up
+ip -n nr2 route add default via 192.168.2.1
+ip netns exec nd sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+ip netns exec nd ipvsadm -A -t 198.51.100.250:80 -s rr
+ip netns exec nd ipvsadm -a -t 198.51.100.250:80 -r 192.168.1.201:80 -m
+ip netns exec nd ipvsadm -a -t 198.51.100.250:80 -r 192.168.2.203:80 -m
+for r in 1 2; do
+  mkdir -p /tmp/www$r && echo rs$r > /tmp/www$r/index.html
+  ip netns exec nr$r $BB httpd -f -p 80 -h /tmp/www$r &
+done
+for i in $(seq 50); do
+  ip netns exec nr1 $BB wget -q -O /dev/null http://127.0.0.1/ 2>/dev/null &&
+    ip netns exec nr2 $BB wget -q -O /dev/null http://127.0.0.1/ 2>/dev/null && break
+  sleep 0.1
+done
+# (busybox 1.35's wget -T segfaults: bound it with timeout instead)
+for i in 1 2; do ip netns exec nc $BB timeout 10 $BB wget -q -O - http://198.51.100.250/; done
+ip netns exec nd ipvsadm -Lnc
+"#;
+
 /// Stops the VM this test booted, however the test ends.
 struct Guard {
     vm: Vm,
@@ -152,6 +194,16 @@ fn kernel_ipvs_runs_in_the_vm() {
         )
         .expect("run argv");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "two words|it's|");
+
+    // Kernel IPVS forwards: a NAT service in a director namespace, two real servers
+    // (busybox httpd from the cache) on their own subnets, a client namespace; rr gives
+    // each real server one of two requests, newest first as the kernel walks its list.
+    let bb = vm.config().data_dir().join("root/bin/busybox");
+    let (st, out, err) = sh(&vm, &NAT_CHECK.replace("@BB@", &bb.display().to_string()));
+    eprintln!("NAT check:\n{out}{err}");
+    assert_eq!(st, 0, "NAT check failed:\n{out}\n{err}");
+    let answers: Vec<&str> = out.lines().filter(|l| l.starts_with("rs")).collect();
+    assert_eq!(answers, ["rs2", "rs1"], "{out}");
 
     // The share is writable from inside and seen on the host at the same path.
     let share = vm.config().share_dir();
