@@ -1,7 +1,7 @@
 //! `lvslab vm`: the small qemu VM that carries kernel IPVS on hosts without it.
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use lvslab_vm::{FetchOptions, Vm, VmConfig};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 /// Fetch, boot, use and remove the kernel-IPVS VM (cache: LVSLAB_VM_CACHE, default
@@ -63,6 +63,12 @@ pub fn run(args: Args) -> Result<()> {
     let vm = Vm::new(VmConfig::from_env());
     match args.cmd {
         VmCmd::Fetch { apt_update, force } => {
+            if force {
+                if let Some(pid) = vm.pid() {
+                    // A refetch replaces the tree the running guest runs ipvsadm from.
+                    bail!("a VM is running from this cache (qemu pid {pid}): stop it first with `lvslab vm clean`");
+                }
+            }
             let t = Instant::now();
             let stamp = lvslab_vm::fetch(
                 vm.config(),
@@ -98,9 +104,12 @@ pub fn run(args: Args) -> Result<()> {
         VmCmd::Shell => {
             boot_if_needed(&vm)?;
             let stdin = std::io::stdin();
+            let prompt = stdin.is_terminal();
             let mut out = std::io::stdout();
             loop {
-                eprint!("vm# ");
+                if prompt {
+                    eprint!("vm# ");
+                }
                 let mut line = String::new();
                 if stdin.lock().read_line(&mut line)? == 0 {
                     break;
