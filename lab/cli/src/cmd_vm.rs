@@ -29,6 +29,8 @@ enum VmCmd {
     /// Read command lines from stdin and run each in the VM (`sh -c LINE`, no state kept).
     Shell,
     /// Run a command in the VM, booting it first if needed; its exit code is passed through.
+    /// It runs in the current directory (under /tmp, /run, /var/tmp and /root the guest
+    /// has its own tmpfs, not the host's files), else in /.
     Run {
         /// Give up waiting after this many seconds.
         #[arg(long)]
@@ -140,7 +142,11 @@ pub fn run(args: Args) -> Result<()> {
                 vm.drop_caches()?;
             }
             let o = vm
-                .run(&cmd, timeout.map(Duration::from_secs))
+                .run_in(
+                    &std::env::current_dir().unwrap_or_else(|_| "/".into()),
+                    &cmd,
+                    timeout.map(Duration::from_secs),
+                )
                 .with_context(|| format!("running `{}` in the VM", cmd.join(" ")))?;
             std::io::stdout().write_all(&o.stdout)?;
             std::io::stdout().flush()?;

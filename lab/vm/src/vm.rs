@@ -383,21 +383,35 @@ impl Vm {
         res
     }
 
-    /// Run `argv` in the VM, booting it first if needed.
+    /// Run `argv` in the VM (in its `/`), booting it first if needed.
     pub fn run(
         &self,
+        argv: &[String],
+        timeout: Option<Duration>,
+    ) -> Result<CommandOutput, VmError> {
+        self.run_in(Path::new("/"), argv, timeout)
+    }
+
+    /// Run `argv` in the VM in directory `dir` (a host path: the guest sees the host's
+    /// tree, except under /tmp, /run, /var/tmp and /root, where it has its own tmpfs), or
+    /// in `/` when the guest has no such directory.
+    pub fn run_in(
+        &self,
+        dir: &Path,
         argv: &[String],
         timeout: Option<Duration>,
     ) -> Result<CommandOutput, VmError> {
         let mut script = String::new();
         if argv
             .first()
-            .is_some_and(|p| self.changed_since_drop(Path::new(p)))
+            .filter(|p| p.contains('/'))
+            .is_some_and(|p| self.changed_since_drop(&dir.join(p)))
         {
             script.push_str(DROP_CACHES);
         }
         script.push_str(&format!(
-            "exec {}\n",
+            "cd {} 2>/dev/null || cd /\nexec {}\n",
+            shell_quote(&dir.to_string_lossy()),
             argv.iter()
                 .map(|a| shell_quote(a))
                 .collect::<Vec<_>>()
@@ -431,12 +445,9 @@ impl Vm {
         Ok(())
     }
 
-    /// Whether the host file `prog` (a path, not a bare name) changed after the guest's
+    /// Whether the host file `prog` changed after the guest's
     /// caches were last dropped; records the drop it implies.
     fn changed_since_drop(&self, prog: &Path) -> bool {
-        if !prog.is_absolute() && prog.components().count() < 2 {
-            return false;
-        }
         let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let Some(changed) = mtime(prog) else {
             return false;
