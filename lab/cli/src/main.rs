@@ -13,6 +13,7 @@ mod cmd_status;
 mod cmd_test;
 mod cmd_up;
 mod cmd_validate;
+mod cmd_vm;
 mod director;
 mod labarg;
 
@@ -56,6 +57,7 @@ enum Command {
     Conns(director::cmd_stats::ConnsArgs),
     /// Why the live director picked each real server (`on`, `off`, `show`).
     Explain(director::cmd_stats::ExplainArgs),
+    Vm(cmd_vm::Args),
 }
 
 fn main() {
@@ -83,6 +85,7 @@ fn main() {
         Command::Stats(a) => director::cmd_stats::run_stats(a),
         Command::Conns(a) => director::cmd_stats::run_conns(a),
         Command::Explain(a) => director::cmd_stats::run_explain(a),
+        Command::Vm(a) => cmd_vm::run(a),
     };
     if let Err(e) = res {
         // Topology errors already carry `file:line:col: error:`.
