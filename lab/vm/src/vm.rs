@@ -181,7 +181,7 @@ impl Vm {
         let t = Instant::now();
         let pid = match self.boot() {
             Err(VmError::BootTimeout { log, .. }) => {
-                // About one boot in 85 still hangs silently on a loaded host; a second
+                // About one boot in 115 still hangs silently on a loaded host; a second
                 // try has always come up. The hung boot's console is kept for a bug report.
                 let kept = log.with_extension("log.hung");
                 let _ = std::fs::copy(&log, &kept);
