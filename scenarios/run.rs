@@ -16,6 +16,7 @@ fn config(snapshots_dir: PathBuf) -> RunnerConfig {
         lvslab: PathBuf::from(env!("CARGO_BIN_EXE_lvslab")),
         captures_dir: std::env::temp_dir().join("lvslab-test-captures"),
         snapshots_dir,
+        pending_dir: None,
         backend: None,
         break_director: None,
     }

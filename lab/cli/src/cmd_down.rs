@@ -16,7 +16,9 @@ pub struct Args {
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
     let removed = if args.all {
-        lvslab_engine::down_all()?
+        let removed = lvslab_engine::down_all()?;
+        crate::vmlab::down_all()?;
+        removed
     } else {
         lvslab_engine::down(&lvslab_engine::resolve_lab(args.lab.name())?)?
     };

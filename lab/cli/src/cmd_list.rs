@@ -10,8 +10,10 @@ pub struct Args {}
 pub fn run(_args: Args) -> Result<()> {
     let labs = lvslab_engine::list_labs();
     if labs.is_empty() {
-        println!("no lab is up (start one with `lvslab up nat-topology`)");
-        return Ok(());
+        if crate::vmlab::vm_labs().is_empty() {
+            println!("no lab is up (start one with `lvslab up nat-topology`)");
+        }
+        return crate::vmlab::list();
     }
     println!(
         "{:<20} {:<9} {:>5} {:>8}  topology",
@@ -39,5 +41,5 @@ pub fn run(_args: Args) -> Result<()> {
             Err(e) => println!("{name:<20} unreadable state: {e}"),
         }
     }
-    Ok(())
+    crate::vmlab::list()
 }

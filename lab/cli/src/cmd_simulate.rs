@@ -36,8 +36,8 @@ pub enum SimBackend {
 /// knob in Linux 6.1); `mark N` is an nftables rule per flow (`nft`), or where the kernel has
 /// no nf_tables, a client socket on the director with SO_MARK N (said on stderr); a scheduler
 /// the kernel lacks (twos is not in Linux 6.1) is an error naming it and the kernel. Needs
-/// root and a kernel with IPVS; on a host without it, run it inside lvslab's VM: `lvslab vm
-/// run -- lvslab simulate --backend ipvs --here FILE`.
+/// root and a kernel with IPVS; on a host without it the script runs in lvslab's VM (booted
+/// on first use; `lvslab vm status`), with the same output and exit status.
 ///
 /// `--compare` runs the script on both and prints each step with `both:` when the picks
 /// agree; at the first step where they differ it prints the core's and the kernel's pick
@@ -73,6 +73,12 @@ pub struct SimulateArgs {
 
 /// Run the command.
 pub fn run(args: SimulateArgs) -> Result<()> {
+    let kernel = args.compare || args.backend != SimBackend::Userspace;
+    if kernel && !args.here && !crate::vmlab::host_has_ipvs() {
+        eprintln!("lvslab: this host's kernel has no IPVS; the script runs against the kernel in lvslab's VM");
+        let file = (args.file != "-").then(|| std::path::Path::new(&args.file));
+        std::process::exit(crate::vmlab::simulate(file)?);
+    }
     let (name, script) = read_script(&args.file)?;
     if !args.compare && args.backend == SimBackend::Userspace {
         return run_userspace(&args, &name, &script);
@@ -83,7 +89,6 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     }
     let max_sleep = Duration::try_from_secs_f64(args.max_sleep)
         .map_err(|_| anyhow::anyhow!("--max-sleep needs a number of seconds >= 0"))?;
-    // The VM is not wired in yet: where this kernel has no IPVS, say how to run it there.
     lvslab_simk::check_host()?;
     let p = lvslab_simk::plan(&lines).with_context(|| format!("in {name}"))?;
     for c in &p.converted {

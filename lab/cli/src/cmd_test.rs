@@ -27,6 +27,9 @@ pub struct Args {
     /// Where captures go (default: `captures/` beside the scenarios directory).
     #[arg(long)]
     pub captures: Option<PathBuf>,
+    /// Where changed paths are written for review (default: beside the snapshots).
+    #[arg(long)]
+    pub pending: Option<PathBuf>,
     /// Test-only: run the director with deliberate faults, handed to it through the
     /// `LVSLAB_BREAK` environment variable: `nat-source-rewrite` (a scenario must fail at the
     /// hop it breaks) or `timing[:seed=N,max_ms=M]` (seeded delays and reordering of what
@@ -58,6 +61,14 @@ pub fn run(args: Args) -> Result<()> {
         bail!("no scenarios in {}", dir.display());
     }
     let root = dir.parent().unwrap_or(Path::new(".")).to_owned();
+    if args.backend == Some(Backend::Ipvs) && !crate::vmlab::host_has_ipvs() {
+        let code = crate::vmlab::test(
+            args.captures.as_deref(),
+            args.junit.as_deref(),
+            &dir.join("snapshots"),
+        )?;
+        std::process::exit(code);
+    }
     let cfg = RunnerConfig {
         lvslab: std::env::current_exe().context("finding the lvslab executable")?,
         captures_dir: args
@@ -65,6 +76,7 @@ pub fn run(args: Args) -> Result<()> {
             .clone()
             .unwrap_or_else(|| root.join("captures")),
         snapshots_dir: dir.join("snapshots"),
+        pending_dir: args.pending.clone(),
         backend: args.backend,
         break_director: args.break_director.clone(),
     };

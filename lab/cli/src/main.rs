@@ -16,6 +16,7 @@ mod cmd_validate;
 mod cmd_vm;
 mod director;
 mod labarg;
+mod vmlab;
 
 /// Build Linux Virtual Server labs out of network namespaces and check how packets flow.
 ///
@@ -65,6 +66,15 @@ fn main() {
     if cli.command.prints_a_report() {
         restore_default_sigpipe();
     }
+    // A lab that lives in lvslab's VM is served there, by the same lvslab.
+    match route_to_vm(&cli.command) {
+        Ok(Some(code)) => std::process::exit(code),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
     let res = match cli.command {
         Command::Up(a) => cmd_up::run(a),
         Command::Down(a) => cmd_down::run(a),
@@ -95,6 +105,42 @@ fn main() {
             eprintln!("error: {e:#}");
         }
         std::process::exit(1);
+    }
+}
+
+/// Runs `cmd` in lvslab's VM when it acts on a lab that lives there (or brings one up
+/// there); `None` when it runs on the host. `down --all`, `list`, `capture`, `test` and
+/// `simulate` do their VM part in their own modules.
+fn route_to_vm(cmd: &Command) -> anyhow::Result<Option<i32>> {
+    let forward_if = |named: Option<&str>| -> anyhow::Result<Option<i32>> {
+        match vmlab::vm_lab_for(named) {
+            Some(_) => Ok(Some(vmlab::forward(&vmlab::own_args())?)),
+            None => Ok(None),
+        }
+    };
+    match cmd {
+        Command::Up(a) if a.backend == lvslab_netns::Backend::Ipvs && !vmlab::host_has_ipvs() => {
+            let topo = lvslab_netns::Topology::find(&a.topology)?;
+            let name = a.name.clone().unwrap_or(topo.name);
+            Ok(Some(vmlab::up(&name)?))
+        }
+        Command::Down(a) if !a.all => match vmlab::vm_lab_for(a.lab.name()) {
+            Some(name) => Ok(Some(vmlab::down(&name)?)),
+            None => Ok(None),
+        },
+        Command::Status(a) => forward_if(a.lab.name()),
+        Command::Exec(a) => forward_if(a.lab.as_deref()),
+        Command::Request(a) => forward_if(a.lab.as_deref()),
+        Command::Stats(a) => forward_if(a.lab.name()),
+        Command::Conns(a) => forward_if(a.lab.name()),
+        Command::Service(a) => forward_if(a.action.lab()),
+        Command::Real(a) => forward_if(a.action.lab()),
+        Command::Explain(a) => forward_if(a.lab.as_deref()),
+        Command::Capture(a) => match vmlab::vm_lab_for(a.lab.as_deref()) {
+            Some(name) => Ok(Some(vmlab::capture(&name, a.out.as_deref())?)),
+            None => Ok(None),
+        },
+        _ => Ok(None),
     }
 }
 

@@ -69,6 +69,9 @@ pub struct RunnerConfig {
     pub captures_dir: PathBuf,
     /// Where `<scenario>.snap` files live.
     pub snapshots_dir: PathBuf,
+    /// Where changed paths are offered (`.snap.new`), when not beside the snapshots: a
+    /// run in lvslab's VM, which sees the repository read-only, writes them to its share.
+    pub pending_dir: Option<PathBuf>,
     /// Overrides every scenario's backend.
     pub backend: Option<Backend>,
     /// A test-only fault for the director (e.g. `nat-source-rewrite`), handed to the
@@ -212,7 +215,10 @@ fn run_inner(
     let report = analyze(&caps, &roles, opts);
     check_expectations(&scenario, &lab_state, &report, tally, counters, result);
     if scenario.expect.snapshot {
-        let (snap, pending) = snapshot::paths_for(&cfg.snapshots_dir, &result.name, backend);
+        let (snap, mut pending) = snapshot::paths_for(&cfg.snapshots_dir, &result.name, backend);
+        if let (Some(dir), Some(file)) = (&cfg.pending_dir, pending.file_name()) {
+            pending = dir.join(file);
+        }
         let source = format!("scenarios/{}.toml", result.name);
         let outcome = snapshot::check_against(
             &snap,

@@ -46,7 +46,7 @@ pub struct ServiceArgs {
 #[derive(clap::Args, Debug)]
 pub struct RealArgs {
     #[command(subcommand)]
-    action: Action,
+    pub action: Action,
 }
 
 /// The ipvsadm command line for a change to a service (`real = false`) or real server;
@@ -77,6 +77,16 @@ fn send(action: &Action, real: bool) -> Result<()> {
         .ipvsadm(&line)?;
     println!("applied: ipvsadm {line}");
     Ok(())
+}
+
+impl Action {
+    /// The lab named on the command line, if any.
+    pub fn lab(&self) -> Option<&str> {
+        match self {
+            Action::Add(t) | Action::Edit(t) | Action::Del(t) => t.lab.as_deref(),
+            Action::List(l) => l.lab.name(),
+        }
+    }
 }
 
 /// Run `lvslab service ...`.

@@ -1,0 +1,312 @@
+//! Labs that live in lvslab's VM. On a host whose kernel has no IPVS, `up --backend ipvs`
+//! builds the lab inside the micro-VM (lab/vm), whose Debian kernel has it, and records a
+//! marker on the host; from then on every command that names that lab (or finds it the
+//! only one up) runs the same lvslab, with the same arguments and working directory, inside
+//! the VM. What a command writes (captures, JUnit, pending snapshots) goes through the VM's
+//! one writable share and is moved to where it was asked for on the host. When the last
+//! VM lab goes down, the VM is stopped.
+
+use anyhow::{bail, Context, Result};
+use lvslab_vm::{Vm, VmConfig};
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Does the host kernel have IPVS? `/proc/net/ip_vs` exists once ip_vs is loaded.
+pub fn host_has_ipvs() -> bool {
+    Path::new("/proc/net/ip_vs").exists()
+}
+
+fn config() -> VmConfig {
+    VmConfig::from_env()
+}
+
+fn markers() -> PathBuf {
+    config().run_dir.join("labs")
+}
+
+/// Labs built inside the VM, by name.
+pub fn vm_labs() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(markers())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn mark(name: &str) -> Result<()> {
+    let dir = markers();
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::write(dir.join(name), b"").with_context(|| format!("record VM lab {name}"))
+}
+
+fn unmark(name: &str) {
+    let _ = std::fs::remove_file(markers().join(name));
+}
+
+/// The lab a command acts on when it lives in the VM: the one named, or the only lab up
+/// (host and VM together) when none is named.
+pub fn vm_lab_for(named: Option<&str>) -> Option<String> {
+    let vm = vm_labs();
+    match named {
+        Some(n) => vm.iter().any(|v| v == n).then(|| n.to_owned()),
+        None => {
+            let host = lvslab_engine::list_labs();
+            match (host.len(), vm.as_slice()) {
+                (0, [one]) => Some(one.clone()),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn progress(line: &str) {
+    eprintln!("lvslab vm: {line}");
+}
+
+/// Runs this lvslab, with `args`, inside the VM in the current directory; passes its
+/// output through and returns its exit status.
+pub fn forward(args: &[OsString]) -> Result<i32> {
+    let vm = Vm::new(config());
+    vm.ensure_running(&mut progress)?;
+    let exe = std::env::current_exe().context("find the lvslab executable")?;
+    let mut argv = vec![exe.to_string_lossy().into_owned()];
+    argv.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
+    let cwd = std::env::current_dir().context("the current directory")?;
+    let out = vm.run_in(&cwd, &argv, None)?;
+    std::io::stdout().write_all(&out.stdout)?;
+    std::io::stdout().flush()?;
+    std::io::stderr().write_all(&out.stderr)?;
+    Ok(out.status)
+}
+
+/// A fresh directory in the VM's writable share, for one forwarded command's files.
+fn share_scratch(tag: &str) -> Result<PathBuf> {
+    let d = config()
+        .share_dir()
+        .join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+    Ok(d)
+}
+
+/// Moves everything under `from` into `to` (merging directories), then removes `from`.
+fn move_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("create {}", to.display()))?;
+    for e in std::fs::read_dir(from).with_context(|| format!("read {}", from.display()))? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            move_tree(&e.path(), &dest)?;
+        } else if std::fs::rename(e.path(), &dest).is_err() {
+            std::fs::copy(e.path(), &dest)
+                .with_context(|| format!("copy {} to {}", e.path().display(), dest.display()))?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(from);
+    Ok(())
+}
+
+/// The process's own arguments, without the program name.
+pub fn own_args() -> Vec<OsString> {
+    std::env::args_os().skip(1).collect()
+}
+
+/// `args` with `extra` inserted before a `--` separator (or at the end without one).
+fn insert_before_separator(args: &[OsString], extra: &[OsString]) -> Vec<OsString> {
+    let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let mut v = args[..at].to_vec();
+    v.extend_from_slice(extra);
+    v.extend_from_slice(&args[at..]);
+    v
+}
+
+fn notice() {
+    eprintln!("lvslab: this host's kernel has no IPVS; the lab runs in lvslab's VM (see `lvslab vm status`)");
+}
+
+/// `up --backend ipvs` on a host without IPVS: build the lab in the VM.
+pub fn up(name: &str) -> Result<i32> {
+    if vm_labs().iter().any(|l| l == name) || lvslab_engine::list_labs().iter().any(|l| l == name) {
+        bail!("lab {name:?} is already up\n  help: `lvslab down --lab {name}` first, or pick another name with --name");
+    }
+    notice();
+    let code = forward(&own_args())?;
+    if code == 0 {
+        mark(name)?;
+    }
+    Ok(code)
+}
+
+/// `down` of a VM lab; the VM stops with its last lab.
+pub fn down(name: &str) -> Result<i32> {
+    let code = forward(&own_args())?;
+    if code == 0 {
+        unmark(name);
+        stop_if_idle()?;
+    }
+    Ok(code)
+}
+
+/// `down --all` also removes every VM lab and stops the VM.
+pub fn down_all() -> Result<()> {
+    let vm = Vm::new(config());
+    if vm.pid().is_some() {
+        let code = forward(&[OsString::from("down"), OsString::from("--all")])?;
+        if code != 0 {
+            bail!("`lvslab down --all` inside the VM failed (exit {code})");
+        }
+    }
+    for l in vm_labs() {
+        unmark(&l);
+    }
+    stop_if_idle()
+}
+
+fn stop_if_idle() -> Result<()> {
+    if vm_labs().is_empty() {
+        let vm = Vm::new(config());
+        if let Some(pid) = vm.stop()? {
+            eprintln!("lvslab vm: no lab left in the VM; stopped it (qemu pid {pid})");
+        }
+    }
+    Ok(())
+}
+
+/// `list` of the VM's labs, after the host's.
+pub fn list() -> Result<()> {
+    if vm_labs().is_empty() {
+        return Ok(());
+    }
+    println!("in lvslab's VM (kernel IPVS):");
+    let code = forward(&[OsString::from("list")])?;
+    if code != 0 {
+        bail!("`lvslab list` inside the VM failed (exit {code})");
+    }
+    Ok(())
+}
+
+/// `capture` of a VM lab: the pcaps are written to the share, then moved to where they
+/// would be on the host.
+pub fn capture(lab: &str, out: Option<&Path>) -> Result<i32> {
+    let scratch = share_scratch("capture")?;
+    let args = match out {
+        Some(_) => own_args(),
+        None => insert_before_separator(
+            &own_args(),
+            &[OsString::from("--out"), scratch.clone().into_os_string()],
+        ),
+    };
+    let code = forward(&args)?;
+    if out.is_none() && scratch.exists() {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let dest = PathBuf::from("captures")
+            .join(lab)
+            .join(format!("run-{secs}"));
+        move_tree(&scratch, &dest)?;
+        eprintln!("lvslab: the VM's captures were moved to {}", dest.display());
+    }
+    Ok(code)
+}
+
+/// `test --backend ipvs` on a host without IPVS: the suite runs in the VM; its captures,
+/// JUnit file and pending snapshots come back to the host.
+pub fn test(captures: Option<&Path>, junit: Option<&Path>, snapshots: &Path) -> Result<i32> {
+    notice();
+    let scratch = share_scratch("test")?;
+    let mut extra: Vec<OsString> =
+        vec!["--pending".into(), scratch.join("pending").into_os_string()];
+    if captures.is_none() {
+        extra.extend([
+            "--captures".into(),
+            scratch.join("captures").into_os_string(),
+        ]);
+    }
+    if junit.is_some() {
+        extra.extend(["--junit".into(), scratch.join("junit.xml").into_os_string()]);
+    }
+    let mut args = own_args();
+    args.extend(extra);
+    let code = forward(&args)?;
+    if let Some(j) = junit {
+        if scratch.join("junit.xml").exists() {
+            std::fs::copy(scratch.join("junit.xml"), j)
+                .with_context(|| format!("copy the VM's JUnit report to {}", j.display()))?;
+        }
+    }
+    if scratch.join("pending").exists() {
+        move_tree(&scratch.join("pending"), snapshots)?;
+    }
+    if captures.is_none() && scratch.join("captures").exists() {
+        move_tree(&scratch.join("captures"), Path::new("captures"))?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(code)
+}
+
+/// `simulate --backend ipvs|--compare` on a host without IPVS: the script runs against
+/// the VM's kernel (`--here` inside). A script the guest cannot see (stdin, or under a
+/// directory the guest has its own tmpfs for) goes through the share first.
+pub fn simulate(file: Option<&Path>) -> Result<i32> {
+    let mut args = own_args();
+    let visible = |p: &Path| {
+        let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+        !["/tmp", "/run", "/var/tmp", "/root"]
+            .iter()
+            .any(|d| p.starts_with(d))
+    };
+    let scratch;
+    match file {
+        Some(f) if f != Path::new("-") && visible(f) => {}
+        _ => {
+            scratch = share_scratch("simulate")?;
+            let copy = scratch.join("script.sim");
+            let text = match file {
+                Some(f) if f != Path::new("-") => {
+                    std::fs::read(f).with_context(|| format!("read {}", f.display()))?
+                }
+                _ => {
+                    let mut b = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+                    b
+                }
+            };
+            std::fs::write(&copy, text)?;
+            let pos = file.and_then(|f| args.iter().position(|a| Path::new(a) == f));
+            match pos {
+                Some(i) => args[i] = copy.into_os_string(),
+                None => args.push(copy.into_os_string()),
+            }
+        }
+    }
+    args.push("--here".into());
+    forward(&args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_flags_go_before_the_command_separator() {
+        let a: Vec<OsString> = ["capture", "--path", "--", "lvslab", "request"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let b = insert_before_separator(&a, &["--out".into(), "/x".into()]);
+        let b: Vec<&str> = b.iter().map(|s| s.to_str().unwrap()).collect();
+        assert_eq!(
+            b,
+            ["capture", "--path", "--out", "/x", "--", "lvslab", "request"]
+        );
+        let c = insert_before_separator(&a[..2], &["--out".into(), "/x".into()]);
+        assert_eq!(c.len(), 4);
+    }
+}
