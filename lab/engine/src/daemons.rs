@@ -71,7 +71,8 @@ pub fn directors_with_services(topo: &Topology) -> Vec<String> {
 /// The daemons lab `lab` of `topo` runs, in start order: `serve` on every real server
 /// (unless `serve = false`), the userspace director on every director node with services
 /// (none with kernel IPVS: the kernel is the director), and the IPIP decapsulator on every
-/// real server of a TUN service (this host's kernel has no ipip module).
+/// real server of a TUN service (this host's kernel has no ipip module; where a real
+/// server's kernel has it, `up` brings its tunl0 up instead of starting this one).
 pub fn daemon_plan(lab: &str, topo: &Topology, backend: Backend) -> Vec<DaemonSpec> {
     let mut plan = Vec::new();
     for n in topo
@@ -133,6 +134,13 @@ fn strings(a: &[&str]) -> Vec<String> {
 /// Start every daemon of [`daemon_plan`], each waited for until it reports ready.
 pub(crate) fn start(lab: &mut Lab, cfg: &DaemonConfig) -> Result<()> {
     for d in daemon_plan(lab.name(), &lab.state.topology, lab.state.backend) {
+        // Where the real server's kernel has ipip (the VM's does), it decapsulates itself.
+        if d.args.first().is_some_and(|a| a == "tunnel")
+            && lvslab_netns::enable_kernel_ipip(&lab.netns_of(&d.node)?)?
+        {
+            tracing::info!(node = %d.node, "TUN: the kernel's ipip decapsulates (tunl0 up)");
+            continue;
+        }
         lab.spawn_daemon(&d.node, &d.name, cfg.command(&d.args), true)?;
     }
     Ok(())

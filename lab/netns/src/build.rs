@@ -640,3 +640,37 @@ fn join_all<T>(hs: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Vec<Res
         })
         .collect()
 }
+
+/// Lets the kernel's own ipip decapsulate for a TUN real server where its kernel has the
+/// module (the namespace was born with a `tunl0`): brings tunl0 up with reverse-path
+/// filtering off on it, as the seed's TUN real servers are set up. Returns false, changing
+/// nothing, where there is no tunl0 (this host: the userspace `lvslab tunnel` decapsulates
+/// there instead). A tunl0 left down makes the kernel answer every IPIP packet with ICMP
+/// port unreachable, which the director turns into a refused connection.
+pub fn enable_kernel_ipip(ns: &str) -> Result<bool> {
+    // The netlink socket belongs to the namespace of the thread that opens it.
+    netns::run_in(ns, || -> Result<bool> {
+        let mut nl = Nl::open(ns)?;
+        let links = nl.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+        let tunl0 = links.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l)
+                if l.attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::IfName(n) if n == "tunl0")) =>
+            {
+                Some(l.header.index)
+            }
+            _ => None,
+        });
+        let Some(index) = tunl0 else {
+            return Ok(false);
+        };
+        netns::set_sysctl("net.ipv4.conf.tunl0.rp_filter", "0")?;
+        nl.batch(vec![Req {
+            what: "set tunl0 up".into(),
+            msg: link_up(index),
+            flags: CHANGE,
+        }])?;
+        Ok(true)
+    })?
+}
