@@ -4,7 +4,7 @@
 //! only one up) runs the same lvslab, with the same arguments and working directory, inside
 //! the VM. What a command writes (captures, JUnit, pending snapshots) goes through the VM's
 //! one writable share and is moved to where it was asked for on the host. When the last
-//! VM lab goes down, the VM is stopped.
+//! VM lab goes down, or a `test`/`simulate` run ends with no VM lab up, the VM is stopped.
 
 use anyhow::{bail, Context, Result};
 use lvslab_vm::{Vm, VmConfig};
@@ -248,6 +248,7 @@ pub fn test(captures: Option<&Path>, junit: Option<&Path>, snapshots: &Path) -> 
         move_tree(&scratch.join("captures"), Path::new("captures"))?;
     }
     let _ = std::fs::remove_dir_all(&scratch);
+    stop_if_idle()?;
     Ok(code)
 }
 
@@ -287,7 +288,9 @@ pub fn simulate(file: Option<&Path>) -> Result<i32> {
         }
     }
     args.push("--here".into());
-    forward(&args)
+    let code = forward(&args)?;
+    stop_if_idle()?;
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -184,7 +184,21 @@ fn run_inner(
             break;
         }
     }
-    let counters = director_stats(&lab_state, &service);
+    let counters = match backend {
+        // Kernel IPVS folds its per-CPU counters into what netlink reports when its
+        // estimator runs, every 2 s: wait for the expected values, at most 5 s.
+        Backend::Ipvs if !scenario.expect.counters.is_empty() => {
+            let mut last = director_stats(&lab_state, &service);
+            let _ = settle::poll_until(|| {
+                last = director_stats(&lab_state, &service);
+                Ok(last
+                    .as_ref()
+                    .is_ok_and(|got| counters_match(&scenario.expect.counters, got)))
+            });
+            last
+        }
+        _ => director_stats(&lab_state, &service),
+    };
     // Held connections close now; their closing handshakes belong to the path.
     let tally = Tally {
         failed: ctx.failed,
@@ -605,6 +619,17 @@ fn director_stats(
         out.insert(rs.node.clone(), m);
     }
     Ok(out)
+}
+
+/// Do the director's counters hold every expected value?
+fn counters_match(
+    want: &BTreeMap<String, BTreeMap<String, u64>>,
+    got: &BTreeMap<String, BTreeMap<String, u64>>,
+) -> bool {
+    want.iter().all(|(node, w)| {
+        w.iter()
+            .all(|(k, v)| got.get(node).and_then(|m| m.get(k)) == Some(v))
+    })
 }
 
 /// The real-server node each conversation to the service reached, in order.

@@ -74,7 +74,9 @@ impl VmConfig {
         Self {
             cache_dir,
             run_dir,
-            memory_mib: 256,
+            // The scenario suite captures on every hop of two labs at once; libpcap's rings are
+            // kernel memory, and 256 MiB ran the guest out of it.
+            memory_mib: 1024,
             cpus: 2,
             // TCG boots in 3-4 s on an idle host and in up to 7 s on a loaded 2-core one;
             // a boot that takes 40 s has hung (it is retried once).
