@@ -116,6 +116,31 @@ pub fn own_args() -> Vec<OsString> {
     std::env::args_os().skip(1).collect()
 }
 
+/// `args` with `flag` set to `value`: any `flag X` or `flag=X` the user gave is replaced.
+fn with_flag(args: &[OsString], flag: &str, value: OsString) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len() + 2);
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if a == flag {
+            skip = true;
+            continue;
+        }
+        if a.to_str()
+            .is_some_and(|s| s.starts_with(&format!("{flag}=")))
+        {
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out.push(flag.into());
+    out.push(value);
+    out
+}
+
 /// `args` with `extra` inserted before a `--` separator (or at the end without one).
 fn insert_before_separator(args: &[OsString], extra: &[OsString]) -> Vec<OsString> {
     let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
@@ -168,7 +193,9 @@ pub fn down_all() -> Result<()> {
 }
 
 fn stop_if_idle() -> Result<()> {
-    if vm_labs().is_empty() {
+    // A script running many commands in a row keeps the VM up and stops it itself.
+    let keep = std::env::var_os("LVSLAB_VM_KEEP").is_some_and(|v| v == "1");
+    if vm_labs().is_empty() && !keep {
         let vm = Vm::new(config());
         if let Some(pid) = vm.stop()? {
             eprintln!("lvslab vm: no lab left in the VM; stopped it (qemu pid {pid})");
@@ -221,19 +248,21 @@ pub fn capture(lab: &str, out: Option<&Path>) -> Result<i32> {
 pub fn test(captures: Option<&Path>, junit: Option<&Path>, snapshots: &Path) -> Result<i32> {
     notice();
     let scratch = share_scratch("test")?;
-    let mut extra: Vec<OsString> =
-        vec!["--pending".into(), scratch.join("pending").into_os_string()];
+    let mut args = with_flag(
+        &own_args(),
+        "--pending",
+        scratch.join("pending").into_os_string(),
+    );
     if captures.is_none() {
-        extra.extend([
-            "--captures".into(),
+        args = with_flag(
+            &args,
+            "--captures",
             scratch.join("captures").into_os_string(),
-        ]);
+        );
     }
     if junit.is_some() {
-        extra.extend(["--junit".into(), scratch.join("junit.xml").into_os_string()]);
+        args = with_flag(&args, "--junit", scratch.join("junit.xml").into_os_string());
     }
-    let mut args = own_args();
-    args.extend(extra);
     let code = forward(&args)?;
     if let Some(j) = junit {
         if scratch.join("junit.xml").exists() {
@@ -311,5 +340,27 @@ mod tests {
         );
         let c = insert_before_separator(&a[..2], &["--out".into(), "/x".into()]);
         assert_eq!(c.len(), 4);
+    }
+
+    #[test]
+    fn a_flag_the_user_gave_is_replaced_not_repeated() {
+        let a: Vec<OsString> = ["test", "--junit", "r.xml", "nat-rr", "--captures=c"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let b = with_flag(&a, "--junit", "/s/j.xml".into());
+        let b = with_flag(&b, "--captures", "/s/c".into());
+        let b: Vec<&str> = b.iter().map(|s| s.to_str().unwrap()).collect();
+        assert_eq!(
+            b,
+            [
+                "test",
+                "nat-rr",
+                "--junit",
+                "/s/j.xml",
+                "--captures",
+                "/s/c"
+            ]
+        );
     }
 }
