@@ -288,9 +288,7 @@ pub fn simulate(file: Option<&Path>) -> Result<i32> {
     let mut args = own_args();
     let visible = |p: &Path| {
         let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
-        !["/tmp", "/run", "/var/tmp", "/root"]
-            .iter()
-            .any(|d| p.starts_with(d))
+        !lvslab_vm::GUEST_TMPFS.iter().any(|d| p.starts_with(d))
     };
     let scratch;
     match file {

@@ -91,10 +91,12 @@ mount -t devtmpfs devtmpfs $H/dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts $H/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $H/dev/shm
-mount -t tmpfs -o mode=1777 tmpfs $H/tmp
+# The host's /tmp and /root stay visible (read-only, like the rest): a checkout or a CI
+# clone may live there. Commands get a writable TMPDIR and HOME under the guest's /run.
 mount -t tmpfs -o mode=755 tmpfs $H/run
+mkdir -p -m 1777 $H/run/tmp
+mkdir -p -m 700 $H/run/home
 [ -d $H/var/tmp ] && mount -t tmpfs -o mode=1777 tmpfs $H/var/tmp
-[ -d $H/root ] && mount -t tmpfs -o mode=700 tmpfs $H/root
 mkdir -p $H/run/netns
 # The writable share, at its host path; cache=none so the host sees writes at once.
 if [ -n "$SHARE" ]; then
@@ -129,7 +131,7 @@ while :; do
   PING) echo "PONG $id $(uname -r) $(cut -d' ' -f1 /proc/uptime)" >&3 ;;
   RUN)
     echo "$arg" | base64 -d >$A/cmd 2>/dev/null
-    env -i HOME=/root TERM=dumb LANG=C.UTF-8 PATH="$P" LD_LIBRARY_PATH="$L" \
+    env -i HOME=/run/home TMPDIR=/run/tmp TERM=dumb LANG=C.UTF-8 PATH="$P" LD_LIBRARY_PATH="$L" \
       chroot $H /bin/sh -c "$(cat $A/cmd)" sh </dev/null >/tmp/out 2>/tmp/err
     rc=$?
     { echo "RES $id $rc"; base64 -w 0 /tmp/out; echo; base64 -w 0 /tmp/err; echo; } >&3

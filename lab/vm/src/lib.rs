@@ -9,7 +9,7 @@
 //!   of host's backported qemu-utils.
 //! - [`Vm::ensure_running`]: boot qemu's `microvm` under TCG with no network device at
 //!   all; the guest mounts the host's `/` read-only over 9p (so host binaries, lvslab's
-//!   included, run inside unchanged) with tmpfs over /tmp, /run, /var/tmp and /root.
+//!   included, run inside unchanged) with tmpfs over /run and /var/tmp (commands get TMPDIR and HOME under /run).
 //! - [`Vm::run`]: a command goes to the guest's agent loop over a virtio-serial port backed
 //!   backed by two FIFOs under the run directory; exit code, stdout and stderr come back
 //!   base64-framed, so binary output survives.
@@ -29,7 +29,7 @@ mod vm;
 pub use agent::CommandOutput;
 pub use error::VmError;
 pub use fetch::{fetch, fetched, remove_cache, FetchOptions, Stamp};
-pub use vm::{shell_quote, Running, Vm};
+pub use vm::{shell_quote, Running, Vm, GUEST_TMPFS};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -36,9 +36,9 @@ pub struct Vm {
     cfg: VmConfig,
 }
 
-/// Host directories the guest hides under tmpfs (see the init script); the cache,
-/// whose ipvsadm and libraries the guest runs, must live elsewhere.
-const GUEST_TMPFS: &[&str] = &["/tmp", "/run", "/var/tmp", "/root", "/dev", "/proc", "/sys"];
+/// Host directories the guest hides under its own filesystems (see the init script); the
+/// cache, whose ipvsadm and libraries the guest runs, must live elsewhere.
+pub const GUEST_TMPFS: &[&str] = &["/run", "/var/tmp", "/dev", "/proc", "/sys"];
 
 /// Drops the guest's dentries and inodes (and with them the page cache of 9p files):
 /// the 9p root is mounted with cache=loose, which never revalidates.
@@ -294,7 +294,7 @@ impl Vm {
         if GUEST_TMPFS.iter().any(|m| cache.starts_with(m)) {
             return Err(VmError::BadCacheDir {
                 path: cache,
-                reason: "is under /tmp, /run, /var/tmp or /root, which the guest covers with tmpfs",
+                reason: "is under /run or /var/tmp, which the guest covers with tmpfs",
             });
         }
         Ok(())
@@ -393,7 +393,7 @@ impl Vm {
     }
 
     /// Run `argv` in the VM in directory `dir` (a host path: the guest sees the host's
-    /// tree, except under /tmp, /run, /var/tmp and /root, where it has its own tmpfs), or
+    /// tree, except under /run and /var/tmp, where it has its own tmpfs), or
     /// in `/` when the guest has no such directory.
     pub fn run_in(
         &self,

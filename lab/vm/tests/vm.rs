@@ -33,8 +33,8 @@ ip netns exec nd ipvsadm -A -t 198.51.100.250:80 -s rr
 ip netns exec nd ipvsadm -a -t 198.51.100.250:80 -r 192.168.1.201:80 -m
 ip netns exec nd ipvsadm -a -t 198.51.100.250:80 -r 192.168.2.203:80 -m
 for r in 1 2; do
-  mkdir -p /tmp/www$r && echo rs$r > /tmp/www$r/index.html
-  ip netns exec nr$r $BB httpd -f -p 80 -h /tmp/www$r &
+  mkdir -p $TMPDIR/www$r && echo rs$r > $TMPDIR/www$r/index.html
+  ip netns exec nr$r $BB httpd -f -p 80 -h $TMPDIR/www$r &
 done
 for i in $(seq 50); do
   ip netns exec nr1 $BB wget -q -O /dev/null http://127.0.0.1/ 2>/dev/null &&
