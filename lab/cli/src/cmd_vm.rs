@@ -160,6 +160,8 @@ pub fn run(args: Args) -> Result<()> {
                 Some(pid) => println!("stopped the VM (qemu pid {pid})"),
                 None => println!("no VM running"),
             }
+            // Labs recorded as living in the VM went with it.
+            vm.remove_run_dir()?;
             if cache {
                 if lvslab_vm::remove_cache(vm.config())? {
                     println!("removed {}", vm.config().cache_dir.display());

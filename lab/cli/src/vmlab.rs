@@ -200,6 +200,7 @@ fn stop_if_idle() -> Result<()> {
         if let Some(pid) = vm.stop()? {
             eprintln!("lvslab vm: no lab left in the VM; stopped it (qemu pid {pid})");
         }
+        vm.remove_run_dir()?;
     }
     Ok(())
 }

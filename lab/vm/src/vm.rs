@@ -483,6 +483,19 @@ impl Vm {
         Ok(Some(pid))
     }
 
+    /// Removes the run directory (FIFOs, locks, console log, the share) once no VM runs from
+    /// it, so a stopped VM leaves nothing under /run; false while one still runs.
+    pub fn remove_run_dir(&self) -> Result<bool, VmError> {
+        if self.pid().is_some() {
+            return Ok(false);
+        }
+        match std::fs::remove_dir_all(&self.cfg.run_dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e).at(&self.cfg.run_dir),
+        }
+    }
+
     fn forget(&self) {
         let base = self.cfg.agent_base();
         for f in [
