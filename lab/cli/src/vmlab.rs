@@ -72,7 +72,15 @@ fn progress(line: &str) {
 /// output through and returns its exit status.
 pub fn forward(args: &[OsString]) -> Result<i32> {
     let vm = Vm::new(config());
-    vm.ensure_running(&mut progress)?;
+    let (_, booted) = vm.ensure_running(&mut progress)?;
+    if booted {
+        // A VM that had to boot holds no lab: any recorded here died with a VM that
+        // stopped (a crash, a host reboot), so forget them; the command itself says so.
+        for l in vm_labs() {
+            eprintln!("lvslab vm: lab {l} was in a VM that is no longer running; it is gone");
+            unmark(&l);
+        }
+    }
     let exe = std::env::current_exe().context("find the lvslab executable")?;
     let mut argv = vec![exe.to_string_lossy().into_owned()];
     argv.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
