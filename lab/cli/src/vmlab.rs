@@ -149,15 +149,6 @@ fn with_flag(args: &[OsString], flag: &str, value: OsString) -> Vec<OsString> {
     out
 }
 
-/// `args` with `extra` inserted before a `--` separator (or at the end without one).
-fn insert_before_separator(args: &[OsString], extra: &[OsString]) -> Vec<OsString> {
-    let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
-    let mut v = args[..at].to_vec();
-    v.extend_from_slice(extra);
-    v.extend_from_slice(&args[at..]);
-    v
-}
-
 fn notice() {
     eprintln!("lvslab: this host's kernel has no IPVS; the lab runs in lvslab's VM (see `lvslab vm status`)");
 }
@@ -226,26 +217,33 @@ pub fn list() -> Result<()> {
     Ok(())
 }
 
-/// `capture` of a VM lab: the pcaps are written to the share, then moved to where they
-/// would be on the host.
+/// `capture`'s arguments with `--out` set to `out`: the user's `--out` (before the command
+/// after `--`) is replaced; the command itself is left alone.
+fn capture_args(args: &[OsString], out: OsString) -> Vec<OsString> {
+    let sep = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let mut v = with_flag(&args[..sep], "--out", out);
+    v.extend_from_slice(&args[sep..]);
+    v
+}
+
+/// `capture` of a VM lab: the pcaps are written to the share (the guest sees the host's
+/// tree read-only), then moved to `--out` or to where they would be on the host.
 pub fn capture(lab: &str, out: Option<&Path>) -> Result<i32> {
     let scratch = share_scratch("capture")?;
-    let args = match out {
-        Some(_) => own_args(),
-        None => insert_before_separator(
-            &own_args(),
-            &[OsString::from("--out"), scratch.clone().into_os_string()],
-        ),
-    };
-    let code = forward(&args)?;
-    if out.is_none() && scratch.exists() {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let dest = PathBuf::from("captures")
-            .join(lab)
-            .join(format!("run-{secs}"));
+    let code = forward(&capture_args(&own_args(), scratch.clone().into_os_string()))?;
+    if scratch.exists() {
+        let dest = match out {
+            Some(o) => o.to_owned(),
+            None => {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                PathBuf::from("captures")
+                    .join(lab)
+                    .join(format!("run-{secs}"))
+            }
+        };
         move_tree(&scratch, &dest)?;
         eprintln!("lvslab: the VM's captures were moved to {}", dest.display());
     }
@@ -334,19 +332,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn extra_flags_go_before_the_command_separator() {
-        let a: Vec<OsString> = ["capture", "--path", "--", "lvslab", "request"]
-            .iter()
-            .map(OsString::from)
-            .collect();
-        let b = insert_before_separator(&a, &["--out".into(), "/x".into()]);
+    fn capture_writes_to_the_share_and_leaves_the_command_alone() {
+        let a: Vec<OsString> = [
+            "capture", "--out", "mine", "--path", "--", "x", "--out", "y",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let b = capture_args(&a, "/share/c".into());
         let b: Vec<&str> = b.iter().map(|s| s.to_str().unwrap()).collect();
         assert_eq!(
             b,
-            ["capture", "--path", "--out", "/x", "--", "lvslab", "request"]
+            ["capture", "--path", "--out", "/share/c", "--", "x", "--out", "y"]
         );
-        let c = insert_before_separator(&a[..2], &["--out".into(), "/x".into()]);
-        assert_eq!(c.len(), 4);
     }
 
     #[test]
