@@ -79,6 +79,16 @@ pub fn apply_overrides(scenario: &Scenario, mut topo: Topology) -> Result<Topolo
             set(r, *value);
         }
     }
+    if let Some(h) = &o.health {
+        match checked_health(&topo, h.get_ref()) {
+            Ok(health) => {
+                if let Some(svc) = topo.services.first_mut() {
+                    svc.health = health;
+                }
+            }
+            Err((message, help)) => diags.push(src.diag(h.span(), message, help)),
+        }
+    }
     if diags.is_empty() {
         return Ok(topo);
     }
@@ -87,6 +97,32 @@ pub fn apply_overrides(scenario: &Scenario, mut topo: Topology) -> Result<Topolo
         src: Box::new(src),
         diagnostics: diags,
     })
+}
+
+/// A `[service] health` table checked by the topology validator itself (one set of rules):
+/// the topology is written out with the table in its first service and read back.
+fn checked_health(
+    topo: &Topology,
+    table: &toml::Table,
+) -> Result<Option<lvslab_netns::HealthSpec>, (String, Option<String>)> {
+    let plain = |e: String| (format!("health: {e}"), None);
+    let text = topo.to_toml().map_err(|e| plain(e.to_string()))?;
+    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| plain(e.to_string()))?;
+    let first = doc
+        .get_mut("services")
+        .and_then(|s| s.as_array_mut())
+        .and_then(|a| a.first_mut())
+        .and_then(|s| s.as_table_mut())
+        .ok_or_else(|| plain("the topology has no service".to_owned()))?;
+    first.insert("health".to_owned(), toml::Value::Table(table.clone()));
+    let text = toml::to_string(&doc).map_err(|e| plain(e.to_string()))?;
+    match Topology::parse(&topo.path, text) {
+        Ok(t) => Ok(t.services.first().and_then(|s| s.health.clone())),
+        Err(e) => match e.diagnostics().first() {
+            Some(d) => Err((format!("health: {}", d.message), d.help.clone())),
+            None => Err(plain(e.to_string())),
+        },
+    }
 }
 
 fn port(
