@@ -208,6 +208,29 @@ mod tests {
     }
 
     #[test]
+    fn a_health_override_is_checked_by_the_topology_rules_and_located_here() {
+        let t = apply("[service]\nhealth = { check = \"tcp\", interval_ms = 200, retries = 2 }\n")
+            .unwrap();
+        let h = t.services[0].health.clone().expect("health");
+        assert_eq!((h.interval_ms, h.retries, h.timeout_ms), (200, 2, 500));
+        let e = error("[service]\nhealth = { check = \"ping\" }\n", "s.toml:4:");
+        assert!(e.contains("unknown health check \"ping\""), "{e}");
+        let s = Scenario::parse(
+            Path::new("s.toml"),
+            "description = \"d\"\ntopology = \"nat-topology\"\n[[steps]]\ndo = \"start_server\"\nnode = \"rs2\"\n[[steps]]\ndo = \"wait_health\"\nnode = \"rs2\"\nstate = \"down\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            &s.steps[1],
+            crate::format::Step::WaitHealth {
+                state: crate::format::HealthState::Down,
+                timeout_ms: 5000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn every_shipped_scenario_gives_a_valid_topology() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
         let mut seen = 0;
