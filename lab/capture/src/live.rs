@@ -98,10 +98,15 @@ impl LiveCapture {
             .first()
             .map(|t| t.hop.clone())
             .unwrap_or_else(|| Hop::new("-", "-"));
-        let (stop_r, stop_w) = nix::unistd::pipe().map_err(|source| CaptureError::Sys {
-            hop: first_hop,
-            source,
-        })?;
+        // Close-on-exec: a daemon started while capturing (a scenario's start_server) must
+        // not inherit the write end, or closing ours would never signal EOF.
+        let (stop_r, stop_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| {
+                CaptureError::Sys {
+                    hop: first_hop,
+                    source,
+                }
+            })?;
         let stop_r = Arc::new(stop_r);
         let seen = Arc::new(AtomicU64::new(0));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), CaptureError>>();

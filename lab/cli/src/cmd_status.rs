@@ -3,6 +3,7 @@ use anyhow::Result;
 use lvslab_netns::{netns, Lab, Peer};
 
 use crate::labarg::LabArg;
+use lvslab_engine::health::ServerHealth;
 use serde::Serialize;
 
 /// Show a lab's nodes, roles, interfaces (MAC, addresses, labels, wiring), routes, services
@@ -43,6 +44,35 @@ struct View<'a> {
     nodes: Vec<NodeView<'a>>,
     services: &'a [lvslab_netns::ServiceSpec],
     daemons: Vec<DaemonView<'a>>,
+    health: Vec<ServerHealth>,
+}
+
+/// One line per health-checked real server: `up`/`down`, since when, failed checks.
+pub fn health_lines(rows: &[ServerHealth], now_ms: u64) -> Vec<String> {
+    rows.iter()
+        .map(|h| {
+            let secs = now_ms.saturating_sub(h.since_ms) as f64 / 1000.0;
+            let failures = match h.failures {
+                0 => String::new(),
+                1 => ", 1 failed check".to_owned(),
+                n => format!(", {n} failed checks"),
+            };
+            format!(
+                "health {} {} ({}) {} for {secs:.1} s{failures}",
+                h.node,
+                h.address,
+                h.service,
+                if h.up { "up" } else { "down" }
+            )
+        })
+        .collect()
+}
+
+/// The current time as the health state file counts it.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Run the command.
@@ -76,6 +106,8 @@ pub fn run(args: Args) -> Result<()> {
                 log: d.log.display().to_string(),
             })
             .collect(),
+        // A lab without checks, or one whose checker has not written yet, shows none.
+        health: lvslab_engine::health::read_health(&lab.run_dir()).unwrap_or_default(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
@@ -131,5 +163,32 @@ pub fn run(args: Args) -> Result<()> {
             d.log
         );
     }
+    for l in health_lines(&view.health, now_ms()) {
+        println!("{l}");
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_lines_say_up_or_down_and_for_how_long() {
+        let row = |up, failures| ServerHealth {
+            service: "TCP 192.168.1.250:80".into(),
+            node: "rs2".into(),
+            address: "192.168.1.203:80".parse().expect("addr"),
+            up,
+            since_ms: 1_000,
+            failures,
+        };
+        assert_eq!(
+            health_lines(&[row(false, 3), row(true, 0)], 3_500),
+            [
+                "health rs2 192.168.1.203:80 (TCP 192.168.1.250:80) down for 2.5 s, 3 failed checks",
+                "health rs2 192.168.1.203:80 (TCP 192.168.1.250:80) up for 2.5 s"
+            ]
+        );
+    }
 }

@@ -5,6 +5,7 @@ mod cmd_bench;
 mod cmd_capture;
 mod cmd_down;
 mod cmd_exec;
+mod cmd_health;
 mod cmd_list;
 mod cmd_request;
 mod cmd_serve;
@@ -48,6 +49,9 @@ enum Command {
     Director(director::cmd_director::DirectorArgs),
     /// TUN-mode real-server side: decapsulate IPIP in userspace into a TUN device.
     Tunnel(director::cmd_tunnel::TunnelArgs),
+    /// Health-check daemon of a director (`up` starts it for services with `health`).
+    #[command(hide = true)]
+    Health(cmd_health::Args),
     /// Add, edit or delete a virtual service of a running director (ipvsadm -A/-E/-D flags).
     Service(director::cmd_ctl::ServiceArgs),
     /// Add, edit or delete a real server of a running director (ipvsadm -a/-e/-d flags).
@@ -90,6 +94,7 @@ fn main() {
         Command::Test(a) => cmd_test::run(a),
         Command::Director(a) => director::cmd_director::run(a),
         Command::Tunnel(a) => director::cmd_tunnel::run(a),
+        Command::Health(a) => cmd_health::run(a),
         Command::Service(a) => director::cmd_ctl::run_service(a),
         Command::Real(a) => director::cmd_ctl::run_real(a),
         Command::Stats(a) => director::cmd_stats::run_stats(a),

@@ -124,7 +124,32 @@ pub fn daemon_plan(lab: &str, topo: &Topology, backend: Backend) -> Vec<DaemonSp
             args,
         });
     }
+    // Last: the checkers change the table through the director, which must be up first.
+    for node in directors_with_services(topo) {
+        if topo
+            .services
+            .iter()
+            .any(|s| s.director == node && s.health.is_some())
+        {
+            plan.push(DaemonSpec {
+                name: format!("health-{node}"),
+                args: strings(&["health", "--lab", lab, "--node", &node]),
+                node,
+            });
+        }
+    }
     plan
+}
+
+/// Starts `serve` on real server `node` again, as `up` started it (after it was stopped).
+pub fn restart_serve(lab: &mut Lab, node: &str, cfg: &DaemonConfig) -> Result<u32> {
+    let d = daemon_plan(lab.name(), &lab.state.topology, lab.state.backend)
+        .into_iter()
+        .find(|d| d.node == node && d.args.first().is_some_and(|a| a == "serve"))
+        .ok_or_else(|| {
+            lvslab_netns::Error::Msg(format!("{node} runs no serve daemon in this lab"))
+        })?;
+    Ok(lab.spawn_daemon(&d.node, &d.name, cfg.command(&d.args), true)?)
 }
 
 fn strings(a: &[&str]) -> Vec<String> {
@@ -194,6 +219,33 @@ mod tests {
         assert!(
             e.contains("router") && e.contains("directors: director"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_director_with_checked_services_gets_a_health_daemon_last() {
+        let mut t = topo("nat-topology");
+        assert!(daemon_plan("x", &t, Backend::Userspace)
+            .iter()
+            .all(|d| !d.name.starts_with("health-")));
+        let h = "[[services]]\ndirector = \"director\"\nvip = \"192.168.1.250\"\nport = 80\nscheduler = \"rr\"\nmethod = \"nat\"\nhealth = { check = \"tcp\" }\nreal_servers = [{ node = \"rs1\" }]\n";
+        let text = std::fs::read_to_string(&t.path).expect("file");
+        let cut = text.find("[[services]]").expect("a service");
+        t = Topology::parse("t.toml", format!("{}{h}", &text[..cut])).expect("valid");
+        for backend in [Backend::Userspace, Backend::Ipvs] {
+            let plan = daemon_plan("x", &t, backend);
+            let last = plan.last().expect("daemons");
+            assert_eq!(last.name, "health-director");
+            assert_eq!(last.args, ["health", "--lab", "x", "--node", "director"]);
+        }
+        assert_eq!(
+            names(&daemon_plan("x", &t, Backend::Userspace)),
+            [
+                "serve-rs1",
+                "serve-rs2",
+                "director-director",
+                "health-director"
+            ]
         );
     }
 

@@ -110,6 +110,14 @@ pub enum EngineError {
         /// Why.
         cause: Box<EngineError>,
     },
+    /// A health state file could not be written or read.
+    #[error("health state {}: {message}", .path.display())]
+    HealthState {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        message: String,
+    },
 }
 
 /// Result alias for this crate.

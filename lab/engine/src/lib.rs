@@ -9,6 +9,7 @@
 mod backend;
 mod daemons;
 mod error;
+pub mod health;
 mod interrupts;
 mod lifecycle;
 mod resolve;
@@ -16,7 +17,7 @@ mod services;
 mod view;
 
 pub use backend::{balancer, pick_director, Balancer, Kernel, Userspace};
-pub use daemons::{daemon_plan, directors_with_services, DaemonConfig, DaemonSpec};
+pub use daemons::{daemon_plan, directors_with_services, restart_serve, DaemonConfig, DaemonSpec};
 pub use error::{EngineError, Result};
 pub use interrupts::DeferredInterrupts;
 pub use lifecycle::{down, down_all, up, Injection, LabGuard, UpOptions, INJECT_ENV};

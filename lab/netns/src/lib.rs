@@ -7,8 +7,8 @@ pub mod topology;
 pub use backend::Backend;
 pub use label::{AddrRole, Label};
 pub use topology::{
-    Endpoint, ForwardMethod, IfaceSpec, LanSpec, LinkSpec, NodeSpec, Protocol, RealServerSpec,
-    Role, RouteSpec, Scheduler, ServiceSpec, Topology, TopologyError,
+    Endpoint, ForwardMethod, HealthCheck, HealthSpec, IfaceSpec, LanSpec, LinkSpec, NodeSpec,
+    Protocol, RealServerSpec, Role, RouteSpec, Scheduler, ServiceSpec, Topology, TopologyError,
 };
 pub mod error;
 pub mod ethtool;

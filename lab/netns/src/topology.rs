@@ -183,6 +183,77 @@ pub struct ServiceSpec {
     pub persistence: Option<u32>,
     /// Real servers in file order.
     pub real_servers: Vec<RealServerSpec>,
+    /// Health checking of the real servers (`health = { ... }`), if any.
+    #[serde(default)]
+    pub health: Option<HealthSpec>,
+}
+
+/// What a health check does against one real server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "lowercase")]
+pub enum HealthCheck {
+    /// Connect to RIP:port; a completed handshake is healthy.
+    Tcp,
+    /// `GET path HTTP/1.0`; the answer's status must be `status`.
+    Http {
+        /// The request path.
+        path: String,
+        /// The expected status code.
+        status: u16,
+    },
+    /// Send `payload` to RIP:port; any answer is healthy.
+    Udp {
+        /// The datagram sent.
+        payload: String,
+    },
+    /// Run a program in the director's namespace; exit status 0 is healthy.
+    Command {
+        /// Program and arguments.
+        command: Vec<String>,
+    },
+}
+
+impl HealthCheck {
+    /// The name used in files: `tcp`, `http`, `udp` or `command`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HealthCheck::Tcp => "tcp",
+            HealthCheck::Http { .. } => "http",
+            HealthCheck::Udp { .. } => "udp",
+            HealthCheck::Command { .. } => "command",
+        }
+    }
+}
+
+/// Health checking of a service's real servers (keepalived's checker settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthSpec {
+    /// The check.
+    #[serde(flatten)]
+    pub check: HealthCheck,
+    /// Time between two checks of a healthy server (keepalived's delay_loop), ms.
+    pub interval_ms: u64,
+    /// How long one check may take (keepalived's connect_timeout), ms.
+    pub timeout_ms: u64,
+    /// Failed checks tolerated before a server is down (keepalived's retry).
+    pub retries: u32,
+    /// Time before a failed check is retried (keepalived's delay_before_retry), ms.
+    pub delay_before_retry_ms: u64,
+    /// Quiesce a failing server to weight 0 instead of removing it.
+    pub inhibit_on_failure: bool,
+    /// Where the service sends clients while no real server is healthy.
+    pub sorry_server: Option<std::net::SocketAddr>,
+}
+
+impl HealthSpec {
+    /// Default `interval_ms`: keepalived's delay_loop is 60 s, far too slow for a lab.
+    pub const INTERVAL_MS: u64 = 1000;
+    /// Default `timeout_ms`: keepalived's connect_timeout is 5 s; a lab's LAN answers in µs.
+    pub const TIMEOUT_MS: u64 = 500;
+    /// Default `retries` (keepalived's retry default is 1).
+    pub const RETRIES: u32 = 1;
+    /// Default `delay_before_retry_ms`: keepalived waits 1 s; a lab wants quick answers.
+    pub const DELAY_BEFORE_RETRY_MS: u64 = 200;
 }
 
 impl fmt::Display for ServiceSpec {
@@ -338,6 +409,35 @@ struct RawService {
     #[serde(default)]
     persistence: Option<S<i64>>,
     real_servers: S<Vec<S<RawRealServer>>>,
+    #[serde(default)]
+    health: Option<S<RawHealth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    #[serde(default)]
+    check: Option<S<String>>,
+    #[serde(default)]
+    interval_ms: Option<S<i64>>,
+    #[serde(default)]
+    timeout_ms: Option<S<i64>>,
+    #[serde(default)]
+    retries: Option<S<i64>>,
+    #[serde(default)]
+    delay_before_retry_ms: Option<S<i64>>,
+    #[serde(default)]
+    inhibit_on_failure: Option<bool>,
+    #[serde(default)]
+    sorry_server: Option<S<String>>,
+    #[serde(default)]
+    path: Option<S<String>>,
+    #[serde(default)]
+    status: Option<S<i64>>,
+    #[serde(default)]
+    payload: Option<S<String>>,
+    #[serde(default)]
+    command: Option<S<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -583,5 +683,105 @@ mod tests {
         let line = text.lines().position(|l| l.contains("roundrobin")).unwrap() + 1;
         assert_eq!(d.line, line);
         assert!(e.to_string().contains(&format!("t.toml:{line}:")), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    fn nat_with(health: &str) -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/nat-topology.toml"),
+        )
+        .unwrap()
+        .replace(
+            "method = \"nat\"\n",
+            &format!("method = \"nat\"\nhealth = {health}\n"),
+        )
+    }
+
+    #[test]
+    fn health_defaults_and_round_trip() {
+        let t = Topology::parse("t.toml", nat_with("{ check = \"tcp\" }")).unwrap();
+        let h = t.services[0].health.clone().unwrap();
+        assert_eq!(h.check, HealthCheck::Tcp);
+        assert_eq!(
+            (
+                h.interval_ms,
+                h.timeout_ms,
+                h.retries,
+                h.delay_before_retry_ms
+            ),
+            (1000, 500, 1, 200)
+        );
+        assert!(!h.inhibit_on_failure && h.sorry_server.is_none());
+        let full = "{ check = \"http\", path = \"/ok\", status = 204, interval_ms = 200, retries = 2, inhibit_on_failure = true, sorry_server = \"192.168.1.210:80\" }";
+        let t = Topology::parse("t.toml", nat_with(full)).unwrap();
+        let back = Topology::parse("t.toml", t.to_toml().unwrap()).unwrap();
+        assert_eq!(back.services, t.services);
+        let h = back.services[0].health.clone().unwrap();
+        assert_eq!(
+            h.check,
+            HealthCheck::Http {
+                path: "/ok".into(),
+                status: 204
+            }
+        );
+        assert!(h.inhibit_on_failure);
+        let json = serde_json::to_string(&t).unwrap();
+        let again: Topology = serde_json::from_str(&json).unwrap();
+        assert_eq!(again, t);
+    }
+
+    fn errors(health: &str) -> Vec<String> {
+        let e = Topology::parse("t.toml", nat_with(health)).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains("t.toml:") && shown.contains("help: "),
+            "{shown}"
+        );
+        e.diagnostics().iter().map(|d| d.message.clone()).collect()
+    }
+
+    #[test]
+    fn bad_health_tables_are_located() {
+        assert_eq!(
+            errors("{ check = \"ping\" }"),
+            ["unknown health check \"ping\""]
+        );
+        assert_eq!(
+            errors("{ check = \"tcp\", interval_ms = 0 }"),
+            ["interval_ms 0 is out of range"]
+        );
+        assert_eq!(
+            errors("{ timeout_ms = 86400000 }"),
+            ["timeout_ms 86400000 is out of range"]
+        );
+        assert_eq!(
+            errors("{ check = \"tcp\", path = \"/\" }"),
+            ["`path` does not apply to a tcp check"]
+        );
+        assert_eq!(
+            errors("{ check = \"command\" }"),
+            ["a command check needs a program to run"]
+        );
+        assert_eq!(
+            errors("{ check = \"http\", status = 42 }"),
+            ["HTTP status 42 is out of range"]
+        );
+        assert_eq!(
+            errors("{ sorry_server = \"nowhere\" }"),
+            ["bad sorry_server \"nowhere\""]
+        );
+        assert_eq!(errors("{ retries = -1 }"), ["retries -1 is out of range"]);
+        let e = Topology::parse("t.toml", nat_with("{ check = \"ping\" }")).unwrap_err();
+        let d = &e.diagnostics()[0];
+        let line = nat_with("{ check = \"ping\" }")
+            .lines()
+            .position(|l| l.contains("ping"))
+            .unwrap()
+            + 1;
+        assert_eq!(d.line, line);
     }
 }

@@ -103,6 +103,8 @@ pub struct ServiceOverride {
     /// Real-server nodes to leave out of the service.
     #[serde(default)]
     pub without: Vec<Spanned<String>>,
+    /// The service's `health` table, as a topology file writes it (docs/topology.md).
+    pub health: Option<Spanned<toml::Table>>,
 }
 
 /// Capture settings.
@@ -159,6 +161,21 @@ pub enum Step {
         /// Real-server node.
         node: String,
     },
+    /// Start the serve daemon on a real server again, as `up` starts it.
+    StartServer {
+        /// Real-server node.
+        node: String,
+    },
+    /// Wait until the health checker reports a real server `up` or `down`.
+    WaitHealth {
+        /// Real-server node.
+        node: String,
+        /// `up` or `down`.
+        state: HealthState,
+        /// How long to wait at most, ms (default 5000).
+        #[serde(default = "five_seconds")]
+        timeout_ms: u64,
+    },
     /// Close every held connection.
     Release,
     /// Sleep.
@@ -166,6 +183,20 @@ pub enum Step {
         /// Milliseconds.
         ms: u64,
     },
+}
+
+/// A real server's health as a `wait_health` step names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Its checks pass.
+    Up,
+    /// Its checks failed more than `retries` times in a row.
+    Down,
+}
+
+fn five_seconds() -> u64 {
+    5000
 }
 
 fn default_target() -> String {

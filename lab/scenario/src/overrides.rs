@@ -79,6 +79,16 @@ pub fn apply_overrides(scenario: &Scenario, mut topo: Topology) -> Result<Topolo
             set(r, *value);
         }
     }
+    if let Some(h) = &o.health {
+        match checked_health(&topo, h.get_ref()) {
+            Ok(health) => {
+                if let Some(svc) = topo.services.first_mut() {
+                    svc.health = health;
+                }
+            }
+            Err((message, help)) => diags.push(src.diag(h.span(), message, help)),
+        }
+    }
     if diags.is_empty() {
         return Ok(topo);
     }
@@ -87,6 +97,32 @@ pub fn apply_overrides(scenario: &Scenario, mut topo: Topology) -> Result<Topolo
         src: Box::new(src),
         diagnostics: diags,
     })
+}
+
+/// A `[service] health` table checked by the topology validator itself (one set of rules):
+/// the topology is written out with the table in its first service and read back.
+fn checked_health(
+    topo: &Topology,
+    table: &toml::Table,
+) -> Result<Option<lvslab_netns::HealthSpec>, (String, Option<String>)> {
+    let plain = |e: String| (format!("health: {e}"), None);
+    let text = topo.to_toml().map_err(|e| plain(e.to_string()))?;
+    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| plain(e.to_string()))?;
+    let first = doc
+        .get_mut("services")
+        .and_then(|s| s.as_array_mut())
+        .and_then(|a| a.first_mut())
+        .and_then(|s| s.as_table_mut())
+        .ok_or_else(|| plain("the topology has no service".to_owned()))?;
+    first.insert("health".to_owned(), toml::Value::Table(table.clone()));
+    let text = toml::to_string(&doc).map_err(|e| plain(e.to_string()))?;
+    match Topology::parse(&topo.path, text) {
+        Ok(t) => Ok(t.services.first().and_then(|s| s.health.clone())),
+        Err(e) => match e.diagnostics().first() {
+            Some(d) => Err((format!("health: {}", d.message), d.help.clone())),
+            None => Err(plain(e.to_string())),
+        },
+    }
 }
 
 fn port(
@@ -169,6 +205,29 @@ mod tests {
             .map(|r| (r.node.as_str(), r.port, r.weight, r.u_threshold))
             .collect();
         assert_eq!(rs, vec![("rs2", 9090, 3, 5)]);
+    }
+
+    #[test]
+    fn a_health_override_is_checked_by_the_topology_rules_and_located_here() {
+        let t = apply("[service]\nhealth = { check = \"tcp\", interval_ms = 200, retries = 2 }\n")
+            .unwrap();
+        let h = t.services[0].health.clone().expect("health");
+        assert_eq!((h.interval_ms, h.retries, h.timeout_ms), (200, 2, 500));
+        let e = error("[service]\nhealth = { check = \"ping\" }\n", "s.toml:4:");
+        assert!(e.contains("unknown health check \"ping\""), "{e}");
+        let s = Scenario::parse(
+            Path::new("s.toml"),
+            "description = \"d\"\ntopology = \"nat-topology\"\n[[steps]]\ndo = \"start_server\"\nnode = \"rs2\"\n[[steps]]\ndo = \"wait_health\"\nnode = \"rs2\"\nstate = \"down\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            &s.steps[1],
+            crate::format::Step::WaitHealth {
+                state: crate::format::HealthState::Down,
+                timeout_ms: 5000,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! steps, then the path compared with its snapshot and the expectations checked. It always
 //! takes its lab down, also when a step fails or the runner panics.
 
-use crate::format::{payload_bytes, Scenario, Step};
+use crate::format::{payload_bytes, HealthState, Scenario, Step};
 use crate::snapshot::{self, Outcome};
 use crate::{settle, traffic};
 use lvslab_capture::normalize::PathReport;
@@ -169,6 +169,7 @@ fn run_inner(
     let capture = LiveCapture::start(&targets, scenario.capture.filter.as_deref())?;
     let mut ctx = StepCtx {
         lab: &lab_state,
+        daemons: daemon_config(cfg),
         service: &service,
         held: Vec::new(),
         failed: 0,
@@ -312,13 +313,18 @@ fn locate_topology(scenario_path: &Path, topology: &str) -> Result<PathBuf, RunE
     })
 }
 
+/// How the lab's daemons are started, by `up` and by `start_server` alike.
+fn daemon_config(cfg: &RunnerConfig) -> DaemonConfig {
+    DaemonConfig::new(&cfg.lvslab).env(BREAK_ENV, cfg.break_director.as_deref())
+}
+
 fn lab_up(
     cfg: &RunnerConfig,
     topo: &Topology,
     lab: &str,
     backend: Backend,
 ) -> Result<LabGuard, RunError> {
-    let daemons = DaemonConfig::new(&cfg.lvslab).env(BREAK_ENV, cfg.break_director.as_deref());
+    let daemons = daemon_config(cfg);
     let opts = UpOptions {
         backend,
         ..UpOptions::new(daemons)
@@ -342,6 +348,7 @@ struct Held {
 
 struct StepCtx<'a> {
     lab: &'a Lab,
+    daemons: DaemonConfig,
     service: &'a ServiceSpec,
     held: Vec<Held>,
     failed: u32,
@@ -444,12 +451,18 @@ impl StepCtx<'_> {
             }
             Step::Ipvsadm { line } => director_ipvsadm(self.lab, self.service, line),
             Step::StopServer { node } => {
-                let d = self
-                    .lab
+                // The saved state: a start_server step may have started a newer serve.
+                let fresh = Lab::load(self.lab.name()).map_err(|e| e.to_string())?;
+                let serves: Vec<&lvslab_netns::state::DaemonInfo> = fresh
                     .state
                     .daemons
                     .iter()
-                    .find(|d| &d.node == node && d.name.starts_with("serve"))
+                    .filter(|d| &d.node == node && d.name.starts_with("serve"))
+                    .collect();
+                let d = serves
+                    .iter()
+                    .find(|d| d.alive())
+                    .or(serves.last())
                     .ok_or_else(|| format!("no serve daemon runs on {node:?}"))?;
                 if !d.alive() {
                     return Err(format!("serve on {node} (pid {}) is not running", d.pid));
@@ -464,6 +477,17 @@ impl StepCtx<'_> {
                 }
                 Ok(())
             }
+            Step::StartServer { node } => {
+                let mut fresh = Lab::load(self.lab.name()).map_err(|e| e.to_string())?;
+                lvslab_engine::restart_serve(&mut fresh, node, &self.daemons)
+                    .map(|_| ())
+                    .map_err(|e| format!("starting serve on {node}: {}", with_causes(&e)))
+            }
+            Step::WaitHealth {
+                node,
+                state,
+                timeout_ms,
+            } => self.wait_health(node, *state, Duration::from_millis(*timeout_ms)),
             Step::Release => self.release(),
             Step::Wait { ms } => {
                 std::thread::sleep(Duration::from_millis(*ms));
@@ -474,6 +498,35 @@ impl StepCtx<'_> {
 }
 
 impl StepCtx<'_> {
+    /// Polls the director's health state file until `node` is in `want`.
+    fn wait_health(&self, node: &str, want: HealthState, timeout: Duration) -> Result<(), String> {
+        let run_dir = self.lab.run_dir();
+        let t0 = Instant::now();
+        loop {
+            let rows = lvslab_engine::health::read_health(&run_dir).map_err(|e| e.to_string())?;
+            let row = rows.iter().find(|r| r.node == node);
+            if row.is_some_and(|r| r.up == (want == HealthState::Up)) {
+                return Ok(());
+            }
+            if t0.elapsed() >= timeout {
+                let now = match row {
+                    Some(r) if r.up => "up".to_owned(),
+                    Some(r) => format!("down ({} failed checks)", r.failures),
+                    None => "not health-checked (no health table names it)".to_owned(),
+                };
+                return Err(format!(
+                    "{node} is still {now} after {} ms, expected {}",
+                    timeout.as_millis(),
+                    match want {
+                        HealthState::Up => "up",
+                        HealthState::Down => "down",
+                    }
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Closes every held connection and waits until each is closed everywhere.
     fn release(&mut self) -> Result<(), String> {
         let held = std::mem::take(&mut self.held);

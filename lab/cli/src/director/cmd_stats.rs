@@ -57,13 +57,19 @@ pub fn balancer(lab: Option<&str>, node: Option<&str>) -> Result<Box<dyn Balance
 
 /// Run `lvslab service list`: the table as `ipvsadm -Ln` shows it.
 pub fn run_list(args: &ListArgs) -> Result<()> {
-    let services = balancer(args.lab.name(), args.node.as_deref())?
+    let lab = lvslab_engine::Lab::load(&lvslab_engine::resolve_lab(args.lab.name())?)?;
+    let services = lvslab_engine::balancer(&lab, args.node.as_deref())?
         .stats()?
         .services;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&services)?);
     } else {
         print!("{}", render_list(&services));
+        // Below the ipvsadm-shaped table, so the table itself stays ipvsadm's.
+        let health = lvslab_engine::health::read_health(&lab.run_dir()).unwrap_or_default();
+        for l in crate::cmd_status::health_lines(&health, crate::cmd_status::now_ms()) {
+            println!("{l}");
+        }
     }
     Ok(())
 }

@@ -9,9 +9,10 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::{
-    scheduler_help, valid_name, Endpoint, ForwardMethod, IfaceSpec, LanSpec, LinkSpec, NodeSpec,
-    Protocol, RawLan, RawLink, RawNode, RawRealServer, RawService, RawTopology, RealServerSpec,
-    Role, RouteSpec, Scheduler, ServiceSpec, Topology, METHOD_HELP,
+    scheduler_help, valid_name, Endpoint, ForwardMethod, HealthCheck, HealthSpec, IfaceSpec,
+    LanSpec, LinkSpec, NodeSpec, Protocol, RawHealth, RawLan, RawLink, RawNode, RawRealServer,
+    RawService, RawTopology, RealServerSpec, Role, RouteSpec, Scheduler, ServiceSpec, Topology,
+    METHOD_HELP,
 };
 use crate::diag::{Diagnostic, Source};
 use crate::label::{Label, LABEL_HELP};
@@ -702,6 +703,7 @@ impl Validator<'_> {
             .into_iter()
             .filter_map(|r| self.real_server(r, nodes, assigned, vip, port))
             .collect();
+        let health = s.health.map(|h| self.health(h));
         if self.diags.len() != before {
             return None;
         }
@@ -715,6 +717,174 @@ impl Validator<'_> {
             method,
             persistence,
             real_servers,
+            health: health.flatten(),
+        })
+    }
+
+    /// A whole number of milliseconds in `1..=max`, or a located error.
+    fn millis(&mut self, v: &Option<S<i64>>, what: &str, default: u64, max: u64) -> u64 {
+        let Some(v) = v else { return default };
+        match u64::try_from(*v.get_ref()) {
+            Ok(x) if (1..=max).contains(&x) => x,
+            _ => {
+                self.err(
+                    v.span(),
+                    format!("{what} {} is out of range", v.get_ref()),
+                    format!("{what} is 1 to {max} (milliseconds)"),
+                );
+                default
+            }
+        }
+    }
+
+    /// A `health = { ... }` table: the check and its own fields, timings, sorry server.
+    fn health(&mut self, h: S<RawHealth>) -> Option<HealthSpec> {
+        let before = self.diags.len();
+        let h_span = h.span();
+        let h = h.into_inner();
+        let kind = h.check.as_ref().map_or("tcp", |c| c.get_ref().as_str());
+        // Fields that belong to one check kind only: named on another, they would be ignored.
+        let only = |field: &str| match field {
+            "path" | "status" => "http",
+            "payload" => "udp",
+            _ => "command",
+        };
+        let extra: Vec<(&str, std::ops::Range<usize>)> = [
+            ("path", h.path.as_ref().map(|v| v.span())),
+            ("status", h.status.as_ref().map(|v| v.span())),
+            ("payload", h.payload.as_ref().map(|v| v.span())),
+            ("command", h.command.as_ref().map(|v| v.span())),
+        ]
+        .into_iter()
+        .filter_map(|(f, s)| s.map(|s| (f, s)))
+        .collect();
+        let check = match kind {
+            "tcp" => Some(HealthCheck::Tcp),
+            "http" => {
+                let status = match &h.status {
+                    None => Some(200),
+                    Some(s) => match u16::try_from(*s.get_ref()) {
+                        Ok(v) if (100..=599).contains(&v) => Some(v),
+                        _ => {
+                            self.err(
+                                s.span(),
+                                format!("HTTP status {} is out of range", s.get_ref()),
+                                "an HTTP status is 100 to 599, e.g. 200",
+                            );
+                            None
+                        }
+                    },
+                };
+                let path = h.path.as_ref().map_or("/", |p| p.get_ref().as_str());
+                if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                    let span = h.path.as_ref().map_or(h_span.clone(), |p| p.span());
+                    self.err(
+                        span,
+                        format!("bad HTTP path {path:?}"),
+                        "a path starts with / and has no spaces, e.g. \"/health\"",
+                    );
+                }
+                status.map(|status| HealthCheck::Http {
+                    path: path.to_owned(),
+                    status,
+                })
+            }
+            "udp" => Some(HealthCheck::Udp {
+                payload: h
+                    .payload
+                    .as_ref()
+                    .map_or_else(|| "health".to_owned(), |p| p.get_ref().clone()),
+            }),
+            "command" => match &h.command {
+                Some(c) if !c.get_ref().is_empty() && !c.get_ref()[0].is_empty() => {
+                    Some(HealthCheck::Command {
+                        command: c.get_ref().clone(),
+                    })
+                }
+                other => {
+                    let span = other.as_ref().map_or(h_span.clone(), |c| c.span());
+                    self.err(
+                        span,
+                        "a command check needs a program to run",
+                        "add command = [\"sh\", \"-c\", \"...\"]; it runs in the director's namespace and exit status 0 means healthy",
+                    );
+                    None
+                }
+            },
+            other => {
+                let span = h.check.as_ref().map_or(h_span.clone(), |c| c.span());
+                self.err(
+                    span,
+                    format!("unknown health check {other:?}"),
+                    "check is \"tcp\", \"http\", \"udp\" or \"command\"",
+                );
+                None
+            }
+        };
+        if check.is_some() {
+            for (field, span) in extra.iter().filter(|(f, _)| only(f) != kind) {
+                self.err(
+                    span.clone(),
+                    format!("`{field}` does not apply to a {kind} check"),
+                    format!(
+                        "`{field}` belongs to check = \"{}\"; remove it",
+                        only(field)
+                    ),
+                );
+            }
+        }
+        let interval_ms = self.millis(
+            &h.interval_ms,
+            "interval_ms",
+            HealthSpec::INTERVAL_MS,
+            3_600_000,
+        );
+        let timeout_ms = self.millis(&h.timeout_ms, "timeout_ms", HealthSpec::TIMEOUT_MS, 60_000);
+        let delay_before_retry_ms = self.millis(
+            &h.delay_before_retry_ms,
+            "delay_before_retry_ms",
+            HealthSpec::DELAY_BEFORE_RETRY_MS,
+            3_600_000,
+        );
+        let retries = match &h.retries {
+            None => HealthSpec::RETRIES,
+            Some(r) => match u32::try_from(*r.get_ref()) {
+                Ok(x) if x <= 100 => x,
+                _ => {
+                    self.err(
+                        r.span(),
+                        format!("retries {} is out of range", r.get_ref()),
+                        "retries is 0 to 100: failed checks tolerated before a server is down",
+                    );
+                    HealthSpec::RETRIES
+                }
+            },
+        };
+        let sorry_server = match &h.sorry_server {
+            None => None,
+            Some(s) => match s.get_ref().parse::<std::net::SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.err(
+                        s.span(),
+                        format!("bad sorry_server {:?}", s.get_ref()),
+                        "write ADDR:PORT, e.g. \"192.168.1.210:80\"",
+                    );
+                    None
+                }
+            },
+        };
+        if self.diags.len() != before {
+            return None;
+        }
+        Some(HealthSpec {
+            check: check?,
+            interval_ms,
+            timeout_ms,
+            retries,
+            delay_before_retry_ms,
+            inhibit_on_failure: h.inhibit_on_failure.unwrap_or(false),
+            sorry_server,
         })
     }
     /// A VIP must not be an interface address of a director or real server: the director

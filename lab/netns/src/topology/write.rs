@@ -4,7 +4,7 @@
 //! Node, interface and LAN order is kept: it decides the assigned MAC addresses.
 use serde::{Serialize, Serializer};
 
-use super::{ForwardMethod, Label, Protocol, Role, Scheduler, Topology};
+use super::{ForwardMethod, HealthSpec, Label, Protocol, Role, Scheduler, Topology};
 
 /// A map that serialises in the given order (toml keeps it; a BTreeMap would sort).
 struct InOrder<V>(Vec<(String, V)>);
@@ -63,6 +63,8 @@ struct Service {
     method: ForwardMethod,
     #[serde(skip_serializing_if = "Option::is_none")]
     persistence: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<HealthSpec>,
     real_servers: Vec<RealServer>,
 }
 
@@ -137,6 +139,7 @@ impl Topology {
                     scheduler: s.scheduler,
                     method: s.method,
                     persistence: s.persistence,
+                    health: s.health.clone(),
                     real_servers: s
                         .real_servers
                         .iter()
