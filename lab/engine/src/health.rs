@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lvslab_netns::{ForwardMethod, HealthSpec, Protocol, RealServerSpec, ServiceSpec};
+use lvslab_netns::{HealthSpec, RealServerSpec, ServiceSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::{EngineError, Result};
+use lvslab_director::IpvsadmFlag;
 
 /// One real server's health as the state file records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,21 +149,6 @@ impl Checker {
     }
 }
 
-fn proto_flag(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "-t",
-        Protocol::Udp => "-u",
-    }
-}
-
-fn method_flag(m: ForwardMethod) -> &'static str {
-    match m {
-        ForwardMethod::Nat => "-m",
-        ForwardMethod::Dr => "-g",
-        ForwardMethod::Tun => "-i",
-    }
-}
-
 /// A service's real servers under health checking, and the ipvsadm lines their
 /// transitions need.
 #[derive(Debug, Clone)]
@@ -189,7 +175,7 @@ impl ServiceHealth {
     fn key(&self) -> String {
         format!(
             "{} {}",
-            proto_flag(self.spec.protocol),
+            self.spec.protocol.ipvsadm_flag(),
             SocketAddr::new(self.spec.vip, self.spec.port)
         )
     }
@@ -215,7 +201,7 @@ impl ServiceHealth {
             "{op} {} -r {} {} -w {weight}",
             self.key(),
             SocketAddr::new(rs.address, rs.port),
-            method_flag(self.spec.method)
+            self.spec.method.ipvsadm_flag()
         );
         if rs.u_threshold > 0 {
             l.push_str(&format!(" -x {}", rs.u_threshold));
@@ -255,7 +241,7 @@ impl ServiceHealth {
                     lines.push(format!(
                         "-a {} -r {s} {} -w 1",
                         self.key(),
-                        method_flag(self.spec.method)
+                        self.spec.method.ipvsadm_flag()
                     ));
                     self.sorry_active = true;
                 }

@@ -1,31 +1,15 @@
 //! A lab's virtual services as ipvsadm command lines: what the userspace director is
 //! started with and what kernel IPVS is configured with, so both backends read one source.
 
-use lvslab_netns::{ForwardMethod, Protocol, ServiceSpec, Topology};
+use lvslab_director::IpvsadmFlag;
+use lvslab_netns::{ServiceSpec, Topology};
 use std::net::SocketAddr;
-
-/// ipvsadm's protocol flag.
-fn proto_flag(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "-t",
-        Protocol::Udp => "-u",
-    }
-}
-
-/// ipvsadm's forwarding flag.
-fn method_flag(m: ForwardMethod) -> &'static str {
-    match m {
-        ForwardMethod::Nat => "-m",
-        ForwardMethod::Dr => "-g",
-        ForwardMethod::Tun => "-i",
-    }
-}
 
 /// The `ipvsadm -A` and `-a` lines that build service `s`.
 pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
     let key = format!(
         "{} {}",
-        proto_flag(s.protocol),
+        s.protocol.ipvsadm_flag(),
         SocketAddr::new(s.vip, s.port)
     );
     let mut head = format!("-A {key} -s {}", s.scheduler);
@@ -37,7 +21,7 @@ pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
         let mut l = format!(
             "-a {key} -r {} {} -w {}",
             SocketAddr::new(r.address, r.port),
-            method_flag(s.method),
+            s.method.ipvsadm_flag(),
             r.weight
         );
         if r.u_threshold > 0 {
