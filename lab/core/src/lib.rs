@@ -18,6 +18,7 @@ mod sched;
 pub mod sim;
 pub mod tcp;
 pub mod types;
+pub mod vrrp;
 pub mod wire;
 
 pub use dest::Counters;
