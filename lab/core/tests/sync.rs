@@ -639,3 +639,39 @@ fn the_backup_says_what_it_refused() {
     backup.set_sync(SyncRole::Off);
     assert!(backup.take_sync(T0).is_empty());
 }
+
+/// The datagram Linux 6.1's MASTER daemon sent for a UDP flow 192.0.2.2:40053 ->
+/// 10.9.9.9:53 (NAT to 192.0.2.1:5353) at its 3rd packet, captured by
+/// lab/ipvs-nl/tests/sync_kernel.rs in lvslab's VM.
+const KERNEL_MASTER_UDP: &str =
+    "0007002c01010000001100240000010000009c75003514e9000000000000012cc00002020a090909c0000201";
+
+#[test]
+fn the_master_sends_the_bytes_the_kernels_master_sent() {
+    let mut master = balancer(&[
+        "-A -u 10.9.9.9:53 -s rr",
+        "-a -u 10.9.9.9:53 -r 192.0.2.1:5353 -m",
+    ]);
+    master.set_sync(SyncRole::Master { syncid: 7 });
+    let pkt = FlowPacket {
+        protocol: Protocol::Udp,
+        src: sa("192.0.2.2:40053"),
+        dst: sa("10.9.9.9:53"),
+        tcp: None,
+        fwmark: 0,
+        len: 29,
+    };
+    for _ in 0..2 {
+        master.packet_in(T0, &pkt);
+    }
+    assert!(master.take_sync(T0).is_empty());
+    master.packet_in(T0, &pkt);
+    let msgs = SyncMessage::split(7, master.take_sync(T0), SYNC_MAX_PAYLOAD);
+    assert_eq!(msgs.len(), 1);
+    let hex: String = msgs[0]
+        .encode()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(hex, KERNEL_MASTER_UDP);
+}
