@@ -23,6 +23,8 @@ pub(crate) const F_NOOUTPUT: u8 = 2;
 pub(crate) const F_TEMPLATE: u8 = 4;
 /// Hashed into the server-side index (NAT).
 pub(crate) const F_HASHED_OUT: u8 = 8;
+/// Created by connection sync on a backup (IP_VS_CONN_F_SYNC).
+pub(crate) const F_SYNC: u8 = 16;
 
 const NO_CONN: u32 = u32::MAX;
 

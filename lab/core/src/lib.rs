@@ -25,7 +25,7 @@ pub use dest::Counters;
 pub use explain::{Candidate, PickExplain};
 pub use ipvs::{
     ConnView, DestView, Forward, InVerdict, Ipvs, IpvsConfig, IpvsError, IpvsStats, OutVerdict,
-    ServiceView,
+    ServiceView, SyncApplied, SyncConn, SyncError, SyncMessage, SyncRole,
 };
 pub use sched::PickBench;
 pub use tcp::ConnState;

@@ -29,7 +29,7 @@ impl Ipvs {
     }
 
     /// The timeout of a state, ipvsadm --set overriding three of them.
-    fn timeout_for(&self, state: ConnState) -> Duration {
+    pub(super) fn timeout_for(&self, state: ConnState) -> Duration {
         match state {
             ConnState::Established => self.timeouts.tcp,
             ConnState::FinWait => self.timeouts.tcp_fin,
@@ -131,6 +131,9 @@ impl Ipvs {
         let Some(c) = self.conns.remove(id, rs) else {
             return;
         };
+        if let Some(s) = self.sync.as_deref_mut() {
+            s.forget(id);
+        }
         if c.flags & F_TEMPLATE != 0 {
             if let Some(Some(s)) = self.services.get_mut(c.svc as usize) {
                 if s.templates.get(&c.client_ip) == Some(&id) {

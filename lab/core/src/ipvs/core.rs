@@ -77,6 +77,9 @@ impl Ipvs {
         self.count(svc, did, pkt.len, true);
         self.transition(now, id, dir, pkt);
         self.conns.arm(id, now_ms);
+        if self.sync.is_some() {
+            self.sync_conn_in(id, false);
+        }
         let c = match self.conns.get(id) {
             Some(c) => c,
             None => return InVerdict::Drop,
@@ -277,6 +280,9 @@ impl Ipvs {
             Direction::InputOnly
         };
         self.transition(now, id, dir, pkt);
+        if self.sync.is_some() {
+            self.sync_conn_in(id, one_packet);
+        }
         if one_packet {
             // One-packet scheduling: the entry lives only for this datagram.
             self.remove_conn(now, id);

@@ -8,6 +8,8 @@
 mod conn;
 mod core;
 mod ctl;
+pub mod sync;
+mod syncwire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +18,11 @@ use std::time::Duration;
 use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
 use serde::Serialize;
+
+pub use sync::{
+    parse_sync_frame, sync_frame, SyncApplied, SyncConn, SyncError, SyncIgnored, SyncMessage,
+    SyncRole, SYNC_GROUP, SYNC_PORT,
+};
 
 use crate::conn::ConnTable;
 use crate::dest::{Counters, Dest, DestMut, DestSlab};
@@ -201,6 +208,8 @@ pub struct Ipvs {
     /// The earliest time the scheduler caches or the trash may have work; until then
     /// `expire` only looks at the conn timer heap, so packets do not pay for housekeeping.
     housekeeping_at: Duration,
+    /// Connection sync; None (one check per packet) while it is off.
+    sync: Option<Box<sync::SyncState>>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -229,6 +238,7 @@ impl Ipvs {
             rng: Pcg32::seed_from_u64(cfg.rng_seed),
             stats: IpvsStats::default(),
             housekeeping_at: Duration::ZERO,
+            sync: None,
         }
     }
 
