@@ -45,6 +45,14 @@ struct View<'a> {
     services: &'a [lvslab_netns::ServiceSpec],
     daemons: Vec<DaemonView<'a>>,
     health: Vec<ServerHealth>,
+    vrrp: Vec<VrrpView>,
+}
+
+#[derive(Serialize)]
+struct VrrpView {
+    node: String,
+    #[serde(flatten)]
+    instance: lvslab_director::VrrpRow,
 }
 
 /// One line per health-checked real server: `up`/`down`, since when, failed checks.
@@ -108,6 +116,10 @@ pub fn run(args: Args) -> Result<()> {
             .collect(),
         // A lab without checks, or one whose checker has not written yet, shows none.
         health: lvslab_engine::health::read_health(&lab.run_dir()).unwrap_or_default(),
+        vrrp: lvslab_engine::pair::pair_states(&lab)
+            .into_iter()
+            .map(|(node, instance)| VrrpView { node, instance })
+            .collect(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
@@ -165,6 +177,15 @@ pub fn run(args: Args) -> Result<()> {
     }
     for l in health_lines(&view.health, now_ms()) {
         println!("{l}");
+    }
+    for v in &view.vrrp {
+        let report = lvslab_director::VrrpReport {
+            instances: vec![v.instance.clone()],
+            ..Default::default()
+        };
+        for l in crate::cmd_failover::report_lines(&v.node, &report) {
+            println!("{l}");
+        }
     }
     Ok(())
 }

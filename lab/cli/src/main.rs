@@ -5,6 +5,7 @@ mod cmd_bench;
 mod cmd_capture;
 mod cmd_down;
 mod cmd_exec;
+mod cmd_failover;
 mod cmd_health;
 mod cmd_list;
 mod cmd_request;
@@ -62,6 +63,8 @@ enum Command {
     Conns(director::cmd_stats::ConnsArgs),
     /// Why the live director picked each real server (`on`, `off`, `show`).
     Explain(director::cmd_stats::ExplainArgs),
+    /// Make the VRRP MASTER of a director pair give up; the BACKUP takes the VIPs over.
+    Failover(cmd_failover::Args),
     Vm(cmd_vm::Args),
 }
 
@@ -101,6 +104,7 @@ fn main() {
         Command::Conns(a) => director::cmd_stats::run_conns(a),
         Command::Explain(a) => director::cmd_stats::run_explain(a),
         Command::Vm(a) => cmd_vm::run(a),
+        Command::Failover(a) => cmd_failover::run(a),
     };
     if let Err(e) = res {
         // Topology errors already carry `file:line:col: error:`.
@@ -141,6 +145,7 @@ fn route_to_vm(cmd: &Command) -> anyhow::Result<Option<i32>> {
         Command::Service(a) => forward_if(a.action.lab()),
         Command::Real(a) => forward_if(a.action.lab()),
         Command::Explain(a) => forward_if(a.lab.as_deref()),
+        Command::Failover(a) => forward_if(a.lab.name()),
         Command::Capture(a) => match vmlab::vm_lab_for(a.lab.as_deref()) {
             Some(name) => Ok(Some(vmlab::capture(&name, a.out.as_deref())?)),
             None => Ok(None),

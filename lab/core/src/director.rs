@@ -22,6 +22,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+mod ha;
+pub use ha::{HaEvent, HaInstance, HaStatus, SyncCounters, EVENTS_KEPT};
+
 /// Index of one of the director's interfaces, in the order of [`DirectorConfig::interfaces`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IfaceId(pub usize);
@@ -73,6 +76,9 @@ pub enum DirectorError {
     /// Two interfaces share a name.
     #[error("interface {0} is listed twice")]
     DuplicateInterface(String),
+    /// A VRRP instance the director cannot run.
+    #[error("{0}")]
+    HaSetup(String),
 }
 
 /// Counters of what the packet path did (beside the Ipvs service counters).
@@ -104,6 +110,17 @@ pub struct DirectorStats {
     pub fragments: u64,
     /// ICMP echo requests to a VIP answered with an echo reply.
     pub echo_replies: u64,
+    /// TCP segments to a VIP that opened no connection, answered with a RST as the
+    /// director's own stack would.
+    pub resets: u64,
+    /// Packets to a VIP this director holds on standby (VRRP BACKUP), not balanced.
+    pub standby: u64,
+    /// VRRP advertisements sent.
+    pub vrrp_adverts: u64,
+    /// Gratuitous ARPs sent on becoming VRRP MASTER.
+    pub garps: u64,
+    /// VRRP packets that failed their checks (checksum, TTL, version, length).
+    pub vrrp_bad: u64,
 }
 
 /// Like the kernel's `retrans_time_ms` and `mcast_solicit`: ask once a second, three times.
@@ -153,6 +170,9 @@ pub struct Director {
     ip_id: u16,
     stats: DirectorStats,
     picks: std::collections::VecDeque<Pick>,
+    ha: Vec<ha::Ha>,
+    ha_events: std::collections::VecDeque<HaEvent>,
+    sync: SyncCounters,
 }
 
 /// How many explained picks a director keeps (the newest).
@@ -199,6 +219,9 @@ impl Director {
             ip_id: 1,
             stats: DirectorStats::default(),
             picks: std::collections::VecDeque::new(),
+            ha: Vec::new(),
+            ha_events: std::collections::VecDeque::new(),
+            sync: SyncCounters::default(),
         };
         d.refresh_vips();
         Ok(d)
@@ -278,6 +301,7 @@ impl Director {
             Ok(Parsed::Ipv4(meta)) if wire::Ipv4Frame::new_checked(frame, &meta).is_err() => {
                 self.stats.malformed += 1
             }
+            Ok(Parsed::Ipv4(meta)) if self.on_ha_frame(now, iface, frame, &meta, &mut tx) => {}
             Ok(Parsed::Ipv4(meta)) => {
                 if meta.dst_mac == my_mac && !self.is_local(meta.dst) {
                     self.on_ipv4(now, iface, frame, &meta, &mut tx);
@@ -317,6 +341,7 @@ impl Director {
         }
         self.neigh
             .retain(|_, n| now.saturating_sub(n.confirmed) < NEIGH_GC);
+        self.poll_ha(now, &mut tx);
         self.stats.tx_frames += tx.len() as u64;
         tx
     }
@@ -361,7 +386,11 @@ impl Director {
             }
         }
         let answers = self.ifaces[iface.0].answers_vip_arp;
-        if arp.operation == ArpOperation::REQUEST && answers && self.vips.contains(&target) {
+        if arp.operation == ArpOperation::REQUEST
+            && answers
+            && self.vips.contains(&target)
+            && !self.standby_vip(target)
+        {
             let mac = self.ifaces[iface.0].mac;
             let reply = ArpEthIpv4Packet {
                 operation: ArpOperation::REPLY,
@@ -382,6 +411,10 @@ impl Director {
         meta: &Ipv4Meta,
         tx: &mut Tx,
     ) {
+        if self.standby_vip(meta.dst) {
+            self.stats.standby += 1;
+            return;
+        }
         let (protocol, sport, dport, tcp) = match meta.l4 {
             L4::Tcp {
                 sport,
@@ -440,7 +473,10 @@ impl Director {
             InVerdict::Reject => {
                 self.send_icmp(now, frame, meta, IcmpError::PortUnreachable, meta.dst, tx)
             }
-            InVerdict::Drop => self.stats.ipvs_drops += 1,
+            InVerdict::Drop => {
+                self.stats.ipvs_drops += 1;
+                self.reset_unscheduled(now, frame, meta, &pkt, tx);
+            }
             InVerdict::Pass => match self.ipvs.packet_out(now, &pkt) {
                 OutVerdict::Masquerade { vip, .. } => {
                     if let Some(vip_ip) = v4(vip) {
@@ -450,6 +486,37 @@ impl Director {
                 OutVerdict::Pass => self.stats.not_ours += 1,
             },
         }
+    }
+
+    /// Kernel IPVS hands a TCP segment to a VIP that opens no connection (no SYN, no entry)
+    /// to the director's own stack, which holds the VIP and answers with a RST; the
+    /// userspace director's kernel has no VIP, so the director answers in its place. A
+    /// segment of a known connection (e.g. to a deleted server) stays dropped, as ip_vs_in
+    /// drops it.
+    fn reset_unscheduled(
+        &mut self,
+        now: Duration,
+        frame: &[u8],
+        meta: &Ipv4Meta,
+        pkt: &FlowPacket,
+        tx: &mut Tx,
+    ) {
+        let Some(f) = pkt.tcp else { return };
+        if f.syn || f.rst || !self.vips.contains(&meta.dst) {
+            return;
+        }
+        if self.ipvs.find_in(pkt.protocol, pkt.src, pkt.dst).is_some() {
+            return;
+        }
+        let Some(rst) = ha::rst_for(frame, meta) else {
+            return;
+        };
+        let Some(hop) = self.route(meta.src) else {
+            self.stats.no_route += 1;
+            return;
+        };
+        self.stats.resets += 1;
+        self.emit(now, hop.iface, hop.gateway, rst, tx);
     }
 
     /// Send a client's packet to real server `dest` by `method` (ip_vs_{nat,dr,tunnel}_xmit).

@@ -4,7 +4,7 @@
 //! and go through `lvslab_core::ipvsadm::parse`, exactly like a saved ipvsadm rule set.
 //! [`ControlClient`] is the one client; [`answer`] is the director's side.
 
-use lvslab_core::director::{Director, DirectorStats, Pick};
+use lvslab_core::director::{Director, DirectorStats, Pick, Tx};
 use lvslab_core::{ipvsadm, DestConfig, Ipvs, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -34,6 +34,10 @@ pub enum Request {
     },
     /// The explained picks kept so far (newest last).
     Picks,
+    /// The director pair: VRRP state of each instance, its transitions, sync counters.
+    Vrrp,
+    /// Give up mastership (`lvslab failover`): priority-0 advert, then BACKUP.
+    Failover,
 }
 
 /// The director's answer.
@@ -59,6 +63,59 @@ pub enum Response {
         /// One entry per new connection scheduled while explaining was on.
         picks: Vec<PickRow>,
     },
+    /// Answer to [`Request::Vrrp`] and [`Request::Failover`].
+    Vrrp(VrrpReport),
+}
+
+/// A director's part in a VRRP pair.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VrrpReport {
+    /// One entry per VRRP instance (none: the director balances alone).
+    pub instances: Vec<VrrpRow>,
+    /// State changes, oldest first.
+    pub events: Vec<VrrpEventRow>,
+    /// Connection sync counters.
+    pub sync: BTreeMap<String, u64>,
+}
+
+/// One VRRP instance as `lvslab status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VrrpRow {
+    /// The interface it speaks on.
+    pub iface: String,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// VRRP version (2 or 3).
+    pub version: u8,
+    /// MASTER, BACKUP or INIT.
+    pub state: String,
+    /// This director's priority.
+    pub priority: u8,
+    /// The master it hears (itself when MASTER).
+    pub master: Option<std::net::Ipv4Addr>,
+    /// That master's priority.
+    pub master_priority: Option<u8>,
+    /// The VIPs the instance owns when MASTER.
+    pub vips: Vec<std::net::Ipv4Addr>,
+    /// IPVS sync id, when the pair syncs connections.
+    pub sync_id: Option<u8>,
+    /// State changes so far.
+    pub transitions: u64,
+}
+
+/// One VRRP state change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VrrpEventRow {
+    /// Milliseconds since the director started.
+    pub at_ms: u64,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// Old state.
+    pub from: String,
+    /// New state.
+    pub to: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// Services with their counters, and the director's packet-path counters.
@@ -343,6 +400,22 @@ impl ControlClient {
         }
     }
 
+    /// The director's VRRP instances, their state changes and sync counters.
+    pub fn vrrp(&self) -> Result<VrrpReport, ControlError> {
+        match self.call_ok(&Request::Vrrp)? {
+            Response::Vrrp(r) => Ok(r),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Make the director give up mastership; answers the report after the change.
+    pub fn failover(&self) -> Result<VrrpReport, ControlError> {
+        match self.call_ok(&Request::Failover)? {
+            Response::Vrrp(r) => Ok(r),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
     /// The connection (not a persistence template) of the client at `client`, if the
     /// director has one; for a step that must wait until the director has seen a state.
     pub fn conn_of(&self, client: SocketAddr) -> Result<Option<ConnRow>, ControlError> {
@@ -394,7 +467,7 @@ pub fn edit_weight_line(
 }
 
 /// Answer one control request (the director's side).
-pub fn answer(req: Request, director: &mut Director, now: Duration) -> Response {
+pub fn answer(req: Request, director: &mut Director, now: Duration, tx: &mut Tx) -> Response {
     match req {
         Request::Ipvsadm { line } => {
             let applied = ipvsadm::parse(&line)
@@ -424,6 +497,60 @@ pub fn answer(req: Request, director: &mut Director, now: Duration) -> Response 
         Request::Picks => Response::Picks {
             picks: director.picks().map(PickRow::from).collect(),
         },
+        Request::Vrrp => Response::Vrrp(vrrp_report(director)),
+        Request::Failover => {
+            if director.ha_status().is_empty() {
+                return Response::Error {
+                    message: "this director is not part of a VRRP pair (its services name no backup director)".into(),
+                };
+            }
+            tx.extend(director.failover(now));
+            tracing::info!("failover asked for: giving up mastership");
+            Response::Vrrp(vrrp_report(director))
+        }
+    }
+}
+
+/// The pair as the director sees it now.
+pub fn vrrp_report(director: &Director) -> VrrpReport {
+    let s = director.sync_counters();
+    VrrpReport {
+        instances: director
+            .ha_status()
+            .into_iter()
+            .map(|h| VrrpRow {
+                iface: h.iface,
+                vrid: h.vrid,
+                version: h.version,
+                state: h.vrrp.state.to_string(),
+                priority: h.vrrp.priority,
+                master: h.vrrp.master,
+                master_priority: h.vrrp.master_priority,
+                vips: h.vips,
+                sync_id: h.sync_id,
+                transitions: h.vrrp.transitions,
+            })
+            .collect(),
+        events: director
+            .ha_events()
+            .map(|e| VrrpEventRow {
+                at_ms: e.at.as_millis() as u64,
+                vrid: e.vrid,
+                from: e.from.to_string(),
+                to: e.to.to_string(),
+                reason: e.reason.clone(),
+            })
+            .collect(),
+        sync: [
+            ("sent", s.sent),
+            ("messages_sent", s.messages_sent),
+            ("applied", s.applied),
+            ("ignored", s.ignored),
+            ("bad", s.bad),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
     }
 }
 
@@ -442,6 +569,11 @@ fn director_counters(s: &DirectorStats) -> BTreeMap<String, u64> {
         ("arp_failed", s.arp_failed),
         ("fragments", s.fragments),
         ("echo_replies", s.echo_replies),
+        ("resets", s.resets),
+        ("standby", s.standby),
+        ("vrrp_adverts", s.vrrp_adverts),
+        ("garps", s.garps),
+        ("vrrp_bad", s.vrrp_bad),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -16,7 +16,8 @@ use crate::control::{answer, Request, Response};
 use crate::device::{Clock, Device, MonotonicClock, SendReport};
 use crate::faults::{FaultSpec, BREAK_ENV};
 use crate::Error;
-use lvslab_core::director::{Director, DirectorConfig, IfaceId, Interface, Route};
+use lvslab_core::director::{Director, DirectorConfig, HaInstance, IfaceId, Interface, Route, Tx};
+use lvslab_core::vrrp::{VrrpConfig, VrrpVersion};
 use lvslab_core::{ipvsadm, Ipvs, IpvsConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
@@ -117,6 +118,17 @@ impl<D: Device> DeviceLoop<D> {
         }
     }
 
+    /// Send frames the director produced outside a receive or timer round (VRRP's first
+    /// words, a failover asked for over the control socket).
+    pub fn send(&mut self, now: Duration, tx: Tx) {
+        for (iface, f) in tx {
+            if let Some(q) = self.out.get_mut(iface.0) {
+                q.push(f);
+            }
+        }
+        self.flush(now);
+    }
+
     fn flush(&mut self, now: Duration) {
         for idx in 0..self.out.len() {
             if self.out[idx].is_empty() {
@@ -152,7 +164,9 @@ impl<D: Device> DeviceLoop<D> {
         while keep_going(self, clock.now()) {
             let ready = self.turn(clock, &extra)?;
             if let (Some(c), Some(true)) = (control, ready.first()) {
-                c.accept_all(&mut self.director, clock.now());
+                let now = clock.now();
+                let tx = c.accept_all(&mut self.director, now);
+                self.send(now, tx);
             }
         }
         Ok(())
@@ -183,10 +197,80 @@ pub fn build_director(
     Ok(Director::new(DirectorConfig { interfaces, routes }, ipvs)?)
 }
 
+/// One VRRP instance the director takes part in, as the lab's topology describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HaSpec {
+    /// The interface VRRP and sync messages use.
+    pub iface: String,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// VRRP version, 2 or 3.
+    pub version: u8,
+    /// Advertisement interval.
+    pub advert_int: Duration,
+    /// This director's priority.
+    pub priority: u8,
+    /// Whether a higher priority takes the VIPs back.
+    pub preempt: bool,
+    /// The VIPs the MASTER owns.
+    pub vips: Vec<Ipv4Addr>,
+    /// IPVS sync id, when the pair syncs connections.
+    pub sync_id: Option<u8>,
+}
+
+/// Join the director pairs of `ha`; returns the frames to send at once.
+pub fn join_pairs(director: &mut Director, ha: &[HaSpec], now: Duration) -> Result<Tx, Error> {
+    let mut tx = Tx::new();
+    for h in ha {
+        let setup = |message: String| Error::Ha {
+            vrid: h.vrid,
+            message,
+        };
+        let iface = director
+            .iface_id(&h.iface)
+            .ok_or_else(|| setup(format!("no interface {} to speak VRRP on", h.iface)))?;
+        let src = director.interfaces()[iface.0]
+            .addrs
+            .first()
+            .map(|a| a.addr)
+            .ok_or_else(|| setup(format!("{} has no IPv4 address", h.iface)))?;
+        let version = if h.version == 3 {
+            VrrpVersion::V3
+        } else {
+            VrrpVersion::V2
+        };
+        let inst = HaInstance {
+            iface,
+            vrrp: VrrpConfig {
+                vrid: h.vrid,
+                priority: h.priority,
+                advert_int: h.advert_int,
+                version,
+                preempt: h.preempt,
+                vips: h.vips.clone(),
+                src,
+            },
+            sync_id: h.sync_id,
+        };
+        tx.extend(
+            director
+                .add_ha(now, inst)
+                .map_err(|e| setup(e.to_string()))?,
+        );
+        tracing::info!(vrid = h.vrid, iface = %h.iface, priority = h.priority, version = h.version, sync = ?h.sync_id, "joined the director pair");
+    }
+    Ok(tx)
+}
+
 /// Build the director from the calling thread's namespace and serve until an I/O error:
-/// the table from `lines`, the control socket at `socket`, faults from [`BREAK_ENV`].
-/// `ready` runs once the control socket accepts clients.
-pub fn serve(lines: &[String], socket: &Path, ready: impl FnOnce()) -> Result<(), Error> {
+/// the table from `lines`, the pairs of `ha`, the control socket at `socket`, faults from
+/// [`BREAK_ENV`]. `ready` runs once the control socket accepts clients.
+pub fn serve(
+    lines: &[String],
+    ha: &[HaSpec],
+    socket: &Path,
+    ready: impl FnOnce(),
+) -> Result<(), Error> {
     let clock = MonotonicClock::start();
     let vips = vips_of(lines);
     let routes = crate::hostinfo::gateway_routes()?;
@@ -201,15 +285,43 @@ pub fn serve(lines: &[String], socket: &Path, ready: impl FnOnce()) -> Result<()
     }
     // A deliberate fault only when a test asks for one (the scenario runner's --break).
     let faults = FaultSpec::from_env()?;
-    let director = build_director(lines, interfaces, routes, clock.now())?;
+    let mut director = build_director(lines, interfaces, routes, clock.now())?;
+    let first = join_pairs(&mut director, ha, clock.now())?;
     let control = ControlServer::bind(socket)?;
     tracing::info!(socket = %socket.display(), "control socket ready");
     ready();
     if faults.is_empty() {
-        DeviceLoop::new(director, device).run(&clock, Some(&control), |_, _| true)
+        let mut l = DeviceLoop::new(director, device);
+        l.send(clock.now(), first);
+        l.run(&clock, Some(&control), log_transitions())
     } else {
         tracing::warn!(?faults, "running with deliberate faults ({BREAK_ENV})");
-        DeviceLoop::new(director, faults.wrap(device)).run(&clock, Some(&control), |_, _| true)
+        let mut l = DeviceLoop::new(director, faults.wrap(device));
+        l.send(clock.now(), first);
+        l.run(&clock, Some(&control), log_transitions())
+    }
+}
+
+/// A keep-going callback that logs each new VRRP state change once (the daemon's log is
+/// where `lvslab status` users look first when the VIP moved).
+fn log_transitions<D: Device>() -> impl FnMut(&DeviceLoop<D>, Duration) -> bool {
+    let mut seen = 0usize;
+    move |l, _| {
+        let events: Vec<_> = l.director().ha_events().collect();
+        let total = l
+            .director()
+            .ha_status()
+            .iter()
+            .map(|h| h.vrrp.transitions as usize)
+            .sum::<usize>();
+        if total != seen {
+            let new = total.saturating_sub(seen).min(events.len());
+            for e in &events[events.len() - new..] {
+                tracing::info!(vrid = e.vrid, from = %e.from, to = %e.to, reason = %e.reason, "VRRP");
+            }
+            seen = total;
+        }
+        true
     }
 }
 
@@ -257,19 +369,21 @@ impl ControlServer {
         self.listener.as_raw_fd()
     }
 
-    /// Answer every client waiting now, one request each.
-    pub fn accept_all(&self, director: &mut Director, now: Duration) {
+    /// Answer every client waiting now, one request each; returns the frames the
+    /// requests made the director send.
+    pub fn accept_all(&self, director: &mut Director, now: Duration) -> Tx {
+        let mut tx = Tx::new();
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    if let Err(e) = handle_client(stream, director, now) {
+                    if let Err(e) = handle_client(stream, director, now, &mut tx) {
                         tracing::warn!(error = %e, "control client");
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return tx,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept on the control socket");
-                    return;
+                    return tx;
                 }
             }
         }
@@ -286,6 +400,7 @@ fn handle_client(
     stream: UnixStream,
     director: &mut Director,
     now: Duration,
+    tx: &mut Tx,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -295,7 +410,7 @@ fn handle_client(
         Err(e) => Response::Error {
             message: format!("bad request: {e}"),
         },
-        Ok(req) => answer(req, director, now),
+        Ok(req) => answer(req, director, now, tx),
     };
     let mut out = serde_json::to_string(&resp).map_err(std::io::Error::other)?;
     out.push('\n');

@@ -40,6 +40,14 @@ pub enum Error {
     /// The core refused the interfaces or routes.
     #[error(transparent)]
     Director(#[from] lvslab_core::director::DirectorError),
+    /// A VRRP instance of the lab's director pair cannot run here.
+    #[error("VRRP instance {vrid}: {message}")]
+    Ha {
+        /// The virtual router id.
+        vrid: u8,
+        /// Why.
+        message: String,
+    },
     /// `LVSLAB_BREAK` names something unknown.
     #[error(transparent)]
     Fault(#[from] crate::faults::FaultError),

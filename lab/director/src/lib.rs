@@ -19,9 +19,12 @@ pub mod hostinfo;
 pub mod ifconf;
 pub mod memory;
 
-pub use control::{ConnRow, ControlClient, ControlError, DestStats, IpvsadmFlag, ServiceStats};
+pub use control::{
+    ConnRow, ControlClient, ControlError, DestStats, IpvsadmFlag, ServiceStats, VrrpEventRow,
+    VrrpReport, VrrpRow,
+};
 pub use device::{Clock, Device, MonotonicClock, Readiness, SendReport};
-pub use engine::{serve, DeviceLoop};
+pub use engine::{join_pairs, serve, DeviceLoop, HaSpec};
 pub use error::Error;
 pub use faults::{FaultSpec, BREAK_ENV};
 pub use memory::{MemDevice, SimClock};

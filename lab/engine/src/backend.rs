@@ -39,11 +39,13 @@ pub trait Balancer {
     }
 }
 
-/// The director a command acts on: `node` if given, else the only one with services.
+/// The director a command acts on: `node` if given (a pair's lvslab backup too), else the
+/// only one with services.
 pub fn pick_director(topo: &Topology, node: Option<&str>) -> Result<String> {
     let all = directors_with_services(topo);
     match node {
         Some(n) if all.iter().any(|a| a == n) => Ok(n.to_owned()),
+        Some(n) if crate::pair::lvslab_backups(topo).iter().any(|b| b == n) => Ok(n.to_owned()),
         Some(n) => Err(EngineError::NotADirector {
             node: n.to_owned(),
             topology: topo.name.clone(),
@@ -60,9 +62,17 @@ pub fn pick_director(topo: &Topology, node: Option<&str>) -> Result<String> {
     }
 }
 
-/// The balancer of director `node` (or the only director) of `lab`.
+/// The balancer of director `node` (or the only director; of a pair, the one that is VRRP
+/// MASTER now) of `lab`.
 pub fn balancer(lab: &Lab, node: Option<&str>) -> Result<Box<dyn Balancer>> {
-    let node = pick_director(&lab.state.topology, node)?;
+    let master = match (node, lab.state.backend) {
+        (None, Backend::Userspace) => crate::pair::pair_states(lab)
+            .into_iter()
+            .find(|(_, i)| i.state == "MASTER")
+            .map(|(n, _)| n),
+        _ => None,
+    };
+    let node = pick_director(&lab.state.topology, master.as_deref().or(node))?;
     Ok(match lab.state.backend {
         Backend::Userspace => Box::new(Userspace {
             client: ControlClient::new(socket_path(&lab.run_dir(), &node)),

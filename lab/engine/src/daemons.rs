@@ -33,8 +33,12 @@ impl DaemonConfig {
         self
     }
 
-    fn command(&self, args: &[String]) -> Command {
-        let mut cmd = Command::new(&self.exe);
+    fn command(&self, spec: &DaemonSpec) -> Command {
+        let mut cmd = match &spec.program {
+            Some(p) => Command::new(p),
+            None => Command::new(&self.exe),
+        };
+        let args = &spec.args;
         cmd.args(args);
         for (k, v) in &self.env {
             match v {
@@ -53,8 +57,10 @@ pub struct DaemonSpec {
     pub node: String,
     /// Its name in the lab state and its log file (`serve-rs1`, `director-director`).
     pub name: String,
-    /// Arguments after the lvslab executable.
+    /// Arguments after the program.
     pub args: Vec<String>,
+    /// The program, when not the lvslab executable (keepalived).
+    pub program: Option<String>,
 }
 
 /// Director nodes of `topo` that have services, in file order.
@@ -84,18 +90,22 @@ pub fn daemon_plan(lab: &str, topo: &Topology, backend: Backend) -> Vec<DaemonSp
             node: n.name.clone(),
             name: format!("serve-{}", n.name),
             args: strings(&["serve", "--lab", lab, "--node", &n.name]),
+            program: None,
         });
     }
     let userspace = backend == Backend::Userspace;
-    for node in directors_with_services(topo)
+    let keepalived = crate::pair::keepalived_nodes(topo);
+    let mut directors = directors_with_services(topo);
+    for b in crate::pair::lvslab_backups(topo) {
+        if !directors.contains(&b) {
+            directors.push(b);
+        }
+    }
+    for node in directors
         .into_iter()
-        .filter(|_| userspace)
+        .filter(|n| userspace && !keepalived.contains(n))
     {
-        plan.push(DaemonSpec {
-            name: format!("director-{node}"),
-            args: strings(&["director", "--lab", lab, "--node", &node]),
-            node,
-        });
+        plan.push(director_spec(lab, &node));
     }
     let mut tun_vips: Vec<(String, Vec<String>)> = Vec::new();
     for s in topo
@@ -122,6 +132,16 @@ pub fn daemon_plan(lab: &str, topo: &Topology, backend: Backend) -> Vec<DaemonSp
             name: format!("tunnel-{node}"),
             node,
             args,
+            program: None,
+        });
+    }
+    // keepalived speaks VRRP for its node of a pair (it reads the conf `start` writes).
+    for node in keepalived {
+        plan.push(DaemonSpec {
+            name: format!("keepalived-{node}"),
+            args: crate::pair::keepalived_args(&lvslab_netns::state::run_dir(lab), &node),
+            program: Some(crate::pair::KEEPALIVED.to_owned()),
+            node,
         });
     }
     // Last: the checkers change the table through the director, which must be up first.
@@ -135,21 +155,56 @@ pub fn daemon_plan(lab: &str, topo: &Topology, backend: Backend) -> Vec<DaemonSp
                 name: format!("health-{node}"),
                 args: strings(&["health", "--lab", lab, "--node", &node]),
                 node,
+                program: None,
             });
         }
     }
     plan
 }
 
-/// Starts `serve` on real server `node` again, as `up` started it (after it was stopped).
-pub fn restart_serve(lab: &mut Lab, node: &str, cfg: &DaemonConfig) -> Result<u32> {
+fn director_spec(lab: &str, node: &str) -> DaemonSpec {
+    DaemonSpec {
+        name: format!("director-{node}"),
+        args: strings(&["director", "--lab", lab, "--node", node]),
+        node: node.to_owned(),
+        program: None,
+    }
+}
+
+/// Starts daemon `kind` (`serve`, `director`) on `node` again, as `up` started it.
+fn restart(lab: &mut Lab, node: &str, kind: &str, cfg: &DaemonConfig) -> Result<u32> {
     let d = daemon_plan(lab.name(), &lab.state.topology, lab.state.backend)
         .into_iter()
-        .find(|d| d.node == node && d.args.first().is_some_and(|a| a == "serve"))
+        .find(|d| {
+            d.node == node && d.program.is_none() && d.args.first().is_some_and(|a| a == kind)
+        })
         .ok_or_else(|| {
-            lvslab_netns::Error::Msg(format!("{node} runs no serve daemon in this lab"))
+            lvslab_netns::Error::Msg(format!("{node} runs no {kind} daemon in this lab"))
         })?;
-    Ok(lab.spawn_daemon(&d.node, &d.name, cfg.command(&d.args), true)?)
+    Ok(lab.spawn_daemon(&d.node, &d.name, cfg.command(&d), true)?)
+}
+
+/// Starts `serve` on real server `node` again, as `up` started it (after it was stopped).
+pub fn restart_serve(lab: &mut Lab, node: &str, cfg: &DaemonConfig) -> Result<u32> {
+    restart(lab, node, "serve", cfg)
+}
+
+/// Starts the userspace director on `node` again (after it was killed): it rejoins its
+/// pair as BACKUP and takes the VIPs back if it has the higher priority and preempts.
+pub fn restart_director(lab: &mut Lab, node: &str, cfg: &DaemonConfig) -> Result<u32> {
+    restart(lab, node, "director", cfg)
+}
+
+/// A missing keepalived is a setup problem with a known fix.
+fn keepalived_missing(e: lvslab_netns::Error, node: &str) -> lvslab_netns::Error {
+    let text = e.to_string();
+    if text.contains("No such file") || text.contains("not found") {
+        lvslab_netns::Error::Msg(format!(
+            "{node} runs keepalived (vrrp.keepalived in the topology) but there is no keepalived executable: install Debian's package (apt-get install keepalived; scripts/deps does) or remove {node} from keepalived = [...]"
+        ))
+    } else {
+        e
+    }
 }
 
 fn strings(a: &[&str]) -> Vec<String> {
@@ -166,7 +221,18 @@ pub(crate) fn start(lab: &mut Lab, cfg: &DaemonConfig) -> Result<()> {
             tracing::info!(node = %d.node, "TUN: the kernel's ipip decapsulates (tunl0 up)");
             continue;
         }
-        lab.spawn_daemon(&d.node, &d.name, cfg.command(&d.args), true)?;
+        if d.program.is_some() {
+            // keepalived: its configuration first; it cannot say "ready", the pair's
+            // election below is what `up` waits for.
+            let conf = lab.run_dir().join(format!("keepalived-{}.conf", d.node));
+            let text = crate::pair::keepalived_conf(&lab.state.topology, &d.node);
+            std::fs::write(&conf, text)
+                .map_err(|e| lvslab_netns::Error::Msg(format!("write {}: {e}", conf.display())))?;
+            lab.spawn_daemon(&d.node, &d.name, cfg.command(&d), false)
+                .map_err(|e| keepalived_missing(e, &d.node))?;
+            continue;
+        }
+        lab.spawn_daemon(&d.node, &d.name, cfg.command(&d), true)?;
     }
     Ok(())
 }
@@ -269,7 +335,12 @@ mod tests {
         let cfg = DaemonConfig::new("/bin/true")
             .env("A", Some("1"))
             .env("B", None::<&str>);
-        let cmd = cfg.command(&strings(&["serve"]));
+        let cmd = cfg.command(&DaemonSpec {
+            node: "rs1".into(),
+            name: "serve-rs1".into(),
+            args: strings(&["serve"]),
+            program: None,
+        });
         let envs: Vec<_> = cmd.get_envs().collect();
         assert_eq!(
             envs,

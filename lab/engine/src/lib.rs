@@ -12,15 +12,19 @@ mod error;
 pub mod health;
 mod interrupts;
 mod lifecycle;
+pub mod pair;
 mod resolve;
 mod services;
 mod view;
 
 pub use backend::{balancer, pick_director, Balancer, Kernel, Userspace};
-pub use daemons::{daemon_plan, directors_with_services, restart_serve, DaemonConfig, DaemonSpec};
+pub use daemons::{
+    daemon_plan, directors_with_services, restart_director, restart_serve, DaemonConfig, DaemonSpec,
+};
 pub use error::{EngineError, Result};
 pub use interrupts::DeferredInterrupts;
 pub use lifecycle::{down, down_all, up, Injection, LabGuard, UpOptions, INJECT_ENV};
+pub use pair::ha_specs;
 pub use resolve::{resolve_lab, resolve_lab_among};
 pub use services::{director_lines, service_lines};
 pub use view::{capture_targets, role_map};

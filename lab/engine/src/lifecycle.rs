@@ -107,17 +107,28 @@ pub fn up(name: &str, topo: &Topology, opts: &UpOptions) -> Result<Lab> {
             });
         }
     }
-    let started = daemons::start(guard.lab_mut(), &opts.daemons).and_then(|()| match opts.inject {
-        Some(Injection::AfterDaemons) => Err(EngineError::Injected("daemons")),
-        // Ctrl-C arriving while the lab is half built; held back until `pending` below.
-        Some(Injection::Interrupt) => {
-            nix::sys::signal::raise(Signal::SIGINT).map_err(|error| EngineError::Signal {
-                what: "raise the injected interrupt",
-                error,
-            })
-        }
-        _ => Ok(()),
-    });
+    if opts.backend == Backend::Ipvs && topo.services.iter().any(|s| s.backup.is_some()) {
+        tracing::warn!("with --backend ipvs the MASTER director balances alone: VRRP and connection sync between a pair run on the userspace backend (kernel sync daemons are tested on their own, see the README)");
+    }
+    let started = daemons::start(guard.lab_mut(), &opts.daemons)
+        .and_then(|()| {
+            if opts.backend == Backend::Userspace {
+                crate::pair::wait_for_masters(guard.lab())
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| match opts.inject {
+            Some(Injection::AfterDaemons) => Err(EngineError::Injected("daemons")),
+            // Ctrl-C arriving while the lab is half built; held back until `pending` below.
+            Some(Injection::Interrupt) => {
+                nix::sys::signal::raise(Signal::SIGINT).map_err(|error| EngineError::Signal {
+                    what: "raise the injected interrupt",
+                    error,
+                })
+            }
+            _ => Ok(()),
+        });
     if let Err(e) = started {
         drop(guard);
         return Err(EngineError::Daemons {

@@ -35,11 +35,14 @@ pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
     lines
 }
 
-/// Every line of the services director `node` runs, in file order.
+/// Every line of the services director `node` runs, in file order: those it balances, and
+/// as lvslab BACKUP of a pair those it stands by for (the table must be ready the moment
+/// the VIPs move to it).
 pub fn director_lines(topo: &Topology, node: &str) -> Vec<String> {
+    let backup = !crate::pair::runs_keepalived(topo, node);
     topo.services
         .iter()
-        .filter(|s| s.director == node)
+        .filter(|s| s.director == node || (backup && s.backup.as_deref() == Some(node)))
         .flat_map(service_lines)
         .collect()
 }

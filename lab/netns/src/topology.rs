@@ -186,6 +186,79 @@ pub struct ServiceSpec {
     /// Health checking of the real servers (`health = { ... }`), if any.
     #[serde(default)]
     pub health: Option<HealthSpec>,
+    /// The MASTER/BACKUP pair's VRRP and connection sync; set exactly when `backup` is.
+    #[serde(default)]
+    pub vrrp: Option<VrrpSpec>,
+}
+
+/// How a service's director pair runs VRRP (keepalived's vrrp_instance) and syncs its
+/// connections (the kernel's sync daemons).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpSpec {
+    /// Virtual router id, 1..=255 (keepalived's virtual_router_id).
+    pub vrid: u8,
+    /// VRRP version: 2 (keepalived's default) or 3.
+    pub version: u8,
+    /// Advertisement interval in ms: whole seconds for version 2, 10 ms steps for 3.
+    pub advert_int_ms: u64,
+    /// The `director`'s priority (the MASTER's).
+    pub priority: u8,
+    /// The `backup`'s priority.
+    pub backup_priority: u8,
+    /// A recovered higher-priority director takes the VIP back (keepalived's default;
+    /// `nopreempt` is `false`).
+    pub preempt: bool,
+    /// The master sends its connections to the backup (IPVS sync, version 1).
+    pub sync: bool,
+    /// The IPVS sync id both sides use.
+    pub sync_id: u8,
+    /// Nodes of the pair whose VRRP is spoken by Debian's keepalived instead of lvslab.
+    pub keepalived: Vec<String>,
+}
+
+impl VrrpSpec {
+    /// keepalived's own example virtual_router_id.
+    pub const VRID: u8 = 51;
+    /// keepalived's default vrrp_version.
+    pub const VERSION: u8 = 2;
+    /// keepalived's default advert_int: 1 s.
+    pub const ADVERT_INT_MS: u64 = 1000;
+    /// The MASTER's default priority (keepalived's examples: 150 over the default 100).
+    pub const PRIORITY: u8 = 150;
+    /// The BACKUP's default priority (keepalived's default priority).
+    pub const BACKUP_PRIORITY: u8 = 100;
+
+    /// The pair's defaults: keepalived's where it has one.
+    pub fn new() -> Self {
+        VrrpSpec {
+            vrid: Self::VRID,
+            version: Self::VERSION,
+            advert_int_ms: Self::ADVERT_INT_MS,
+            priority: Self::PRIORITY,
+            backup_priority: Self::BACKUP_PRIORITY,
+            preempt: true,
+            sync: true,
+            sync_id: Self::VRID,
+            keepalived: Vec::new(),
+        }
+    }
+
+    /// `node`'s priority in the pair of `svc` (None: not one of the pair).
+    pub fn priority_of(&self, svc: &ServiceSpec, node: &str) -> Option<u8> {
+        if svc.director == node {
+            Some(self.priority)
+        } else if svc.backup.as_deref() == Some(node) {
+            Some(self.backup_priority)
+        } else {
+            None
+        }
+    }
+}
+
+impl Default for VrrpSpec {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// What a health check does against one real server.
@@ -411,6 +484,31 @@ struct RawService {
     real_servers: S<Vec<S<RawRealServer>>>,
     #[serde(default)]
     health: Option<S<RawHealth>>,
+    #[serde(default)]
+    vrrp: Option<S<RawVrrp>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVrrp {
+    #[serde(default)]
+    vrid: Option<S<i64>>,
+    #[serde(default)]
+    version: Option<S<i64>>,
+    #[serde(default)]
+    advert_int_ms: Option<S<i64>>,
+    #[serde(default)]
+    priority: Option<S<i64>>,
+    #[serde(default)]
+    backup_priority: Option<S<i64>>,
+    #[serde(default)]
+    preempt: Option<bool>,
+    #[serde(default)]
+    sync: Option<bool>,
+    #[serde(default)]
+    sync_id: Option<S<i64>>,
+    #[serde(default)]
+    keepalived: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Deserialize)]

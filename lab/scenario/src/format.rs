@@ -105,6 +105,8 @@ pub struct ServiceOverride {
     pub without: Vec<Spanned<String>>,
     /// The service's `health` table, as a topology file writes it (docs/topology.md).
     pub health: Option<Spanned<toml::Table>>,
+    /// The service's `vrrp` table (replacing the topology's), for a service with a backup.
+    pub vrrp: Option<Spanned<toml::Table>>,
 }
 
 /// Capture settings.
@@ -178,6 +180,71 @@ pub enum Step {
     },
     /// Close every held connection.
     Release,
+    /// Send `payload` on every held connection and read its echo back (the connection
+    /// stays open): after a failover this shows which director carries it now.
+    SendHeld {
+        /// The bytes sent on each (`serve` echoes anything that is not HTTP).
+        #[serde(default = "held_payload")]
+        payload: String,
+    },
+    /// Kill a director's process with SIGKILL: it sends nothing more, not even VRRP's
+    /// priority 0, so its backup takes over only after the master-down interval.
+    KillDirector {
+        /// The director node.
+        node: String,
+    },
+    /// Start a killed director again, as `up` started it (it rejoins its pair as BACKUP).
+    StartDirector {
+        /// The director node.
+        node: String,
+    },
+    /// `lvslab failover`: the VRRP MASTER gives up (priority 0); waits for the new master.
+    Failover {
+        /// Fail the step unless the new master has taken over within this many ms.
+        within_ms: Option<u64>,
+    },
+    /// Wait until a director's VRRP instance is in `state`; for MASTER also until the
+    /// lab's routers send the VIPs to it (its gratuitous ARP arrived).
+    WaitVrrp {
+        /// The director node.
+        node: String,
+        /// `master` or `backup`.
+        state: VrrpWant,
+        /// How long to wait at most, ms (default 5000).
+        #[serde(default = "five_seconds")]
+        timeout_ms: u64,
+    },
+    /// Wait until a director's table holds every held connection (the master's sync
+    /// messages arrived), or `timeout_ms` passed.
+    WaitSynced {
+        /// The backup director node.
+        node: String,
+        /// How long to wait at most, ms (default 5000).
+        #[serde(default = "five_seconds")]
+        timeout_ms: u64,
+    },
+    /// Start a long TCP transfer in the background: `bytes` pseudo-random bytes written to
+    /// the VIP at an even pace over `duration_ms` from client port `port`, every byte of the
+    /// echo checked; `wait_transfer` collects the outcome.
+    Transfer {
+        /// Client node.
+        from: String,
+        /// Bytes sent (and echoed back).
+        #[serde(default = "transfer_bytes")]
+        bytes: usize,
+        /// How long the writing takes, ms.
+        #[serde(default = "transfer_ms")]
+        duration_ms: u64,
+        /// The client's port (so a capture filter can leave the transfer out).
+        #[serde(default = "transfer_port")]
+        port: u16,
+    },
+    /// Wait for the background transfers to end.
+    WaitTransfer {
+        /// How long to wait at most, ms (default 30000).
+        #[serde(default = "thirty_seconds")]
+        timeout_ms: u64,
+    },
     /// Sleep.
     Wait {
         /// Milliseconds.
@@ -197,6 +264,60 @@ pub enum HealthState {
 
 fn five_seconds() -> u64 {
     5000
+}
+
+fn thirty_seconds() -> u64 {
+    30_000
+}
+
+fn held_payload() -> String {
+    "still there?\n".to_owned()
+}
+
+fn transfer_bytes() -> usize {
+    256 * 1024
+}
+
+fn transfer_ms() -> u64 {
+    3000
+}
+
+/// The default client port of a `transfer` step: outside Linux's ephemeral range
+/// (32768-60999), so no other connection of the run takes it.
+pub const TRANSFER_PORT: u16 = 30_000;
+
+fn transfer_port() -> u16 {
+    TRANSFER_PORT
+}
+
+/// The VRRP state a `wait_vrrp` step waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VrrpWant {
+    /// It owns the VIPs.
+    Master,
+    /// It stands by.
+    Backup,
+}
+
+impl VrrpWant {
+    /// The state as the director reports it.
+    pub fn word(self) -> &'static str {
+        match self {
+            VrrpWant::Master => "MASTER",
+            VrrpWant::Backup => "BACKUP",
+        }
+    }
+}
+
+/// How a `transfer` step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferOutcome {
+    /// Every byte came back, in order and unchanged.
+    Intact,
+    /// The connection was reset (RST) before the end.
+    Reset,
 }
 
 fn default_target() -> String {
@@ -233,6 +354,8 @@ pub struct Expect {
     /// Compare the path with the snapshot (default true).
     #[serde(default = "yes")]
     pub snapshot: bool,
+    /// How every `transfer` must end.
+    pub transfer: Option<TransferOutcome>,
 }
 
 impl Default for Expect {
@@ -246,6 +369,7 @@ impl Default for Expect {
             icmp: None,
             counters: BTreeMap::new(),
             snapshot: true,
+            transfer: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! One runner serves both `lvslab test` and the cargo integration test.
 
 pub mod format;
+pub mod ha;
 pub mod junit;
 pub mod overrides;
 pub mod runner;

@@ -80,13 +80,23 @@ pub fn apply_overrides(scenario: &Scenario, mut topo: Topology) -> Result<Topolo
         }
     }
     if let Some(h) = &o.health {
-        match checked_health(&topo, h.get_ref()) {
-            Ok(health) => {
+        match checked_table(&topo, "health", h.get_ref()) {
+            Ok(checked) => {
                 if let Some(svc) = topo.services.first_mut() {
-                    svc.health = health;
+                    svc.health = checked.health;
                 }
             }
             Err((message, help)) => diags.push(src.diag(h.span(), message, help)),
+        }
+    }
+    if let Some(v) = &o.vrrp {
+        match checked_table(&topo, "vrrp", v.get_ref()) {
+            Ok(checked) => {
+                if let Some(svc) = topo.services.first_mut() {
+                    svc.vrrp = checked.vrrp;
+                }
+            }
+            Err((message, help)) => diags.push(src.diag(v.span(), message, help)),
         }
     }
     if diags.is_empty() {
@@ -99,13 +109,15 @@ pub fn apply_overrides(scenario: &Scenario, mut topo: Topology) -> Result<Topolo
     })
 }
 
-/// A `[service] health` table checked by the topology validator itself (one set of rules):
-/// the topology is written out with the table in its first service and read back.
-fn checked_health(
+/// A `[service] health` or `vrrp` table checked by the topology validator itself (one set
+/// of rules): the topology is written out with the table in its first service (replacing
+/// the topology's own) and read back.
+fn checked_table(
     topo: &Topology,
+    field: &str,
     table: &toml::Table,
-) -> Result<Option<lvslab_netns::HealthSpec>, (String, Option<String>)> {
-    let plain = |e: String| (format!("health: {e}"), None);
+) -> Result<lvslab_netns::ServiceSpec, (String, Option<String>)> {
+    let plain = |e: String| (format!("{field}: {e}"), None);
     let text = topo.to_toml().map_err(|e| plain(e.to_string()))?;
     let mut doc: toml::Table = toml::from_str(&text).map_err(|e| plain(e.to_string()))?;
     let first = doc
@@ -114,12 +126,16 @@ fn checked_health(
         .and_then(|a| a.first_mut())
         .and_then(|s| s.as_table_mut())
         .ok_or_else(|| plain("the topology has no service".to_owned()))?;
-    first.insert("health".to_owned(), toml::Value::Table(table.clone()));
+    first.insert(field.to_owned(), toml::Value::Table(table.clone()));
     let text = toml::to_string(&doc).map_err(|e| plain(e.to_string()))?;
     match Topology::parse(&topo.path, text) {
-        Ok(t) => Ok(t.services.first().and_then(|s| s.health.clone())),
+        Ok(t) => t
+            .services
+            .into_iter()
+            .next()
+            .ok_or_else(|| plain("the topology has no service".to_owned())),
         Err(e) => match e.diagnostics().first() {
-            Some(d) => Err((format!("health: {}", d.message), d.help.clone())),
+            Some(d) => Err((format!("{field}: {}", d.message), d.help.clone())),
             None => Err(plain(e.to_string())),
         },
     }

@@ -2,7 +2,8 @@
 //! steps, then the path compared with its snapshot and the expectations checked. It always
 //! takes its lab down, also when a step fails or the runner panics.
 
-use crate::format::{payload_bytes, HealthState, Scenario, Step};
+use crate::format::{payload_bytes, HealthState, Scenario, Step, TransferOutcome};
+use crate::ha;
 use crate::snapshot::{self, Outcome};
 use crate::{settle, traffic};
 use lvslab_capture::normalize::PathReport;
@@ -174,6 +175,8 @@ fn run_inner(
         held: Vec::new(),
         failed: 0,
         requests: 0,
+        transfers: Vec::new(),
+        outcomes: Vec::new(),
     };
     let mut step_err = None;
     for (i, step) in scenario.steps.iter().enumerate() {
@@ -200,10 +203,13 @@ fn run_inner(
         }
         _ => director_stats(&lab_state, &service),
     };
+    // Transfers still running end (or time out) before the path is taken.
+    ctx.wait_transfers(Duration::from_secs(30));
     // Held connections close now; their closing handshakes belong to the path.
     let tally = Tally {
         failed: ctx.failed,
         requests: ctx.requests,
+        transfers: ctx.outcomes.clone(),
     };
     if let Err(message) = ctx.release() {
         step_err.get_or_insert(RunError::Step {
@@ -332,11 +338,12 @@ fn lab_up(
     Ok(LabGuard::up(lab, topo, &opts)?)
 }
 
-/// Requests sent and failed.
-#[derive(Clone, Copy)]
+/// Requests sent and failed, and how the transfers ended.
+#[derive(Clone)]
 struct Tally {
     failed: u32,
     requests: u32,
+    transfers: Vec<Result<TransferOutcome, String>>,
 }
 
 /// A connection a `request` step holds open, and where its client end lives.
@@ -344,6 +351,9 @@ struct Held {
     stream: TcpStream,
     netns: String,
     local: Option<SocketAddr>,
+    /// Reset by the network (e.g. a backup director that never heard of it): the real
+    /// server's end stays open, so closing it is not waited for.
+    broken: bool,
 }
 
 struct StepCtx<'a> {
@@ -353,6 +363,8 @@ struct StepCtx<'a> {
     held: Vec<Held>,
     failed: u32,
     requests: u32,
+    transfers: Vec<ha::Transfer>,
+    outcomes: Vec<Result<TransferOutcome, String>>,
 }
 
 impl Drop for StepCtx<'_> {
@@ -425,6 +437,7 @@ impl StepCtx<'_> {
                                 stream,
                                 netns: node.netns.clone(),
                                 local,
+                                broken: false,
                             });
                         }
                         (None, Some(local)) => self.settle_closed(&node.netns, local)?,
@@ -489,6 +502,76 @@ impl StepCtx<'_> {
                 timeout_ms,
             } => self.wait_health(node, *state, Duration::from_millis(*timeout_ms)),
             Step::Release => self.release(),
+            Step::SendHeld { payload } => {
+                for h in &mut self.held {
+                    if let Err(e) = ha::echo_on(&mut h.stream, payload.as_bytes()) {
+                        tracing::debug!("{e}");
+                        self.failed += 1;
+                        h.broken = true;
+                    }
+                    self.requests += 1;
+                }
+                Ok(())
+            }
+            Step::KillDirector { node } => ha::kill_director(self.lab, node),
+            Step::StartDirector { node } => {
+                let mut fresh = Lab::load(self.lab.name()).map_err(|e| e.to_string())?;
+                lvslab_engine::restart_director(&mut fresh, node, &self.daemons)
+                    .map(|_| ())
+                    .map_err(|e| format!("starting the director on {node}: {}", with_causes(&e)))
+            }
+            Step::Failover { within_ms } => {
+                let (new, took) = ha::failover(self.lab, Duration::from_secs(10))?;
+                tracing::info!(%new, took_ms = took.as_millis() as u64, "failover");
+                match within_ms {
+                    Some(ms) if took > Duration::from_millis(*ms) => Err(format!(
+                        "{new} became MASTER {} ms after the failover, more than {ms} ms",
+                        took.as_millis()
+                    )),
+                    _ => Ok(()),
+                }
+            }
+            Step::WaitVrrp {
+                node,
+                state,
+                timeout_ms,
+            } => ha::wait_vrrp(self.lab, node, *state, Duration::from_millis(*timeout_ms)),
+            Step::WaitSynced { node, timeout_ms } => {
+                let clients: Vec<SocketAddr> = self
+                    .held
+                    .iter()
+                    .filter_map(|h| h.local)
+                    .chain(self.transfers.iter().filter_map(|t| t.local))
+                    .collect();
+                ha::wait_synced(self.lab, node, &clients, Duration::from_millis(*timeout_ms))
+            }
+            Step::Transfer {
+                from,
+                bytes,
+                duration_ms,
+                port,
+            } => {
+                let node = self.lab.node(from).map_err(|e| e.to_string())?;
+                let to = SocketAddr::new(self.service.vip, self.service.port);
+                let t = ha::start_transfer(
+                    node.netns.clone(),
+                    to,
+                    *port,
+                    *bytes,
+                    Duration::from_millis(*duration_ms),
+                );
+                let local = t.local;
+                self.transfers.push(t);
+                match local {
+                    // The director must hold it before the next step (a kill) acts.
+                    Some(local) => self.settle_established(local),
+                    None => Err("the transfer's connection was not established".to_owned()),
+                }
+            }
+            Step::WaitTransfer { timeout_ms } => {
+                self.wait_transfers(Duration::from_millis(*timeout_ms));
+                Ok(())
+            }
             Step::Wait { ms } => {
                 std::thread::sleep(Duration::from_millis(*ms));
                 Ok(())
@@ -527,13 +610,29 @@ impl StepCtx<'_> {
         }
     }
 
+    /// Collects the outcome of every running transfer (an error for one still running after
+    /// `timeout`).
+    fn wait_transfers(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for t in std::mem::take(&mut self.transfers) {
+            let label = t.label.clone();
+            let r = t.wait(deadline);
+            if let Err(e) = &r {
+                tracing::warn!("{label}: {e}");
+            }
+            self.outcomes.push(r);
+        }
+    }
+
     /// Closes every held connection and waits until each is closed everywhere.
     fn release(&mut self) -> Result<(), String> {
         let held = std::mem::take(&mut self.held);
         let mut open = Vec::new();
         for h in held {
             drop(h.stream);
-            open.extend(h.local.map(|l| (h.netns, l)));
+            if !h.broken {
+                open.extend(h.local.map(|l| (h.netns, l)));
+            }
         }
         for (netns, local) in open {
             self.settle_closed(&netns, local)?;
@@ -609,9 +708,14 @@ fn director_conn_state(
         .map_err(|e| with_causes(&e))
 }
 
-/// The balancer of the service's director, whichever backend the lab runs.
+/// The balancer of the service's director, whichever backend the lab runs; of a pair, the
+/// director that is VRRP MASTER now.
 fn director(lab: &Lab, service: &ServiceSpec) -> Result<Box<dyn Balancer>, String> {
-    lvslab_engine::balancer(lab, Some(&service.director)).map_err(|e| with_causes(&e))
+    let node = match ha::current_master(lab) {
+        Some(master) if service.backup.is_some() => master,
+        _ => service.director.clone(),
+    };
+    lvslab_engine::balancer(lab, Some(&node)).map_err(|e| with_causes(&e))
 }
 
 /// An error with its causes, for a step's one-line message.
@@ -718,6 +822,23 @@ fn check_expectations(
 ) {
     let e = &scenario.expect;
     let f = &mut result.failures;
+    for (i, t) in ctx.transfers.iter().enumerate() {
+        match (t, e.transfer) {
+            (Err(why), _) => f.push(format!("transfer {}: {why}", i + 1)),
+            (Ok(got), Some(want)) if *got != want => f.push(format!(
+                "transfer {} ended {got:?}, expected {want:?}",
+                i + 1
+            )),
+            (Ok(TransferOutcome::Reset), None) => f.push(format!(
+                "transfer {} was reset (say expect.transfer = \"reset\" if that is the point)",
+                i + 1
+            )),
+            _ => {}
+        }
+    }
+    if e.transfer.is_some() && ctx.transfers.is_empty() {
+        f.push("expect.transfer is set but no transfer step ran".to_owned());
+    }
     if ctx.failed != e.failed {
         f.push(format!(
             "{} of {} requests failed, expected {}",

@@ -22,7 +22,12 @@ pub fn run(args: DirectorArgs) -> Result<()> {
     tracing::info!(lab = %lab, node = %plan.node, netns = %plan.netns, "starting the userspace director");
     let netns = plan.netns.clone();
     lvslab_netns::netns::run_in(&netns, move || {
-        lvslab_director::serve(&plan.lines, &plan.socket, lvslab_netns::netns::notify_ready)
+        lvslab_director::serve(
+            &plan.lines,
+            &plan.ha,
+            &plan.socket,
+            lvslab_netns::netns::notify_ready,
+        )
     })
     .with_context(|| format!("enter namespace {netns}"))??;
     Ok(())

@@ -17,6 +17,8 @@ pub struct DirectorPlan {
     pub lines: Vec<String>,
     /// Its control socket.
     pub socket: PathBuf,
+    /// The VRRP instances it joins (empty: it balances alone).
+    pub ha: Vec<lvslab_director::HaSpec>,
 }
 
 /// The plan for `lvslab director --lab LAB [--node NODE]`.
@@ -28,6 +30,7 @@ pub fn director_plan(lab: &str, node: Option<&str>) -> Result<DirectorPlan> {
         netns: lab.netns_of(&node)?,
         socket: lvslab_director::control::socket_path(&lab.run_dir(), &node),
         lines: lvslab_engine::director_lines(topo, &node),
+        ha: lvslab_engine::ha_specs(topo, &node),
         node,
     })
 }

@@ -138,6 +138,11 @@ impl Vrrp {
         })
     }
 
+    /// Its state now.
+    pub fn state(&self) -> VrrpState {
+        self.state
+    }
+
     /// The configuration it was built with.
     pub fn config(&self) -> &VrrpConfig {
         &self.cfg

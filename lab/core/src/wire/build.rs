@@ -1,7 +1,7 @@
 //! Building frames the director originates: ARP, ICMP errors and ICMP echo replies.
 
 use super::checksum::{internet_checksum, ipv4_header_fill, put16};
-use super::{MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HDR_LEN, IPPROTO_ICMP};
+use super::{MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HDR_LEN, IPPROTO_ICMP, IPPROTO_TCP};
 use etherparse::{ArpEthIpv4Packet, ArpOperation};
 use std::net::Ipv4Addr;
 
@@ -124,6 +124,69 @@ pub fn icmp_echo_reply(request: &[u8], id: u16) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The RST a host's TCP stack answers `segment` (an IPv4 packet carrying TCP, without its
+/// Ethernet header) with when no socket wants it, as tcp_v4_send_reset builds it: to an ACK,
+/// sequence number = its ack number and RST alone; otherwise sequence 0 and RST|ACK
+/// acknowledging the segment (SYN and FIN count one each). From the address the segment was
+/// sent to; the per-netns control socket sends with DF set, IP id 0 (ip_select_ident with
+/// DF) and TTL 64, with the segment's TOS. `None` for a RST (never answered) or a segment
+/// too short to read. The Ethernet addresses are left zero.
+pub fn tcp_reset(segment: &[u8]) -> Option<Vec<u8>> {
+    let ihl = usize::from(*segment.first()? & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*segment.get(2)?, *segment.get(3)?]));
+    let tcp = segment.get(ihl..total)?;
+    if ihl < 20 || tcp.len() < 20 {
+        return None;
+    }
+    let (flags, doff) = (tcp[13], usize::from(tcp[12] >> 4) * 4);
+    let (syn, fin, rst, ack) = (
+        flags & 0x02 != 0,
+        flags & 0x01 != 0,
+        flags & 0x04 != 0,
+        flags & 0x10 != 0,
+    );
+    if rst || doff < 20 || doff > tcp.len() {
+        return None;
+    }
+    let seq_in = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+    let ack_in = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
+    let (seq, ack_no, out_flags) = if ack {
+        (ack_in, 0, 0x04)
+    } else {
+        let len = (tcp.len() - doff) as u32 + u32::from(syn) + u32::from(fin);
+        (0, seq_in.wrapping_add(len), 0x14)
+    };
+    let src = Ipv4Addr::new(segment[16], segment[17], segment[18], segment[19]);
+    let dst = Ipv4Addr::new(segment[12], segment[13], segment[14], segment[15]);
+    let mut out = vec![0u8; ETH_HDR_LEN + 40];
+    put16(&mut out, 12, ETHERTYPE_IPV4);
+    let ip = &mut out[ETH_HDR_LEN..ETH_HDR_LEN + 20];
+    ip[0] = 0x45;
+    ip[1] = segment[1];
+    put16(ip, 2, 40);
+    put16(ip, 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = IPPROTO_TCP;
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
+    ipv4_header_fill(ip);
+    let t = &mut out[ETH_HDR_LEN + 20..];
+    t[0..2].copy_from_slice(&tcp[2..4]);
+    t[2..4].copy_from_slice(&tcp[0..2]);
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack_no.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = out_flags;
+    let mut pseudo = Vec::with_capacity(32);
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, IPPROTO_TCP, 0, 20]);
+    pseudo.extend_from_slice(t);
+    let c = internet_checksum(&pseudo);
+    put16(t, 16, c);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +249,47 @@ mod tests {
             None,
             "not a request"
         );
+    }
+
+    fn segment(flags: &dyn Fn(PacketBuilderStep) -> PacketBuilderStep, payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv4([198, 51, 100, 10], [192, 168, 1, 250], 63)
+            .tcp(40000, 80, 1000, 500);
+        let b = flags(b);
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+    type PacketBuilderStep = etherparse::PacketBuilderStep<etherparse::TcpHeader>;
+
+    fn parsed(frame: &[u8]) -> (etherparse::Ipv4Header, etherparse::TcpHeader) {
+        let p = etherparse::PacketHeaders::from_ethernet_slice(frame).unwrap();
+        let Some(etherparse::NetHeaders::Ipv4(ip, _)) = p.net else {
+            panic!("not ipv4")
+        };
+        let Some(etherparse::TransportHeader::Tcp(tcp)) = p.transport else {
+            panic!("not tcp")
+        };
+        let sum = tcp.calc_checksum_ipv4(&ip, p.payload.slice()).unwrap();
+        assert_eq!(sum, tcp.checksum, "TCP checksum");
+        (ip, tcp)
+    }
+
+    #[test]
+    fn a_reset_answers_an_ack_with_its_ack_number_and_data_with_rst_ack() {
+        let ack = segment(&|b| b.ack(7777), b"hello");
+        let (ip, tcp) = parsed(&tcp_reset(&ack).unwrap());
+        assert_eq!(
+            (ip.source, ip.destination),
+            ([192, 168, 1, 250], [198, 51, 100, 10])
+        );
+        assert!(ip.dont_fragment && ip.time_to_live == 64 && ip.identification == 0);
+        assert_eq!((tcp.source_port, tcp.destination_port), (80, 40000));
+        assert!(tcp.rst && !tcp.ack && tcp.sequence_number == 7777);
+        let fin = segment(&|b| b.fin(), b"ab");
+        let (_, tcp) = parsed(&tcp_reset(&fin).unwrap());
+        assert!(tcp.rst && tcp.ack && tcp.sequence_number == 0);
+        assert_eq!(tcp.acknowledgment_number, 1000 + 2 + 1);
+        let rst = segment(&|b| b.rst(), b"");
+        assert!(tcp_reset(&rst).is_none(), "a RST is never answered");
     }
 }

@@ -10,7 +10,8 @@ mod frame;
 mod rewrite;
 
 pub use build::{
-    arp_frame, arp_request, icmp_echo_reply, icmp_error, IcmpError, ICMP_ECHO, ICMP_ECHOREPLY,
+    arp_frame, arp_request, icmp_echo_reply, icmp_error, tcp_reset, IcmpError, ICMP_ECHO,
+    ICMP_ECHOREPLY,
 };
 pub use frame::{parse, IcmpInner, Ipv4Meta, Parsed, L4};
 pub use rewrite::{

@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::{
     scheduler_help, valid_name, Endpoint, ForwardMethod, HealthCheck, HealthSpec, IfaceSpec,
     LanSpec, LinkSpec, NodeSpec, Protocol, RawHealth, RawLan, RawLink, RawNode, RawRealServer,
-    RawService, RawTopology, RealServerSpec, Role, RouteSpec, Scheduler, ServiceSpec, Topology,
-    METHOD_HELP,
+    RawService, RawTopology, RawVrrp, RealServerSpec, Role, RouteSpec, Scheduler, ServiceSpec,
+    Topology, VrrpSpec, METHOD_HELP,
 };
 use crate::diag::{Diagnostic, Source};
 use crate::label::{Label, LABEL_HELP};
@@ -704,6 +704,18 @@ impl Validator<'_> {
             .filter_map(|r| self.real_server(r, nodes, assigned, vip, port))
             .collect();
         let health = s.health.map(|h| self.health(h));
+        let vrrp = match (s.vrrp, &s.backup) {
+            (Some(v), None) => {
+                self.err(
+                    v.span(),
+                    "vrrp settings without a backup director",
+                    "VRRP runs between a MASTER and a BACKUP: add backup = \"NODE\" (a second director) or remove vrrp",
+                );
+                None
+            }
+            (v, Some(_)) => self.vrrp(v, director.as_deref(), backup.as_deref()),
+            (None, None) => None,
+        };
         if self.diags.len() != before {
             return None;
         }
@@ -718,6 +730,137 @@ impl Validator<'_> {
             persistence,
             real_servers,
             health: health.flatten(),
+            vrrp,
+        })
+    }
+
+    /// A whole number in `range` for `what`, or a located error and `default`.
+    fn small(
+        &mut self,
+        v: &Option<S<i64>>,
+        what: &str,
+        range: Range<i64>,
+        default: i64,
+        help: &str,
+    ) -> i64 {
+        let Some(v) = v else { return default };
+        if range.contains(v.get_ref()) {
+            *v.get_ref()
+        } else {
+            self.err(
+                v.span(),
+                format!("{what} {} is out of range", v.get_ref()),
+                help.to_owned(),
+            );
+            default
+        }
+    }
+
+    /// A service's `vrrp = { ... }` (defaults when absent): keepalived's limits and defaults.
+    fn vrrp(
+        &mut self,
+        v: Option<S<RawVrrp>>,
+        director: Option<&str>,
+        backup: Option<&str>,
+    ) -> Option<VrrpSpec> {
+        let d = VrrpSpec::new();
+        let Some(v) = v else { return Some(d) };
+        let span = v.span();
+        let v = v.into_inner();
+        let byte = |x: i64| u8::try_from(x).unwrap_or(0);
+        let vrid = self.small(
+            &v.vrid,
+            "vrid",
+            1..256,
+            d.vrid.into(),
+            "vrid is 1 to 255 (keepalived's virtual_router_id), the same on both directors",
+        );
+        let version = self.small(
+            &v.version,
+            "VRRP version",
+            2..4,
+            d.version.into(),
+            "version is 2 (RFC 3768, keepalived's default) or 3 (RFC 5798)",
+        );
+        let priority = self.small(
+            &v.priority,
+            "priority",
+            1..255,
+            d.priority.into(),
+            "priority is 1 to 254; the higher one is MASTER",
+        );
+        let backup_priority = self.small(
+            &v.backup_priority,
+            "backup_priority",
+            1..255,
+            d.backup_priority.into(),
+            "backup_priority is 1 to 254; the higher one is MASTER",
+        );
+        let sync_id = self.small(
+            &v.sync_id,
+            "sync_id",
+            0..256,
+            d.sync_id.into(),
+            "sync_id is 0 to 255, as ipvsadm --syncid takes it",
+        );
+        let advert_int_ms = match &v.advert_int_ms {
+            None => d.advert_int_ms,
+            Some(a) => {
+                let x = *a.get_ref();
+                let ok = if version == 2 {
+                    (1000..=255_000).contains(&x) && x % 1000 == 0
+                } else {
+                    (10..=40_950).contains(&x) && x % 10 == 0
+                };
+                if !ok {
+                    let help = if version == 2 {
+                        "VRRPv2 advertises whole seconds: 1000 to 255000 in steps of 1000 (or set version = 3 for sub-second adverts)"
+                    } else {
+                        "VRRPv3 advertises centiseconds: 10 to 40950 in steps of 10"
+                    };
+                    self.err(
+                        a.span(),
+                        format!("advert_int_ms {x} is not a VRRPv{version} interval"),
+                        help,
+                    );
+                }
+                u64::try_from(x).unwrap_or(d.advert_int_ms)
+            }
+        };
+        let mut keepalived = Vec::new();
+        if let Some(k) = &v.keepalived {
+            for n in k.get_ref() {
+                if Some(n.get_ref().as_str()) == director || Some(n.get_ref().as_str()) == backup {
+                    keepalived.push(n.get_ref().clone());
+                } else {
+                    self.err(
+                        n.span(),
+                        format!("{:?} is not one of this service's directors", n.get_ref()),
+                        format!(
+                            "keepalived names the director or the backup whose VRRP Debian's keepalived speaks: {}",
+                            [director, backup].into_iter().flatten().collect::<Vec<_>>().join(" or ")
+                        ),
+                    );
+                }
+            }
+            if keepalived.len() == 2 && keepalived[0] != keepalived[1] {
+                self.err(
+                    span,
+                    "both directors run keepalived",
+                    "keepalived = [...] names at most one of the pair: the interop lab pairs keepalived with lvslab",
+                );
+            }
+        }
+        Some(VrrpSpec {
+            vrid: byte(vrid),
+            version: byte(version),
+            advert_int_ms,
+            priority: byte(priority),
+            backup_priority: byte(backup_priority),
+            preempt: v.preempt.unwrap_or(d.preempt),
+            sync: v.sync.unwrap_or(d.sync),
+            sync_id: byte(sync_id),
+            keepalived,
         })
     }
 

@@ -4,7 +4,7 @@
 //! Node, interface and LAN order is kept: it decides the assigned MAC addresses.
 use serde::{Serialize, Serializer};
 
-use super::{ForwardMethod, HealthSpec, Label, Protocol, Role, Scheduler, Topology};
+use super::{ForwardMethod, HealthSpec, Label, Protocol, Role, Scheduler, Topology, VrrpSpec};
 
 /// A map that serialises in the given order (toml keeps it; a BTreeMap would sort).
 struct InOrder<V>(Vec<(String, V)>);
@@ -65,6 +65,8 @@ struct Service {
     persistence: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     health: Option<HealthSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vrrp: Option<VrrpSpec>,
     real_servers: Vec<RealServer>,
 }
 
@@ -140,6 +142,7 @@ impl Topology {
                     method: s.method,
                     persistence: s.persistence,
                     health: s.health.clone(),
+                    vrrp: s.vrrp.clone(),
                     real_servers: s
                         .real_servers
                         .iter()
