@@ -85,7 +85,11 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", suite::render(r))
     });
     let failed = results.iter().filter(|r| !r.passed()).count();
-    let passed = results.len() - failed;
+    let skipped = results
+        .iter()
+        .filter(|r| r.passed() && r.skipped.is_some())
+        .count();
+    let passed = results.len() - failed - skipped;
     if let Some(path) = &args.junit {
         let cases: Vec<junit::Case> = results
             .iter()
@@ -93,13 +97,14 @@ pub fn run(args: Args) -> Result<()> {
                 name: r.name.clone(),
                 time: r.time,
                 failure: (!r.passed()).then(|| r.failures.join("\n")),
+                skipped: r.skipped.clone(),
             })
             .collect();
         std::fs::write(path, junit::render("lvslab scenarios", &cases))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     println!(
-        "\nscenarios: {passed} passed, {failed} failed ({:.1} s)",
+        "\nscenarios: {passed} passed, {failed} failed, {skipped} skipped ({:.1} s)",
         t0.elapsed().as_secs_f64()
     );
     if failed > 0 {

@@ -58,6 +58,11 @@ pub struct Scenario {
     /// The balancer (default userspace); `lvslab test --backend` overrides it.
     #[serde(default)]
     pub backend: Backend,
+    /// The backends the scenario can run on (default: both); on another it is skipped,
+    /// with `why` as the reason.
+    pub backends: Option<Vec<Backend>>,
+    /// Why the scenario runs on `backends` only.
+    pub why: Option<String>,
     /// Changes to the topology's first virtual service.
     #[serde(default)]
     pub service: ServiceOverride,

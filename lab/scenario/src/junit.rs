@@ -12,6 +12,8 @@ pub struct Case {
     pub time: Duration,
     /// `None` when it passed, else the failure text.
     pub failure: Option<String>,
+    /// Why it was not run, when it was skipped.
+    pub skipped: Option<String>,
 }
 
 fn escape(s: &str) -> String {
@@ -56,6 +58,14 @@ pub fn render(suite: &str, cases: &[Case]) -> String {
             c.time.as_secs_f64()
         );
         match &c.failure {
+            None if c.skipped.is_some() => {
+                let why = c.skipped.as_deref().unwrap_or_default();
+                let _ = writeln!(
+                    x,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    escape(why)
+                );
+            }
             None => x.push_str("/>\n"),
             Some(f) => {
                 let first = f.lines().next().unwrap_or("failed");
@@ -85,11 +95,13 @@ mod tests {
                     name: "nat-rr".into(),
                     time: Duration::from_millis(1500),
                     failure: None,
+                    skipped: None,
                 },
                 Case {
                     name: "dr-rr".into(),
                     time: Duration::from_millis(10),
                     failure: Some("path differs at <director:eth1> & more".into()),
+                    skipped: None,
                 },
             ],
         );

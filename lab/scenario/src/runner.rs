@@ -93,6 +93,8 @@ pub struct ScenarioResult {
     pub snapshot: Option<Outcome>,
     /// Where the captures were written.
     pub captures: Option<PathBuf>,
+    /// Not run on this backend, and why (the scenario's `backends` and `why`).
+    pub skipped: Option<String>,
 }
 
 impl ScenarioResult {
@@ -129,6 +131,7 @@ pub fn run(path: &Path, lab: &str, cfg: &RunnerConfig) -> ScenarioResult {
         failures: Vec::new(),
         snapshot: None,
         captures: None,
+        skipped: None,
     };
     if let Err(e) = run_inner(path, lab, cfg, &mut result) {
         result.failures.push(e.to_string());
@@ -145,6 +148,15 @@ fn run_inner(
 ) -> Result<(), RunError> {
     let scenario = Scenario::load(path)?;
     let backend = cfg.backend.unwrap_or(scenario.backend);
+    if let Some(only) = scenario.backends.as_ref().filter(|b| !b.contains(&backend)) {
+        let only: Vec<String> = only.iter().map(ToString::to_string).collect();
+        result.skipped = Some(format!(
+            "runs on {} only: {}",
+            only.join(", "),
+            scenario.why.as_deref().unwrap_or("see its description")
+        ));
+        return Ok(());
+    }
     let topo_file = write_topology(path, &scenario, lab)?;
     let topo = Topology::load(&topo_file);
     let _ = std::fs::remove_file(&topo_file);

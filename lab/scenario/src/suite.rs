@@ -75,6 +75,9 @@ pub fn run_all(
 
 /// One scenario's result as the terminal shows it.
 pub fn render(r: &ScenarioResult) -> String {
+    if let (Some(why), true) = (&r.skipped, r.passed()) {
+        return format!("skip {} ({why})", r.name);
+    }
     let mut s = format!(
         "{} {} ({:.1} s)",
         if r.passed() { "ok  " } else { "FAIL" },
