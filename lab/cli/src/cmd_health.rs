@@ -138,14 +138,26 @@ fn check(spec: &HealthSpec, target: SocketAddr) -> bool {
     let timeout = Duration::from_millis(spec.timeout_ms);
     let r: std::io::Result<bool> = match &spec.check {
         HealthCheck::Tcp => TcpStream::connect_timeout(&target, timeout).map(|_| true),
-        HealthCheck::Http { path, status } => http(target, path, *status, timeout),
-        HealthCheck::Udp { payload } => udp(target, payload.as_bytes(), timeout),
+        HealthCheck::Http {
+            path,
+            status,
+            digest,
+        } => http(target, path, *status, digest.as_deref(), timeout),
+        HealthCheck::Udp { payload, expect } => {
+            udp(target, payload.as_bytes(), expect.as_deref(), timeout)
+        }
         HealthCheck::Command { command } => run_command(command, timeout),
     };
     r.unwrap_or(false)
 }
 
-fn http(target: SocketAddr, path: &str, status: u16, timeout: Duration) -> std::io::Result<bool> {
+fn http(
+    target: SocketAddr,
+    path: &str,
+    status: u16,
+    digest: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<bool> {
     let mut s = TcpStream::connect_timeout(&target, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
@@ -154,6 +166,12 @@ fn http(target: SocketAddr, path: &str, status: u16, timeout: Duration) -> std::
         "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: lvslab-health\r\n\r\n",
         target.ip()
     )?;
+    if let Some(want) = digest {
+        // The whole answer is needed: the body's MD5 is compared (keepalived's HTTP_GET).
+        let mut all = Vec::new();
+        s.read_to_end(&mut all)?;
+        return Ok(http_answer_matches(&all, status, Some(want)));
+    }
     let mut buf = [0u8; 64];
     let mut got = 0;
     // The status line is all that is needed; stop once it is in.
@@ -173,7 +191,37 @@ fn http(target: SocketAddr, path: &str, status: u16, timeout: Duration) -> std::
         == Some(status))
 }
 
-fn udp(target: SocketAddr, payload: &[u8], timeout: Duration) -> std::io::Result<bool> {
+/// Does an HTTP answer have status `status` and, with `digest`, a body whose MD5 is it?
+fn http_answer_matches(answer: &[u8], status: u16, digest: Option<&str>) -> bool {
+    let line_end = answer
+        .iter()
+        .position(|b| *b == b'\n')
+        .unwrap_or(answer.len());
+    let line = String::from_utf8_lossy(&answer[..line_end]);
+    let code = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok());
+    if code != Some(status) {
+        return false;
+    }
+    let Some(want) = digest else { return true };
+    let body = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&answer[answer.len()..], |i| &answer[i + 4..]);
+    use md5::Digest as _;
+    let got = md5::Md5::digest(body);
+    let hex: String = got.iter().map(|b| format!("{b:02x}")).collect();
+    hex == want
+}
+
+fn udp(
+    target: SocketAddr,
+    payload: &[u8],
+    expect: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<bool> {
     let bind: SocketAddr = if target.is_ipv4() {
         "0.0.0.0:0".parse().map_err(std::io::Error::other)?
     } else {
@@ -185,7 +233,11 @@ fn udp(target: SocketAddr, payload: &[u8], timeout: Duration) -> std::io::Result
     s.send(payload)?;
     let mut buf = [0u8; 1500];
     // A refused port shows as an error here (ICMP port unreachable on a connected socket).
-    s.recv(&mut buf).map(|_| true)
+    let n = s.recv(&mut buf)?;
+    Ok(match expect {
+        None => true,
+        Some(want) => String::from_utf8_lossy(&buf[..n]).contains(want),
+    })
 }
 
 fn run_command(argv: &[String], timeout: Duration) -> std::io::Result<bool> {
@@ -215,6 +267,20 @@ fn run_command(argv: &[String], timeout: Duration) -> std::io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_http_answer_passes_on_status_and_body_md5_as_keepalived_checks_it() {
+        // `printf 'rs1\n' | md5sum`: what lvslab serve on rs1 answers a GET with.
+        let md5 = "7a6c0d2ef5a9e6e1776090916c66ba3a";
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nrs1\n";
+        assert!(http_answer_matches(ok, 200, None));
+        assert!(http_answer_matches(ok, 200, Some(md5)));
+        assert!(!http_answer_matches(ok, 404, None));
+        let other = b"HTTP/1.1 200 OK\r\n\r\nrs2\n";
+        assert!(!http_answer_matches(other, 200, Some(md5)));
+        assert!(!http_answer_matches(b"garbage", 200, None));
+    }
+
     use super::*;
 
     fn spec(check: HealthCheck) -> HealthSpec {

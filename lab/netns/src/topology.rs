@@ -267,17 +267,25 @@ impl Default for VrrpSpec {
 pub enum HealthCheck {
     /// Connect to RIP:port; a completed handshake is healthy.
     Tcp,
-    /// `GET path HTTP/1.0`; the answer's status must be `status`.
+    /// `GET path HTTP/1.0`; the answer's status must be `status` and, with `digest`, the
+    /// MD5 of its body must be `digest` (keepalived's HTTP_GET `digest`).
     Http {
         /// The request path.
         path: String,
         /// The expected status code.
         status: u16,
+        /// The body's MD5, 32 lower-case hex digits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
     },
-    /// Send `payload` to RIP:port; any answer is healthy.
+    /// Send `payload` to RIP:port; any answer is healthy, or with `expect` an answer that
+    /// contains it (keepalived's UDP_CHECK `require_reply`).
     Udp {
         /// The datagram sent.
         payload: String,
+        /// Text the answer must contain.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect: Option<String>,
     },
     /// Run a program in the director's namespace; exit status 0 is healthy.
     Command {
@@ -536,6 +544,10 @@ struct RawHealth {
     payload: Option<S<String>>,
     #[serde(default)]
     command: Option<S<Vec<String>>>,
+    #[serde(default)]
+    digest: Option<S<String>>,
+    #[serde(default)]
+    expect: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -814,7 +826,7 @@ mod health_tests {
             (1000, 500, 1, 200)
         );
         assert!(!h.inhibit_on_failure && h.sorry_server.is_none());
-        let full = "{ check = \"http\", path = \"/ok\", status = 204, interval_ms = 200, retries = 2, inhibit_on_failure = true, sorry_server = \"192.168.1.210:80\" }";
+        let full = "{ check = \"http\", path = \"/ok\", status = 204, digest = \"7A6C0D2EF5A9E6E1776090916C66BA3A\", interval_ms = 200, retries = 2, inhibit_on_failure = true, sorry_server = \"192.168.1.210:80\" }";
         let t = Topology::parse("t.toml", nat_with(full)).unwrap();
         let back = Topology::parse("t.toml", t.to_toml().unwrap()).unwrap();
         assert_eq!(back.services, t.services);
@@ -823,8 +835,18 @@ mod health_tests {
             h.check,
             HealthCheck::Http {
                 path: "/ok".into(),
-                status: 204
+                status: 204,
+                digest: Some("7a6c0d2ef5a9e6e1776090916c66ba3a".into())
             }
+        );
+        let udp = "{ check = \"udp\", payload = \"ping\", expect = \"rs1\" }";
+        let t = Topology::parse("t.toml", nat_with(udp)).unwrap();
+        assert_eq!(
+            t.services[0].health.as_ref().map(|h| h.check.clone()),
+            Some(HealthCheck::Udp {
+                payload: "ping".into(),
+                expect: Some("rs1".into())
+            })
         );
         assert!(h.inhibit_on_failure);
         let json = serde_json::to_string(&t).unwrap();
@@ -873,6 +895,14 @@ mod health_tests {
             ["bad sorry_server \"nowhere\""]
         );
         assert_eq!(errors("{ retries = -1 }"), ["retries -1 is out of range"]);
+        assert_eq!(
+            errors("{ check = \"http\", digest = \"abc\" }"),
+            ["bad digest \"abc\""]
+        );
+        assert_eq!(
+            errors("{ check = \"tcp\", expect = \"rs1\" }"),
+            ["`expect` does not apply to a tcp check"]
+        );
         let e = Topology::parse("t.toml", nat_with("{ check = \"ping\" }")).unwrap_err();
         let d = &e.diagnostics()[0];
         let line = nat_with("{ check = \"ping\" }")

@@ -888,8 +888,8 @@ impl Validator<'_> {
         let kind = h.check.as_ref().map_or("tcp", |c| c.get_ref().as_str());
         // Fields that belong to one check kind only: named on another, they would be ignored.
         let only = |field: &str| match field {
-            "path" | "status" => "http",
-            "payload" => "udp",
+            "path" | "status" | "digest" => "http",
+            "payload" | "expect" => "udp",
             _ => "command",
         };
         let extra: Vec<(&str, std::ops::Range<usize>)> = [
@@ -897,6 +897,8 @@ impl Validator<'_> {
             ("status", h.status.as_ref().map(|v| v.span())),
             ("payload", h.payload.as_ref().map(|v| v.span())),
             ("command", h.command.as_ref().map(|v| v.span())),
+            ("digest", h.digest.as_ref().map(|v| v.span())),
+            ("expect", h.expect.as_ref().map(|v| v.span())),
         ]
         .into_iter()
         .filter_map(|(f, s)| s.map(|s| (f, s)))
@@ -927,9 +929,24 @@ impl Validator<'_> {
                         "a path starts with / and has no spaces, e.g. \"/health\"",
                     );
                 }
+                let digest = match &h.digest {
+                    None => None,
+                    Some(d) => {
+                        let v = d.get_ref().to_ascii_lowercase();
+                        if v.len() != 32 || !v.chars().all(|c| c.is_ascii_hexdigit()) {
+                            self.err(
+                                d.span(),
+                                format!("bad digest {:?}", d.get_ref()),
+                                "digest is the body's MD5 as 32 hex digits, as keepalived's genhash prints it (e.g. `curl -s URL | md5sum`)",
+                            );
+                        }
+                        Some(v)
+                    }
+                };
                 status.map(|status| HealthCheck::Http {
                     path: path.to_owned(),
                     status,
+                    digest,
                 })
             }
             "udp" => Some(HealthCheck::Udp {
@@ -937,6 +954,7 @@ impl Validator<'_> {
                     .payload
                     .as_ref()
                     .map_or_else(|| "health".to_owned(), |p| p.get_ref().clone()),
+                expect: h.expect.as_ref().map(|e| e.get_ref().clone()),
             }),
             "command" => match &h.command {
                 Some(c) if !c.get_ref().is_empty() && !c.get_ref()[0].is_empty() => {
