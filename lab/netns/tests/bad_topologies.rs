@@ -70,3 +70,71 @@ fn every_shipped_topology_validates() {
         }
     }
 }
+
+/// The shipped HA topology with `vrrp` inserted into its service, after `backup = ...`.
+fn ha_with_vrrp(vrrp: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/ha-topology.toml");
+    let text = std::fs::read_to_string(path).expect("topologies/ha-topology.toml");
+    let backup = text
+        .lines()
+        .find(|l| l.starts_with("backup = "))
+        .expect("ha-topology names a backup");
+    text.replacen(backup, &format!("{backup}\nvrrp = {vrrp}"), 1)
+}
+
+#[test]
+fn every_vrrp_error_class_has_a_fixture() {
+    let vrrp = fixtures()
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vrrp-"))
+        })
+        .count();
+    assert_eq!(vrrp, 9, "tests/bad/vrrp-*.toml");
+}
+
+#[test]
+fn a_vrrp_table_loads_with_its_values_and_round_trips() {
+    use lvslab_netns::VrrpSpec;
+    let text = ha_with_vrrp("{ version = 3, advert_int_ms = 200, preempt = false, sync = false }");
+    let t = Topology::parse("ha.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    let svc = &t.services[0];
+    assert_eq!(svc.backup.as_deref(), Some("director2"));
+    let v = svc.vrrp.clone().expect("a backup brings a vrrp spec");
+    assert_eq!(
+        v,
+        VrrpSpec {
+            version: 3,
+            advert_int_ms: 200,
+            preempt: false,
+            sync: false,
+            // Everything not named keeps keepalived's defaults.
+            ..VrrpSpec::new()
+        }
+    );
+    assert_eq!(
+        (v.vrid, v.priority, v.backup_priority, v.sync_id),
+        (51, 150, 100, 51)
+    );
+    assert_eq!(v.priority_of(svc, "director"), Some(150));
+    assert_eq!(v.priority_of(svc, "director2"), Some(100));
+    assert_eq!(v.priority_of(svc, "rs1"), None);
+
+    let written = t.to_toml().unwrap();
+    let back =
+        Topology::parse("ha.toml", written.clone()).unwrap_or_else(|e| panic!("{e}\n{written}"));
+    assert_eq!(back.services, t.services, "{written}");
+    assert_eq!(back.services[0].vrrp.as_ref(), Some(&v));
+}
+
+#[test]
+fn a_backup_without_a_vrrp_table_gets_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/ha-topology.toml");
+    let t = Topology::load(path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        t.services[0].vrrp,
+        Some(lvslab_netns::VrrpSpec::new()),
+        "keepalived's defaults: v2, 1 s, 150/100, preempt, sync"
+    );
+}

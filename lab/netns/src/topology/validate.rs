@@ -843,7 +843,8 @@ impl Validator<'_> {
                     );
                 }
             }
-            if keepalived.len() == 2 && keepalived[0] != keepalived[1] {
+            let named = |n: Option<&str>| n.is_some_and(|n| keepalived.iter().any(|k| k == n));
+            if named(director) && named(backup) {
                 self.err(
                     span,
                     "both directors run keepalived",
