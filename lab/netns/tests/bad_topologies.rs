@@ -91,7 +91,7 @@ fn every_vrrp_error_class_has_a_fixture() {
                 .is_some_and(|n| n.to_string_lossy().starts_with("vrrp-"))
         })
         .count();
-    assert_eq!(vrrp, 9, "tests/bad/vrrp-*.toml");
+    assert_eq!(vrrp, 10, "tests/bad/vrrp-*.toml");
 }
 
 #[test]

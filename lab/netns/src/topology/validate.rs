@@ -662,6 +662,15 @@ impl Validator<'_> {
             .backup
             .as_ref()
             .and_then(|b| self.node_of_role(b, nodes, Role::Director, "backup director"));
+        if let (Some(b), Some(d)) = (&s.backup, &director) {
+            if b.get_ref() == d {
+                self.err(
+                    b.span(),
+                    format!("{d} is both the director and its own backup"),
+                    "backup names a second director node (role = \"director\") that takes the VIP over when this one fails",
+                );
+            }
+        }
         let vip = match IpAddr::from_str(s.vip.get_ref()) {
             Ok(v) => self.vip_is_free(&s.vip, v, nodes, assigned),
             Err(_) => {
