@@ -195,6 +195,55 @@ pub fn restart_director(lab: &mut Lab, node: &str, cfg: &DaemonConfig) -> Result
     restart(lab, node, "director", cfg)
 }
 
+/// Starts keepalived on `node` again (after a `kill_director`), as `up` started it: the
+/// same configuration and command line. It comes up as BACKUP (every instance's initial
+/// state) and preempts if its priority is the higher one. The previous keepalived of the
+/// node must have exited: two would fight over the VIPs.
+pub fn restart_keepalived(lab: &mut Lab, node: &str, cfg: &DaemonConfig) -> Result<u32> {
+    let name = format!("keepalived-{node}");
+    let d = daemon_plan(lab.name(), &lab.state.topology, lab.state.backend)
+        .into_iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| {
+            lvslab_netns::Error::Msg(format!(
+                "{node} runs no keepalived in this lab (no vrrp.keepalived of its services names it)"
+            ))
+        })?;
+    if let Some(old) = lab
+        .state
+        .daemons
+        .iter()
+        .find(|d| d.name == name && d.alive())
+    {
+        return Err(lvslab_netns::Error::Msg(format!(
+            "keepalived on {node} (pid {}) is still running; stop it first",
+            old.pid
+        ))
+        .into());
+    }
+    // A SIGKILLed keepalived leaves its pid files behind; keepalived refuses to start when
+    // the pid in one belongs to a live process, which a recycled pid could be.
+    for f in [
+        format!("keepalived-{node}.pid"),
+        format!("keepalived-{node}-vrrp.pid"),
+    ] {
+        let _ = std::fs::remove_file(lab.run_dir().join(f));
+    }
+    spawn_keepalived(lab, &d, cfg)
+}
+
+/// Writes keepalived's configuration for `d`'s node and starts it. keepalived cannot say
+/// "ready"; whoever needs its state waits for the pair's election instead.
+fn spawn_keepalived(lab: &mut Lab, d: &DaemonSpec, cfg: &DaemonConfig) -> Result<u32> {
+    let conf = lab.run_dir().join(format!("keepalived-{}.conf", d.node));
+    let text = crate::pair::keepalived_conf(&lab.state.topology, &d.node);
+    std::fs::write(&conf, text)
+        .map_err(|e| lvslab_netns::Error::Msg(format!("write {}: {e}", conf.display())))?;
+    Ok(lab
+        .spawn_daemon(&d.node, &d.name, cfg.command(d), false)
+        .map_err(|e| keepalived_missing(e, &d.node))?)
+}
+
 /// A missing keepalived is a setup problem with a known fix.
 fn keepalived_missing(e: lvslab_netns::Error, node: &str) -> lvslab_netns::Error {
     let text = e.to_string();
@@ -222,14 +271,8 @@ pub(crate) fn start(lab: &mut Lab, cfg: &DaemonConfig) -> Result<()> {
             continue;
         }
         if d.program.is_some() {
-            // keepalived: its configuration first; it cannot say "ready", the pair's
-            // election below is what `up` waits for.
-            let conf = lab.run_dir().join(format!("keepalived-{}.conf", d.node));
-            let text = crate::pair::keepalived_conf(&lab.state.topology, &d.node);
-            std::fs::write(&conf, text)
-                .map_err(|e| lvslab_netns::Error::Msg(format!("write {}: {e}", conf.display())))?;
-            lab.spawn_daemon(&d.node, &d.name, cfg.command(&d), false)
-                .map_err(|e| keepalived_missing(e, &d.node))?;
+            // keepalived: the pair's election is what `up` waits for afterwards.
+            spawn_keepalived(lab, &d, cfg)?;
             continue;
         }
         lab.spawn_daemon(&d.node, &d.name, cfg.command(&d), true)?;
@@ -328,6 +371,28 @@ mod tests {
         for d in tunnels {
             assert_eq!(d.args, ["tunnel", "--vip", vip.as_str()], "{d:?}");
         }
+    }
+
+    #[test]
+    fn a_keepalived_node_runs_keepalived_instead_of_the_director() {
+        let t = topo("ha-topology");
+        let text = std::fs::read_to_string(&t.path).expect("file");
+        let text = text.replacen(
+            "method = \"dr\"",
+            "method = \"dr\"\nvrrp = { keepalived = [\"director2\"] }",
+            1,
+        );
+        let t = Topology::parse("t.toml", text).expect("valid");
+        let plan = daemon_plan("x", &t, Backend::Userspace);
+        assert!(names(&plan).contains(&"director-director"), "{plan:?}");
+        assert!(!names(&plan).contains(&"director-director2"), "{plan:?}");
+        let k = plan
+            .iter()
+            .find(|d| d.name == "keepalived-director2")
+            .expect("keepalived in the plan");
+        assert_eq!(k.program.as_deref(), Some(crate::pair::KEEPALIVED));
+        assert_eq!(k.node, "director2");
+        assert!(k.args.iter().any(|a| a == "--vrrp"), "{:?}", k.args);
     }
 
     #[test]

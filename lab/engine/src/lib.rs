@@ -19,7 +19,8 @@ mod view;
 
 pub use backend::{balancer, pick_director, Balancer, Kernel, Userspace};
 pub use daemons::{
-    daemon_plan, directors_with_services, restart_director, restart_serve, DaemonConfig, DaemonSpec,
+    daemon_plan, directors_with_services, restart_director, restart_keepalived, restart_serve,
+    DaemonConfig, DaemonSpec,
 };
 pub use error::{EngineError, Result};
 pub use interrupts::DeferredInterrupts;

@@ -381,6 +381,24 @@ impl Lab {
     /// Tear the lab down: daemons, namespaces, run dir. Returns the namespaces removed.
     pub fn down(mut self) -> Result<Vec<String>> {
         self.stop_daemons();
+        // What the daemons left behind: keepalived's VRRP child outlives its parent when
+        // the parent needs the whole second to shut down and is killed, and deleting a
+        // namespace does not end the processes in it. Never the namespace this process runs
+        // in: a state file naming it by mistake must not make `down` stop the host's processes.
+        let ino = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        };
+        let own = ino(std::path::Path::new("/proc/self/ns/net"));
+        let inodes: Vec<u64> = self
+            .state
+            .netns
+            .iter()
+            .filter_map(|n| ino(&netns::path(n)))
+            .filter(|i| Some(*i) != own)
+            .collect();
+        stop_pids(pids_in_netns(&inodes));
         let mut removed = Vec::new();
         let mut first_err = None;
         for ns in &self.state.netns {

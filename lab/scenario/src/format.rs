@@ -192,13 +192,25 @@ pub enum Step {
         #[serde(default = "held_payload")]
         payload: String,
     },
-    /// Kill a director's process with SIGKILL: it sends nothing more, not even VRRP's
-    /// priority 0, so its backup takes over only after the master-down interval.
+    /// Stop a director of a pair: lvslab's director, or keepalived on a node the service's
+    /// `vrrp.keepalived` names. With `signal = "kill"` (the default) its whole process
+    /// group gets SIGKILL and the step waits until every process of it is gone: it sends
+    /// nothing more, not even VRRP's priority 0, so its backup takes over only after the
+    /// master-down interval. With `signal = "term"` it gets SIGTERM, the normal shutdown:
+    /// keepalived sends priority 0 (its backup takes over after its skew time) and removes
+    /// its VIPs. Then the step returns once the signal is sent, so a `wait_vrrp` right after
+    /// measures the takeover from the signal on; keepalived's exit, about a second later,
+    /// is waited for by `start_director` and the lab's teardown. (lvslab's director has no
+    /// SIGTERM handler: term ends it as kill does; `failover` is how it gives up.)
     KillDirector {
         /// The director node.
         node: String,
+        /// `kill` (default) or `term`.
+        #[serde(default)]
+        signal: StopSignal,
     },
-    /// Start a killed director again, as `up` started it (it rejoins its pair as BACKUP).
+    /// Start a stopped director again, as `up` started it (it rejoins its pair as BACKUP
+    /// and takes the VIPs back if its priority is higher and it preempts).
     StartDirector {
         /// The director node.
         node: String,
@@ -209,7 +221,9 @@ pub enum Step {
         within_ms: Option<u64>,
     },
     /// Wait until a director's VRRP instance is in `state`; for MASTER also until the
-    /// lab's routers send the VIPs to it (its gratuitous ARP arrived).
+    /// lab's routers send the VIPs to it (its gratuitous ARP arrived). lvslab's director
+    /// says its state; keepalived's is read from its node: MASTER when the VIPs are on its
+    /// VRRP interface.
     WaitVrrp {
         /// The director node.
         node: String,
@@ -293,6 +307,17 @@ pub const TRANSFER_PORT: u16 = 30_000;
 
 fn transfer_port() -> u16 {
     TRANSFER_PORT
+}
+
+/// How a `kill_director` step stops a director.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopSignal {
+    /// SIGKILL to its process group: a crash.
+    #[default]
+    Kill,
+    /// SIGTERM to the daemon: a normal shutdown.
+    Term,
 }
 
 /// The VRRP state a `wait_vrrp` step waits for.
@@ -527,6 +552,24 @@ responses = { rs1 = 1, rs2 = 3 }
         .to_string();
         assert!(e.starts_with("bad.toml:3:1: error: "), "{e}");
         assert!(e.contains("cuont") && e.contains("help: "), "{e}");
+    }
+
+    #[test]
+    fn kill_director_takes_kill_by_default_or_term() {
+        let body = |extra: &str| {
+            format!("description = \"d\"\ntopology = \"t\"\n[[steps]]\ndo = \"kill_director\"\nnode = \"director\"\n{extra}")
+        };
+        let signal = |extra: &str| match Scenario::parse(Path::new("k.toml"), &body(extra)) {
+            Ok(s) => match &s.steps[0] {
+                Step::KillDirector { signal, .. } => Ok(*signal),
+                other => panic!("{other:?}"),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(signal(""), Ok(StopSignal::Kill));
+        assert_eq!(signal("signal = \"term\"\n"), Ok(StopSignal::Term));
+        let e = signal("signal = \"hup\"\n").unwrap_err();
+        assert!(e.contains("hup") && e.starts_with("k.toml:"), "{e}");
     }
 
     #[test]

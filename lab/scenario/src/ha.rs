@@ -1,7 +1,7 @@
 //! Scenario steps for director pairs: kill or restart a director, fail over, wait for a
 //! VRRP state or for sync, and a long transfer whose every byte is checked across the event.
 
-use crate::format::{payload_bytes, TransferOutcome, VrrpWant};
+use crate::format::{payload_bytes, StopSignal, TransferOutcome, VrrpWant};
 use lvslab_director::control::socket_path;
 use lvslab_director::ControlClient;
 use lvslab_netns::{netns, Lab, Role};
@@ -161,41 +161,143 @@ fn transfer(
     }
 }
 
-/// Kill director `node`'s process with SIGKILL and wait until it is gone.
-pub fn kill_director(lab: &Lab, node: &str) -> Result<(), String> {
+/// The daemon that speaks VRRP on `node`: keepalived where the topology says so, else
+/// lvslab's director.
+fn pair_daemon(lab: &Lab, node: &str) -> String {
+    if lvslab_engine::pair::runs_keepalived(&lab.state.topology, node) {
+        format!("keepalived-{node}")
+    } else {
+        format!("director-{node}")
+    }
+}
+
+/// Stop the director of a pair on `node` (lvslab's or keepalived) with `signal`: see
+/// [`Step::KillDirector`](crate::format::Step::KillDirector).
+pub fn kill_director(lab: &Lab, node: &str, signal: StopSignal) -> Result<(), String> {
+    use nix::sys::signal::{kill, killpg, Signal};
     let fresh = Lab::load(lab.name()).map_err(|e| e.to_string())?;
-    let name = format!("director-{node}");
+    let name = pair_daemon(lab, node);
     let d = fresh
         .state
         .daemons
         .iter()
         .rev()
         .find(|d| d.name == name && d.alive())
-        .ok_or_else(|| format!("no running director daemon on {node:?}"))?;
+        .ok_or_else(|| format!("no running {name} daemon on {node:?}"))?;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(d.pid).map_err(|e| e.to_string())?);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)
-        .map_err(|e| format!("SIGKILL to the director on {node}: {e}"))?;
+    match signal {
+        StopSignal::Term => {
+            // Only the main process, as systemd stops keepalived (KillMode=process): it
+            // tells its VRRP child, which sends priority 0 and removes the VIPs.
+            kill(pid, Signal::SIGTERM).map_err(|e| format!("SIGTERM to {name}: {e}"))?;
+            Ok(())
+        }
+        StopSignal::Kill => {
+            // The whole group (each daemon leads its own session): SIGKILL to keepalived's
+            // main process alone would not crash it, its VRRP child gets SIGTERM when its
+            // parent dies and shuts down cleanly, priority 0 included.
+            killpg(pid, Signal::SIGKILL).map_err(|e| format!("SIGKILL to {name}: {e}"))?;
+            wait_group_gone(d.pid, &name, Duration::from_secs(5))
+        }
+    }
+}
+
+/// Wait until no process of group `pgid` runs any more (zombies aside), reaping the
+/// group's leader when it is our child (the runner started the lab).
+pub fn wait_group_gone(pgid: u32, name: &str, timeout: Duration) -> Result<(), String> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pgid).map_err(|e| e.to_string())?);
     let t0 = Instant::now();
-    while d.alive() && t0.elapsed() < Duration::from_secs(5) {
-        // Our child when the runner started the lab: reap it, or it stays a zombie.
+    loop {
         let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        let left = group_members(pgid);
+        if left.is_empty() {
+            return Ok(());
+        }
+        if t0.elapsed() >= timeout {
+            return Err(format!(
+                "{name} (process group {pgid}) still runs after {} ms: pids {left:?}",
+                timeout.as_millis()
+            ));
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
-    if d.alive() {
-        return Err(format!(
-            "the director on {node} (pid {}) survived SIGKILL",
-            d.pid
-        ));
+}
+
+/// Processes of group `pgid` that are not zombies (from /proc/PID/stat: state, ppid, pgrp).
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // The command name may hold spaces and parentheses; the fields after the last
+            // ')' are fixed.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            f.first().is_some_and(|st| *st != "Z")
+                && f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+        })
+        .collect()
+}
+
+/// Wait until every process of `node`'s pair daemons started before is gone (a SIGTERMed
+/// keepalived takes about a second to exit), then start it again as `up` did.
+pub fn start_director(
+    lab: &Lab,
+    node: &str,
+    cfg: &lvslab_engine::DaemonConfig,
+) -> Result<(), String> {
+    let name = pair_daemon(lab, node);
+    let mut fresh = Lab::load(lab.name()).map_err(|e| e.to_string())?;
+    let old: Vec<u32> = fresh
+        .state
+        .daemons
+        .iter()
+        .filter(|d| d.name == name)
+        .map(|d| d.pid)
+        .collect();
+    for pid in old {
+        wait_group_gone(pid, &name, Duration::from_secs(5))?;
     }
-    Ok(())
+    let started = if name.starts_with("keepalived-") {
+        lvslab_engine::restart_keepalived(&mut fresh, node, cfg)
+    } else {
+        lvslab_engine::restart_director(&mut fresh, node, cfg)
+    };
+    started
+        .map(|_| ())
+        .map_err(|e| format!("starting {name}: {}", with_causes(&e)))
+}
+
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn client(lab: &Lab, node: &str) -> ControlClient {
     ControlClient::new(socket_path(&lab.run_dir(), node)).with_timeout(Duration::from_secs(2))
 }
 
-/// The state of `node`'s first VRRP instance, if its director answers.
+/// The state of `node`'s first VRRP instance, if its director answers; keepalived's is
+/// read from its node.
 fn vrrp_state(lab: &Lab, node: &str) -> Option<String> {
+    if lvslab_engine::pair::runs_keepalived(&lab.state.topology, node) {
+        return lvslab_engine::pair::keepalived_state(lab, node)
+            .ok()
+            .map(str::to_owned);
+    }
     let r = client(lab, node).vrrp().ok()?;
     r.instances.first().map(|i| i.state.clone())
 }
@@ -209,6 +311,13 @@ pub fn wait_vrrp(lab: &Lab, node: &str, want: VrrpWant, timeout: Duration) -> Re
         let arrived = state.as_deref() == Some(want.word())
             && (want == VrrpWant::Backup || routers_point_at(lab, node));
         if arrived {
+            // How long a takeover took, for whoever tunes the step's timeout.
+            tracing::info!(
+                %node,
+                state = want.word(),
+                took_ms = t0.elapsed().as_millis() as u64,
+                "wait_vrrp"
+            );
             return Ok(());
         }
         if t0.elapsed() >= timeout {
@@ -335,5 +444,34 @@ pub fn failover(lab: &Lab, timeout: Duration) -> Result<(String, Duration), Stri
             ));
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn a_killed_process_group_is_gone_with_every_member() {
+        // A leader with a child in its group, as keepalived and its VRRP child are.
+        let mut leader = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30; wait"])
+            .process_group(0)
+            .spawn()
+            .expect("sh");
+        let pgid = leader.id();
+        let t0 = Instant::now();
+        while group_members(pgid).len() < 3 && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(group_members(pgid).len(), 3, "sh and its two sleeps");
+        assert!(wait_group_gone(pgid, "sh", Duration::from_millis(50)).is_err());
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pgid).expect("pid"));
+        nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL).expect("killpg");
+        wait_group_gone(pgid, "sh", Duration::from_secs(5)).expect("gone");
+        assert!(group_members(pgid).is_empty());
+        // wait_group_gone reaped the leader, our child: nothing is left to wait for.
+        assert!(leader.try_wait().is_err());
     }
 }

@@ -237,6 +237,9 @@ fn run_inner(
     lvslab_capture::files::write_run_dir(&run_dir, &caps)?;
     // The roles beside the captures let anyone rebuild the path text from the files alone.
     let _ = std::fs::write(run_dir.join("roles.txt"), roles.to_text());
+    // The daemons' logs go with the lab's run directory on teardown; keepalived's is the
+    // only account of its VRRP transitions, so keep them beside the captures.
+    copy_daemon_logs(&lab_state.run_dir(), &run_dir.join("logs"));
     result.captures = Some(run_dir);
     if let Some(e) = step_err {
         return Err(e);
@@ -276,6 +279,25 @@ fn run_inner(
         result.snapshot = Some(outcome);
     }
     Ok(())
+}
+
+/// Copies every `*.log` of the lab's run directory to `to` (best effort: a missing log is
+/// no reason to fail a scenario).
+fn copy_daemon_logs(from: &Path, to: &Path) {
+    let Ok(dir) = std::fs::read_dir(from) else {
+        return;
+    };
+    if std::fs::create_dir_all(to).is_err() {
+        return;
+    }
+    for e in dir.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "log") {
+            if let Some(name) = p.file_name() {
+                let _ = std::fs::copy(&p, to.join(name));
+            }
+        }
+    }
 }
 
 /// Writes the scenario's topology with its service overrides applied, for `lvslab up`.
@@ -525,13 +547,8 @@ impl StepCtx<'_> {
                 }
                 Ok(())
             }
-            Step::KillDirector { node } => ha::kill_director(self.lab, node),
-            Step::StartDirector { node } => {
-                let mut fresh = Lab::load(self.lab.name()).map_err(|e| e.to_string())?;
-                lvslab_engine::restart_director(&mut fresh, node, &self.daemons)
-                    .map(|_| ())
-                    .map_err(|e| format!("starting the director on {node}: {}", with_causes(&e)))
-            }
+            Step::KillDirector { node, signal } => ha::kill_director(self.lab, node, *signal),
+            Step::StartDirector { node } => ha::start_director(self.lab, node, &self.daemons),
             Step::Failover { within_ms } => {
                 let (new, took) = ha::failover(self.lab, Duration::from_secs(10))?;
                 tracing::info!(%new, took_ms = took.as_millis() as u64, "failover");
