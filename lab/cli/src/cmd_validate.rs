@@ -2,7 +2,8 @@
 use anyhow::Result;
 use lvslab_netns::Topology;
 
-/// Check a topology file and report every problem with file:line:col and a fix.
+/// Check a topology file and report every problem with file:line:col and a fix (warnings
+/// too, which do not make it fail).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Topology file (or a name from topologies/).
@@ -11,7 +12,11 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
-    let t = Topology::find(&args.file)?;
+    let (t, warnings) = Topology::find_with_warnings(&args.file)?;
+    // Warnings go to stderr before the verdict: the file is usable, but probably not as meant.
+    if !warnings.is_empty() {
+        eprintln!("{warnings}");
+    }
     println!(
         "{}: ok ({} nodes, {} links, {} LANs, {} services)",
         t.path.display(),

@@ -4,9 +4,31 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// How serious a diagnostic is: an error stops the file from loading, a warning does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    /// The file is refused.
+    #[default]
+    Error,
+    /// The file loads, but something will probably not work as meant.
+    Warning,
+}
+
+impl Severity {
+    /// The word shown after `file:line:col:`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
 /// One problem found in a file, located by byte span.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
     /// What is wrong.
     pub message: String,
     /// How to fix it.
@@ -56,11 +78,25 @@ impl Source {
     ) -> Diagnostic {
         let (line, col) = self.line_col(span.start);
         Diagnostic {
+            severity: Severity::Error,
             message: message.into(),
             help,
             span,
             line,
             col,
+        }
+    }
+
+    /// Build a warning at `span`: reported, but the file still loads.
+    pub fn warning(
+        &self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..self.diag(span, message, help)
         }
     }
 
@@ -72,8 +108,13 @@ impl Source {
             .collect::<Vec<_>>()
             .join("\n");
         if diags.len() > 1 {
+            let what = if diags.iter().all(|d| d.severity == Severity::Warning) {
+                "warnings"
+            } else {
+                "errors"
+            };
             s.push_str(&format!(
-                "\n{} errors in {}",
+                "\n{} {what} in {}",
                 diags.len(),
                 self.path.display()
             ));
@@ -87,10 +128,11 @@ impl Source {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{}:{}:{}: error: {}",
+            "{}:{}:{}: {}: {}",
             self.path.display(),
             d.line,
             d.col,
+            d.severity.word(),
             d.message
         );
         // An empty file still gets its (empty) first line and a caret.

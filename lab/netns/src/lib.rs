@@ -9,7 +9,7 @@ pub use label::{AddrRole, Label};
 pub use topology::{
     Endpoint, ForwardMethod, HealthCheck, HealthSpec, IfaceSpec, LanSpec, LinkSpec, NodeSpec,
     Protocol, RealServerSpec, Role, RouteSpec, Scheduler, ServiceSpec, Topology, TopologyError,
-    VrrpSpec,
+    VrrpSpec, Warnings,
 };
 pub mod error;
 pub mod ethtool;

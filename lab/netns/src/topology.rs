@@ -13,6 +13,7 @@ use toml::Spanned;
 use crate::diag::{Diagnostic, Source};
 use crate::label::Label;
 
+mod reach;
 mod validate;
 mod write;
 use validate::Validator;
@@ -416,6 +417,32 @@ impl TopologyError {
     }
 }
 
+/// Warnings a topology that loaded still raised (`lvslab validate` shows them): located like
+/// errors, but nothing stops the lab from being built.
+#[derive(Debug, Clone)]
+pub struct Warnings {
+    src: Box<Source>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Warnings {
+    /// The located warnings, in file order.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.diagnostics.is_empty()
+    }
+}
+
+impl fmt::Display for Warnings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.src.render_all(&self.diagnostics))
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Raw, spanned file structure.
 
@@ -571,16 +598,31 @@ struct RawRealServer {
 impl Topology {
     /// Read, parse and validate a topology file.
     pub fn load(path: impl AsRef<Path>) -> Result<Topology, TopologyError> {
+        Self::load_with_warnings(path).map(|(t, _)| t)
+    }
+
+    /// [`Topology::load`], also returning the warnings of a file that loaded.
+    pub fn load_with_warnings(
+        path: impl AsRef<Path>,
+    ) -> Result<(Topology, Warnings), TopologyError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|error| TopologyError::Io {
             path: path.to_path_buf(),
             error,
         })?;
-        Self::parse(path, text)
+        Self::parse_with_warnings(path, text)
     }
 
     /// Parse and validate topology text; `path` names it in errors and gives the default lab name.
     pub fn parse(path: impl AsRef<Path>, text: String) -> Result<Topology, TopologyError> {
+        Self::parse_with_warnings(path, text).map(|(t, _)| t)
+    }
+
+    /// [`Topology::parse`], also returning the warnings of text that validated.
+    pub fn parse_with_warnings(
+        path: impl AsRef<Path>,
+        text: String,
+    ) -> Result<(Topology, Warnings), TopologyError> {
         let src = Source::new(path, text);
         let raw: RawTopology = match toml::from_str(&src.text) {
             Ok(r) => r,
@@ -598,10 +640,18 @@ impl Topology {
         let mut v = Validator {
             src: &src,
             diags: Vec::new(),
+            warnings: Vec::new(),
         };
         let topo = v.check(raw);
         if v.diags.is_empty() {
-            Ok(topo)
+            let mut diagnostics = v.warnings;
+            diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+            diagnostics.dedup();
+            let warnings = Warnings {
+                src: Box::new(src),
+                diagnostics,
+            };
+            Ok((topo, warnings))
         } else {
             let mut diags = v.diags;
             diags.sort_by_key(|d| (d.span.start, d.span.end));
@@ -616,6 +666,11 @@ impl Topology {
     /// Resolve a topology name (looked up in `topologies/`) or a path, then load it.
     pub fn find(name_or_path: &str) -> Result<Topology, TopologyError> {
         Self::load(Self::locate(name_or_path)?)
+    }
+
+    /// [`Topology::find`], also returning the warnings of a file that loaded.
+    pub fn find_with_warnings(name_or_path: &str) -> Result<(Topology, Warnings), TopologyError> {
+        Self::load_with_warnings(Self::locate(name_or_path)?)
     }
 
     /// Resolve a topology name or path to a file path without loading it.

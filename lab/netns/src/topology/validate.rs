@@ -8,6 +8,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use toml::Spanned;
 
+use super::reach::{self, Failure, Goal, Hop, Net};
 use super::{
     scheduler_help, valid_name, Endpoint, ForwardMethod, HealthCheck, HealthSpec, IfaceSpec,
     LanSpec, LinkSpec, NodeSpec, Protocol, RawHealth, RawLan, RawLink, RawNode, RawRealServer,
@@ -23,6 +24,8 @@ type S<T> = Spanned<T>;
 pub(super) struct Validator<'a> {
     pub(super) src: &'a Source,
     pub(super) diags: Vec<Diagnostic>,
+    /// Problems that do not stop the lab from being built.
+    pub(super) warnings: Vec<Diagnostic>,
 }
 
 /// Where an address was assigned, for duplicate detection and route checks.
@@ -40,12 +43,19 @@ struct Scope {
     node_spans: HashMap<String, Range<usize>>,
     route_spans: HashMap<String, Option<Range<usize>>>,
     iface_spans: HashMap<(String, String), Range<usize>>,
+    /// (node, sysctl key) -> the key's span, for warnings about a sysctl's value.
+    sysctl_spans: HashMap<(String, String), Range<usize>>,
 }
 
 impl Validator<'_> {
     fn err(&mut self, span: Range<usize>, msg: impl Into<String>, help: impl Into<String>) {
         let d = self.src.diag(span, msg, Some(help.into()));
         self.diags.push(d);
+    }
+
+    fn warn(&mut self, span: Range<usize>, msg: impl Into<String>, help: impl Into<String>) {
+        let d = self.src.warning(span, msg, Some(help.into()));
+        self.warnings.push(d);
     }
 
     fn line_of(&self, span: &Range<usize>) -> usize {
@@ -64,12 +74,20 @@ impl Validator<'_> {
         let (mut nodes, route_items) = self.nodes_and_addresses(raw.nodes, &mut scope);
         self.routes(route_items, &mut nodes, &scope);
         let (links, lans) = self.wiring(raw.links, raw.lans, &nodes, &scope);
+        // Routing is judged only when nodes, routes and wiring are sound: a path through a
+        // misspelt endpoint or a refused route would only repeat that error.
+        let routing_sound = self.diags.is_empty();
         let services: Vec<ServiceSpec> = raw
             .services
             .into_iter()
             .filter_map(|s| self.service(s.into_inner(), &nodes, &scope.assigned))
             .collect();
-        self.paths_back(&services, &nodes, &scope);
+        if routing_sound {
+            let net = Net::new(&nodes, &links, &lans);
+            self.paths_back(&services, &net, &scope);
+            self.vips_reachable(&services, &net, &scope);
+        }
+        self.tun_rp_filter(&services, &nodes, &scope);
         Topology {
             name,
             path: self.src.path.clone(),
@@ -138,7 +156,7 @@ impl Validator<'_> {
             for r in node.routes.map(|r| r.into_inner()).unwrap_or_default() {
                 route_items.push((nname.clone(), r));
             }
-            let sysctls = self.sysctls(node.sysctls);
+            let sysctls = self.sysctls(node.sysctls, &nname, scope);
             nodes.push(NodeSpec {
                 name: nname,
                 role,
@@ -239,10 +257,18 @@ impl Validator<'_> {
         Some(net)
     }
 
-    fn sysctls(&mut self, raw: BTreeMap<S<String>, S<toml::Value>>) -> Vec<(String, String)> {
+    fn sysctls(
+        &mut self,
+        raw: BTreeMap<S<String>, S<toml::Value>>,
+        node: &str,
+        scope: &mut Scope,
+    ) -> Vec<(String, String)> {
         let mut sysctls = Vec::new();
         for (k, val) in raw {
             let key = k.get_ref().clone();
+            scope
+                .sysctl_spans
+                .insert((node.to_string(), key.clone()), k.span());
             if !key.starts_with("net.") || key.contains("..") || key.contains('/') {
                 self.err(
                     k.span(),
@@ -406,89 +432,364 @@ impl Validator<'_> {
         }
     }
 
-    /// Path back to the client: replies must leave each real server the way its method needs.
-    fn paths_back(&mut self, services: &[ServiceSpec], nodes: &[NodeSpec], scope: &Scope) {
+    /// Path back to the client, judged from the routes the lab really has: each real server
+    /// must get its replies to every client of the lab the way the service's method needs.
+    /// A lab without clients has nobody to answer, so nothing is checked.
+    fn paths_back(&mut self, services: &[ServiceSpec], net: &Net<'_>, scope: &Scope) {
         for svc in services {
+            let cips = client_addresses(net, svc.vip);
             for rs in &svc.real_servers {
-                self.path_back(svc, rs, nodes, scope);
+                let Some(node) = net.node(&rs.node) else {
+                    continue;
+                };
+                // One error per real server and service: the first client it cannot answer
+                // shows the fix, which the other clients usually share.
+                for cip in &cips {
+                    let ok = match svc.method {
+                        ForwardMethod::Nat => self.nat_path_back(svc, node, *cip, net, scope),
+                        ForwardMethod::Dr | ForwardMethod::Tun => {
+                            self.direct_path_back(svc, node, *cip, net, scope)
+                        }
+                    };
+                    if !ok {
+                        break;
+                    }
+                }
             }
         }
     }
 
-    fn path_back(
+    /// DR/TUN: the real server answers from the VIP straight to the client, so it must reach
+    /// the client's address by a connected subnet or by routes through forwarding nodes
+    /// (the kernel selftest's layout puts it on the client's subnet, with no default route).
+    fn direct_path_back(
         &mut self,
         svc: &ServiceSpec,
-        rs: &RealServerSpec,
-        nodes: &[NodeSpec],
+        node: &NodeSpec,
+        cip: IpAddr,
+        net: &Net<'_>,
         scope: &Scope,
-    ) {
-        let assigned = &scope.assigned;
-        let Some(node) = nodes.iter().find(|n| n.name == rs.node) else {
-            return;
+    ) -> bool {
+        let t = net.trace(node, &Goal::Address(cip));
+        let Some(failure) = t.failure else {
+            return true;
         };
-        let default = node
-            .routes
+        let whose = |at: &NodeSpec| {
+            if at.name == node.name {
+                "its".to_string()
+            } else {
+                format!("{}'s", at.name)
+            }
+        };
+        let what = match failure {
+            Failure::NoRoute { at } if at.name == node.name => {
+                format!("it has no route to client {cip}")
+            }
+            Failure::NoRoute { at } => format!(
+                "its replies to client {cip} go {}, and {} has no route to it",
+                t.path(),
+                at.name
+            ),
+            Failure::NoGateway { at, gw } => format!(
+                "{} route to client {cip} goes via {gw}, which no node on its link or LAN holds",
+                whose(at)
+            ),
+            Failure::NotForwarding { at } => format!(
+                "its replies to client {cip} go {}, and {} does not forward ({})",
+                t.path(),
+                at.name,
+                not_forwarding(at, cip)
+            ),
+            Failure::Unclaimed { at, net: sub } => format!(
+                "client {cip} is on {} subnet {sub} but not on that link or LAN",
+                whose(at)
+            ),
+            Failure::Loop { at } => format!(
+                "its replies to client {cip} loop ({} back to {})",
+                t.path(),
+                at.name
+            ),
+        };
+        let decider = decider(&t, node, &failure);
+        let client_net = client_net(net, cip).map_or(cip.to_string(), |n| n.to_string());
+        let help = if let Failure::Unclaimed { at, net: sub } = failure {
+            // A default route cannot help: the connected subnet is the longer prefix.
+            format!(
+                "plug {}'s interface on {sub} into the client's link or LAN, or move it off {sub} and route via a router",
+                at.name
+            )
+        } else if decider.name == node.name {
+            // A forwarding neighbour that does reach the client is the gateway to suggest.
+            let gw = neighbours(net, node).into_iter().find(|(_, n)| {
+                reach::forwards(n, cip.is_ipv4())
+                    && net.trace(n, &Goal::Address(cip)).failure.is_none()
+            });
+            match gw {
+                Some((gw, owner)) => format!(
+                    "add routes = [\"default via {gw}\"] on {} ({}'s address on its subnet), or put {} on the client's LAN ({client_net})",
+                    node.name, owner.name, node.name
+                ),
+                None => format!(
+                    "give {} a route to {client_net} through a router (routes = [\"default via GWIP\"]), or put it on the client's LAN ({client_net})",
+                    node.name
+                ),
+            }
+        } else {
+            format!(
+                "give {} a route back to the client's subnet {client_net} (or put {} on the client's LAN)",
+                decider.name, node.name
+            )
+        };
+        let span = route_span(scope, &decider.name);
+        self.err(
+            span,
+            format!(
+                "real server {} has no path back to the client for {} service {}:{}: {what}; DR/TUN replies go straight to the client, not back through the director",
+                node.name,
+                svc.method.word(),
+                svc.vip,
+                svc.port
+            ),
+            help,
+        );
+        false
+    }
+
+    /// NAT: the director rewrites replies (source RIP -> VIP), so the route the real server
+    /// uses to reach each client (longest prefix, connected first) must go via an address of
+    /// the service's director or its backup. A connected client or another gateway bypasses it.
+    fn nat_path_back(
+        &mut self,
+        svc: &ServiceSpec,
+        node: &NodeSpec,
+        cip: IpAddr,
+        net: &Net<'_>,
+        scope: &Scope,
+    ) -> bool {
+        let is_director =
+            |n: &NodeSpec| n.name == svc.director || svc.backup.as_ref() == Some(&n.name);
+        let dip = neighbours(net, node)
+            .into_iter()
+            .find(|(_, n)| is_director(n));
+        let service = format!("nat service {}:{}", svc.vip, svc.port);
+        let no_path = |what: String| {
+            format!(
+                "real server {} has no path back to the client for {service}: {what}; NAT replies must go back through the director's DIP",
+                node.name
+            )
+        };
+        let bypass = |how: String| {
+            format!(
+                "NAT return path bypasses the director: {} reaches {cip} {how}, not the DIP ({service})",
+                node.name
+            )
+        };
+        let hop = net.lookup(node, cip);
+        let connected = matches!(hop, Some(Hop::Connected { .. }));
+        let (msg, route) = match hop {
+            None => (no_path(format!("it has no route to client {cip}")), None),
+            Some(Hop::Connected { net: sub, .. }) => {
+                (bypass(format!("directly on its subnet {sub}")), None)
+            }
+            Some(Hop::Via { iface, gw, route }) => match net.holder_near(node, iface, gw) {
+                Some(n) if is_director(n) => return true,
+                Some(n) => (bypass(format!("via {gw} ({})", n.name)), Some(route)),
+                None => (
+                    no_path(format!(
+                        "its route to client {cip} goes via {gw}, which no node on its link or LAN holds"
+                    )),
+                    Some(route),
+                ),
+            },
+        };
+        let help = match (dip, route) {
+            (Some((dip, _)), _) if connected => format!(
+                "the client shares {}'s subnet, so replies skip the director whatever the routes say: move {} to a LAN behind the director without clients, with routes = [\"default via {dip}\"]",
+                node.name, node.name
+            ),
+            (Some((dip, d)), Some(r)) if r.dest.is_some() => format!(
+                "make {}'s route \"{r}\" go via the DIP {dip} ({}'s address on its subnet), or remove it and set routes = [\"default via {dip}\"]: the director must rewrite the replies' source RIP back to the VIP",
+                node.name, d.name
+            ),
+            (Some((dip, d)), _) => format!(
+                "set routes = [\"default via {dip}\"] on {} (the DIP, {}'s address on its subnet): the director must rewrite the replies' source RIP back to the VIP",
+                node.name, d.name
+            ),
+            (None, _) => format!(
+                "put {} and the director on a common subnet and route {}'s default via the director's DIP",
+                node.name, node.name
+            ),
+        };
+        self.err(route_span(scope, &node.name), msg, help);
+        false
+    }
+
+    /// The VIP must be reachable through the director from every client: the client's route
+    /// to the VIP must lead, through forwarding nodes, to an address of the service's director
+    /// (or backup), or onto a link or LAN the director is on (it answers ARP for the VIP).
+    /// What this does not model is listed in `reach.rs` (policy routing, NAT on routers,
+    /// proxy ARP, run-time addresses, ...).
+    fn vips_reachable(&mut self, services: &[ServiceSpec], net: &Net<'_>, scope: &Scope) {
+        for svc in services {
+            let dirs: Vec<&str> = [Some(svc.director.as_str()), svc.backup.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let clients = net.nodes().iter().filter(|n| {
+                n.role == Role::Client
+                    && n.interfaces
+                        .iter()
+                        .flat_map(|i| &i.addresses)
+                        .any(|a| a.addr().is_ipv4() == svc.vip.is_ipv4())
+            });
+            for client in clients {
+                let vip = svc.vip;
+                let t = net.trace(
+                    client,
+                    &Goal::Director {
+                        vip,
+                        directors: &dirs,
+                    },
+                );
+                let Some(failure) = t.failure else {
+                    continue;
+                };
+                let whose = |at: &NodeSpec| {
+                    if at.name == client.name {
+                        "its".to_string()
+                    } else {
+                        format!("{}'s", at.name)
+                    }
+                };
+                let what = match failure {
+                    Failure::NoRoute { at } if at.name == client.name => {
+                        format!("it has no route to {vip}")
+                    }
+                    Failure::NoRoute { at } => format!(
+                        "its packets go {}, and {} has no route to {vip}",
+                        t.path(),
+                        at.name
+                    ),
+                    Failure::NoGateway { at, gw } => format!(
+                        "{} route to {vip} goes via {gw}, which no node on its link or LAN holds",
+                        whose(at)
+                    ),
+                    Failure::NotForwarding { at } => format!(
+                        "its packets go {}, and {} does not forward ({})",
+                        t.path(),
+                        at.name,
+                        not_forwarding(at, vip)
+                    ),
+                    Failure::Unclaimed { at, net: sub } => format!(
+                        "{vip} is on {} subnet {sub}, but no director of the service is on that link or LAN to answer ARP for it",
+                        whose(at)
+                    ),
+                    Failure::Loop { at } => {
+                        format!("its packets loop ({} back to {})", t.path(), at.name)
+                    }
+                };
+                let decider = decider(&t, client, &failure);
+                let host = if vip.is_ipv4() { 32 } else { 128 };
+                let near = neighbours(net, decider);
+                let help = if let Some((dip, d)) =
+                    near.iter().find(|(_, n)| dirs.contains(&n.name.as_str()))
+                {
+                    format!(
+                        "add routes = [\"{vip}/{host} via {dip}\"] on {} ({}'s address on its subnet)",
+                        decider.name, d.name
+                    )
+                } else if let Some((gw, r)) = near.iter().find(|(_, n)| {
+                    reach::forwards(n, vip.is_ipv4())
+                        && net
+                            .trace(
+                                n,
+                                &Goal::Director {
+                                    vip,
+                                    directors: &dirs,
+                                },
+                            )
+                            .failure
+                            .is_none()
+                }) {
+                    format!(
+                        "route {}'s packets for {vip} via {gw} ({}, which reaches the director), e.g. routes = [\"default via {gw}\"]",
+                        decider.name, r.name
+                    )
+                } else {
+                    format!(
+                        "give {} a route to {vip} towards director {} (through routers, or onto the director's LAN)",
+                        decider.name, svc.director
+                    )
+                };
+                self.err(
+                    route_span(scope, &decider.name),
+                    format!(
+                        "client {} cannot reach VIP {vip} through director {}: {what}",
+                        client.name, svc.director
+                    ),
+                    help,
+                );
+            }
+        }
+    }
+
+    /// TUN real servers with strict reverse-path filtering: the decapsulated packet (source
+    /// CIP) arrives on tunl0 (lvstun0 for lvslab's userspace decapsulator) while the route
+    /// back to the client leaves by another interface, so rp_filter=1 drops every request.
+    /// The kernel uses the larger of `all` and the device's value, hence both are checked;
+    /// 2 (loose) passes, as the client is reachable at all. A warning, not an error: `up`
+    /// and the decapsulator pin these to 0 when they start, but the same file on a real
+    /// kernel with tunl0 would not work.
+    fn tun_rp_filter(&mut self, services: &[ServiceSpec], nodes: &[NodeSpec], scope: &Scope) {
+        let mut tun_rs: Vec<&str> = services
             .iter()
-            .find(|r| r.dest.is_none() && r.via.is_ipv4() == svc.vip.is_ipv4());
-        let gw_owner = default.and_then(|r| assigned.iter().find(|a| a.net.addr() == r.via));
-        let ok = match svc.method {
-            ForwardMethod::Nat => gw_owner
-                .is_some_and(|a| a.node == svc.director || Some(&a.node) == svc.backup.as_ref()),
-            ForwardMethod::Dr | ForwardMethod::Tun => gw_owner
-                .and_then(|a| nodes.iter().find(|n| n.name == a.node))
-                .is_some_and(|n| n.role == Role::Router),
+            .filter(|s| s.method == ForwardMethod::Tun)
+            .flat_map(|s| s.real_servers.iter().map(|r| r.node.as_str()))
+            .collect();
+        tun_rs.sort_unstable();
+        tun_rs.dedup();
+        for name in tun_rs {
+            let Some(node) = nodes.iter().find(|n| n.name == name) else {
+                continue;
+            };
+            for (key, value) in &node.sysctls {
+                let dev = key
+                    .strip_prefix("net.ipv4.conf.")
+                    .and_then(|k| k.strip_suffix(".rp_filter"));
+                if !matches!(dev, Some("all" | "tunl0" | "lvstun0")) || value.trim() != "1" {
+                    continue;
+                }
+                let span = scope
+                    .sysctl_spans
+                    .get(&(name.to_string(), key.clone()))
+                    .cloned()
+                    .unwrap_or(0..0);
+                self.warn(
+                    span,
+                    format!("strict rp_filter on TUN real server {name} drops the tunnelled requests ({key} = 1)"),
+                    "decapsulated packets from the client arrive on tunl0 while the route back to the client leaves by another interface, and strict reverse-path filtering drops them; set it to 0 (what `up` sets) or 2 (loose)",
+                );
+            }
+        }
+    }
+
+    /// DR and TUN hand the client's packet on unchanged (DR rewrites only the destination
+    /// MAC, TUN wraps it in an outer header), so the real server sees the virtual port.
+    fn same_port_for_dr_tun(&mut self, p: &S<i64>, rport: u16, vport: u16, method: ForwardMethod) {
+        let how = match method {
+            ForwardMethod::Nat => return,
+            ForwardMethod::Dr => "only the destination MAC is rewritten",
+            ForwardMethod::Tun => "it is only wrapped in an outer IP header",
         };
-        if ok {
+        if rport == vport {
             return;
         }
-        let span = scope
-            .route_spans
-            .get(&rs.node)
-            .cloned()
-            .flatten()
-            .or_else(|| scope.node_spans.get(&rs.node).cloned())
-            .unwrap_or(0..0);
-        let rs_nets: Vec<IpNet> = assigned
-            .iter()
-            .filter(|a| a.node == rs.node)
-            .map(|a| a.net)
-            .collect();
-        let want = assigned
-            .iter()
-            .filter(|a| match svc.method {
-                ForwardMethod::Nat => a.node == svc.director,
-                _ => nodes
-                    .iter()
-                    .any(|n| n.name == a.node && n.role == Role::Router),
-            })
-            .find(|a| rs_nets.iter().any(|n| n.contains(&a.net.addr())));
-        let (what, fix) = match svc.method {
-            ForwardMethod::Nat => (
-                "NAT replies must go back through the director's DIP",
-                "the director",
-            ),
-            _ => (
-                "DR/TUN replies go straight to the client, through a router",
-                "a router",
-            ),
-        };
-        let found = match default {
-            None => "it has no default route".to_string(),
-            Some(r) => format!("its default route goes via {}", r.via),
-        };
-        let help = match want {
-            Some(a) => format!(
-                "set routes = [\"default via {}\"] on {} ({}'s address on its subnet)",
-                a.net.addr(),
-                rs.node,
-                a.node
-            ),
-            None => format!(
-                "put {} and {fix} on a common subnet and route {}'s default via {fix}",
-                rs.node, rs.node
-            ),
-        };
-        self.err(span, format!("real server {} has no path back to the client for {} service {}:{}: {found}; {what}", rs.node, svc.method.word(), svc.vip, svc.port), help);
+        let m = method.word();
+        self.err(
+            p.span(),
+            format!("real server port {rport} differs from the virtual port {vport}, but {m} cannot change the port"),
+            format!("{m} forwards the client's packet unchanged ({how}), so the real server sees port {vport}: set port = {vport} or leave it out, or use method = \"nat\" to map {vport} to {rport}"),
+        );
     }
 
     fn endpoint(
@@ -710,7 +1011,7 @@ impl Validator<'_> {
             .real_servers
             .into_inner()
             .into_iter()
-            .filter_map(|r| self.real_server(r, nodes, assigned, vip, port))
+            .filter_map(|r| self.real_server(r, nodes, assigned, vip, port, method))
             .collect();
         let health = s.health.map(|h| self.health(h));
         let vrrp = match (s.vrrp, &s.backup) {
@@ -1095,6 +1396,7 @@ impl Validator<'_> {
         assigned: &[Assigned],
         vip: Option<IpAddr>,
         port: Option<u16>,
+        method: ForwardMethod,
     ) -> Option<RealServerSpec> {
         let r_span = r.span();
         let r = r.into_inner();
@@ -1139,7 +1441,13 @@ impl Validator<'_> {
             }
         };
         let rport = match &r.port {
-            Some(p) => self.port(p, "real server port"),
+            Some(p) => {
+                let rp = self.port(p, "real server port");
+                if let (Some(rp), Some(vport)) = (rp, port) {
+                    self.same_port_for_dr_tun(p, rp, vport, method);
+                }
+                rp
+            }
             None => port,
         };
         let weight = self.u32_field(&r.weight, "weight", 1);
@@ -1183,4 +1491,84 @@ fn parse_route(s: &str) -> Result<RouteSpec, String> {
         Some(net.trunc())
     };
     Ok(RouteSpec { dest, via })
+}
+
+/// Every client address of the VIP's family: whom DR/TUN and NAT replies must reach.
+fn client_addresses(net: &Net<'_>, vip: IpAddr) -> Vec<IpAddr> {
+    net.nodes()
+        .iter()
+        .filter(|n| n.role == Role::Client)
+        .flat_map(|n| &n.interfaces)
+        .flat_map(|i| &i.addresses)
+        .map(IpNet::addr)
+        .filter(|a| a.is_ipv4() == vip.is_ipv4())
+        .collect()
+}
+
+/// The client subnet that holds `cip`, to name in a fix.
+fn client_net(net: &Net<'_>, cip: IpAddr) -> Option<IpNet> {
+    net.nodes()
+        .iter()
+        .flat_map(|n| &n.interfaces)
+        .flat_map(|i| &i.addresses)
+        .find(|a| a.addr() == cip)
+        .map(IpNet::trunc)
+}
+
+/// Addresses of other nodes on `node`'s subnets and links or LANs: the gateways it could use.
+fn neighbours<'a>(net: &Net<'a>, node: &NodeSpec) -> Vec<(IpAddr, &'a NodeSpec)> {
+    let mut out = Vec::new();
+    for i in &node.interfaces {
+        for n in net.nodes().iter().filter(|n| n.name != node.name) {
+            for j in &n.interfaces {
+                if !net.same_segment((&node.name, &i.name), (&n.name, &j.name)) {
+                    continue;
+                }
+                for b in &j.addresses {
+                    if i.addresses.iter().any(|a| a.contains(&b.addr())) {
+                        out.push((b.addr(), n));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The node whose routing decision made a trace fail, where the fix goes: the sender that
+/// chose a gateway that does not forward, else the node that had the packet.
+fn decider<'a>(t: &reach::Trace<'a>, from: &'a NodeSpec, f: &Failure<'a>) -> &'a NodeSpec {
+    match f {
+        Failure::NotForwarding { .. } => t
+            .steps
+            .len()
+            .checked_sub(2)
+            .and_then(|i| t.steps.get(i))
+            .map_or(from, |s| s.node),
+        Failure::Loop { .. } => from,
+        Failure::NoRoute { at } | Failure::NoGateway { at, .. } | Failure::Unclaimed { at, .. } => {
+            at
+        }
+    }
+}
+
+/// A node's `routes = [...]` span, else its `[nodes.NAME]` header: where a routing fix goes.
+fn route_span(scope: &Scope, node: &str) -> Range<usize> {
+    scope
+        .route_spans
+        .get(node)
+        .cloned()
+        .flatten()
+        .or_else(|| scope.node_spans.get(node).cloned())
+        .unwrap_or(0..0)
+}
+
+/// Why a node does not forward, in the words of its settings.
+fn not_forwarding(node: &NodeSpec, dst: IpAddr) -> String {
+    let key = if dst.is_ipv4() {
+        "ip_forward"
+    } else {
+        "forwarding"
+    };
+    format!("role {}, {key}=0", node.role)
 }
