@@ -3,6 +3,7 @@ use clap::Parser;
 
 mod cmd_bench;
 mod cmd_capture;
+mod cmd_diagram;
 mod cmd_down;
 mod cmd_exec;
 mod cmd_failover;
@@ -40,6 +41,7 @@ enum Command {
     Status(cmd_status::Args),
     Exec(cmd_exec::Args),
     Validate(cmd_validate::Args),
+    Diagram(cmd_diagram::Args),
     Serve(cmd_serve::Args),
     Request(cmd_request::Args),
     Bench(cmd_bench::Args),
@@ -89,6 +91,7 @@ fn main() {
         Command::Status(a) => cmd_status::run(a),
         Command::Exec(a) => cmd_exec::run(a),
         Command::Validate(a) => cmd_validate::run(a),
+        Command::Diagram(a) => cmd_diagram::run(a),
         Command::Serve(a) => cmd_serve::run(a),
         Command::Request(a) => cmd_request::run(a),
         Command::Bench(a) => cmd_bench::run(a),
@@ -146,6 +149,8 @@ fn route_to_vm(cmd: &Command) -> anyhow::Result<Option<i32>> {
         Command::Real(a) => forward_if(a.action.lab()),
         Command::Explain(a) => forward_if(a.lab.as_deref()),
         Command::Failover(a) => forward_if(a.lab.name()),
+        // Only a named lab can live in the VM; a topology file is drawn here.
+        Command::Diagram(a) if a.lab.is_some() => forward_if(a.lab.as_deref()),
         Command::Capture(a) => match vmlab::vm_lab_for(a.lab.as_deref()) {
             Some(name) => Ok(Some(vmlab::capture(&name, a.out.as_deref())?)),
             None => Ok(None),
@@ -167,6 +172,7 @@ impl Command {
                 | Command::List(_)
                 | Command::Status(_)
                 | Command::Validate(_)
+                | Command::Diagram(_)
                 | Command::Simulate(_)
                 | Command::Stats(_)
                 | Command::Conns(_)
