@@ -474,42 +474,15 @@ impl Validator<'_> {
         let Some(failure) = t.failure else {
             return true;
         };
-        let whose = |at: &NodeSpec| {
-            if at.name == node.name {
-                "its".to_string()
-            } else {
-                format!("{}'s", at.name)
-            }
-        };
-        let what = match failure {
-            Failure::NoRoute { at } if at.name == node.name => {
-                format!("it has no route to client {cip}")
-            }
-            Failure::NoRoute { at } => format!(
-                "its replies to client {cip} go {}, and {} has no route to it",
-                t.path(),
-                at.name
-            ),
-            Failure::NoGateway { at, gw } => format!(
-                "{} route to client {cip} goes via {gw}, which no node on its link or LAN holds",
-                whose(at)
-            ),
-            Failure::NotForwarding { at } => format!(
-                "its replies to client {cip} go {}, and {} does not forward ({})",
-                t.path(),
-                at.name,
-                not_forwarding(at, cip)
-            ),
-            Failure::Unclaimed { at, net: sub } => format!(
-                "client {cip} is on {} subnet {sub} but not on that link or LAN",
-                whose(at)
-            ),
-            Failure::Loop { at } => format!(
-                "its replies to client {cip} loop ({} back to {})",
-                t.path(),
-                at.name
-            ),
-        };
+        let target = format!("client {cip}");
+        let what = failure_words(
+            &t,
+            node,
+            &failure,
+            &format!("its replies to {target}"),
+            (&target, cip),
+            |whose, sub| format!("{target} is on {whose} subnet {sub} but not on that link or LAN"),
+        );
         let decider = decider(&t, node, &failure);
         let client_net = client_net(net, cip).map_or(cip.to_string(), |n| n.to_string());
         let help = if let Failure::Unclaimed { at, net: sub } = failure {
@@ -654,40 +627,17 @@ impl Validator<'_> {
                 let Some(failure) = t.failure else {
                     continue;
                 };
-                let whose = |at: &NodeSpec| {
-                    if at.name == client.name {
-                        "its".to_string()
-                    } else {
-                        format!("{}'s", at.name)
-                    }
-                };
-                let what = match failure {
-                    Failure::NoRoute { at } if at.name == client.name => {
-                        format!("it has no route to {vip}")
-                    }
-                    Failure::NoRoute { at } => format!(
-                        "its packets go {}, and {} has no route to {vip}",
-                        t.path(),
-                        at.name
-                    ),
-                    Failure::NoGateway { at, gw } => format!(
-                        "{} route to {vip} goes via {gw}, which no node on its link or LAN holds",
-                        whose(at)
-                    ),
-                    Failure::NotForwarding { at } => format!(
-                        "its packets go {}, and {} does not forward ({})",
-                        t.path(),
-                        at.name,
-                        not_forwarding(at, vip)
-                    ),
-                    Failure::Unclaimed { at, net: sub } => format!(
-                        "{vip} is on {} subnet {sub}, but no director of the service is on that link or LAN to answer ARP for it",
-                        whose(at)
-                    ),
-                    Failure::Loop { at } => {
-                        format!("its packets loop ({} back to {})", t.path(), at.name)
-                    }
-                };
+                let target = vip.to_string();
+                let what = failure_words(
+                    &t,
+                    client,
+                    &failure,
+                    "its packets",
+                    (&target, vip),
+                    |whose, sub| {
+                        format!("{vip} is on {whose} subnet {sub}, but no director of the service is on that link or LAN to answer ARP for it")
+                    },
+                );
                 let decider = decider(&t, client, &failure);
                 let host = if vip.is_ipv4() { 32 } else { 128 };
                 let near = neighbours(net, decider);
@@ -1571,4 +1521,46 @@ fn not_forwarding(node: &NodeSpec, dst: IpAddr) -> String {
         "forwarding"
     };
     format!("role {}, {key}=0", node.role)
+}
+
+/// A failed trace in words: `flow` names what travels ("its packets", "its replies to
+/// client X"), `target` where to; `unclaimed` words the case of a subnet nobody on the
+/// link answers for (given whose subnet and which).
+fn failure_words(
+    t: &reach::Trace<'_>,
+    origin: &NodeSpec,
+    failure: &Failure<'_>,
+    flow: &str,
+    (target, dst): (&str, IpAddr),
+    unclaimed: impl Fn(&str, &str) -> String,
+) -> String {
+    let whose = |at: &NodeSpec| {
+        if at.name == origin.name {
+            "its".to_string()
+        } else {
+            format!("{}'s", at.name)
+        }
+    };
+    match failure {
+        Failure::NoRoute { at } if at.name == origin.name => {
+            format!("it has no route to {target}")
+        }
+        Failure::NoRoute { at } => format!(
+            "{flow} go {}, and {} has no route to {target}",
+            t.path(),
+            at.name
+        ),
+        Failure::NoGateway { at, gw } => format!(
+            "{} route to {target} goes via {gw}, which no node on its link or LAN holds",
+            whose(at)
+        ),
+        Failure::NotForwarding { at } => format!(
+            "{flow} go {}, and {} does not forward ({})",
+            t.path(),
+            at.name,
+            not_forwarding(at, dst)
+        ),
+        Failure::Unclaimed { at, net: sub } => unclaimed(&whose(at), &sub.to_string()),
+        Failure::Loop { at } => format!("{flow} loop ({} back to {})", t.path(), at.name),
+    }
 }
