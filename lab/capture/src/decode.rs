@@ -60,6 +60,8 @@ pub struct Ip {
     pub src: IpAddr,
     /// Destination address.
     pub dst: IpAddr,
+    /// Time to live (IPv4) or hop limit (IPv6): shows who routed the packet.
+    pub ttl: u8,
     /// The transport content.
     pub l4: L4,
 }
@@ -260,7 +262,7 @@ fn decode_arp(b: &[u8]) -> Option<Arp> {
 /// transport header may be cut after the ports.
 pub fn decode_ip(b: &[u8], quoted: bool) -> Option<Ip> {
     let version = b.first()? >> 4;
-    let (src, dst, protocol, payload): (IpAddr, IpAddr, IpNumber, &[u8]) = match version {
+    let (src, dst, ttl, protocol, payload): (IpAddr, IpAddr, u8, IpNumber, &[u8]) = match version {
         4 => {
             let h = Ipv4HeaderSlice::from_slice(b).ok()?;
             let hl = h.slice().len();
@@ -272,6 +274,7 @@ pub fn decode_ip(b: &[u8], quoted: bool) -> Option<Ip> {
             (
                 h.source_addr().into(),
                 h.destination_addr().into(),
+                h.ttl(),
                 h.protocol(),
                 &b[hl..end],
             )
@@ -287,6 +290,7 @@ pub fn decode_ip(b: &[u8], quoted: bool) -> Option<Ip> {
             (
                 h.source_addr().into(),
                 h.destination_addr().into(),
+                h.hop_limit(),
                 h.next_header(),
                 &b[hl..end],
             )
@@ -294,7 +298,7 @@ pub fn decode_ip(b: &[u8], quoted: bool) -> Option<Ip> {
         _ => return None,
     };
     let l4 = decode_l4(protocol, payload, quoted);
-    Some(Ip { src, dst, l4 })
+    Some(Ip { src, dst, ttl, l4 })
 }
 
 fn decode_l4(protocol: IpNumber, p: &[u8], quoted: bool) -> L4 {

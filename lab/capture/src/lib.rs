@@ -13,5 +13,5 @@ pub mod roles;
 
 pub use files::{CapturedPacket, HopCapture};
 pub use live::{CaptureError, CaptureTarget, LiveCapture};
-pub use normalize::{analyze, normalize, NormalizeOptions, PathReport};
+pub use normalize::{analyze, normalize, HopPacket, NormalizeOptions, PathReport};
 pub use roles::{Hop, RoleMap};

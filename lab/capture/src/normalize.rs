@@ -274,6 +274,8 @@ pub struct PathReport {
     pub text: String,
     /// Conversations in text order.
     pub conversations: Vec<ConversationSummary>,
+    /// The token each ephemeral port got in the text (`49054` -> `p1`).
+    pub ports: BTreeMap<u16, String>,
 }
 
 /// One conversation (a TCP connection, a UDP flow, a ping) of a run.
@@ -300,6 +302,27 @@ pub struct JourneySummary {
     pub handed_to: Vec<Hop>,
     /// ICMP error name if it is one (e.g. `port-unreachable`).
     pub icmp_error: Option<String>,
+    /// Every sighting, in path order: what the text's lines show, decoded.
+    pub hops: Vec<HopPacket>,
+}
+
+/// One packet at one hop, decoded, with the names its path-text line uses.
+#[derive(Debug, Clone)]
+pub struct HopPacket {
+    /// Where it was seen.
+    pub hop: Hop,
+    /// Leaving (`Some(true)`), arriving (`Some(false)`) or unknown (foreign source MAC).
+    pub out: Option<bool>,
+    /// Capture time.
+    pub ts: Duration,
+    /// The decoded frame, headers as they were at this hop.
+    pub frame: Frame,
+    /// Source MAC as the text names it (`node:iface`, `mac1`, `broadcast`).
+    pub src_mac: String,
+    /// Destination MAC as the text names it.
+    pub dst_mac: String,
+    /// The rest of the text's line: addresses, ports, flags, relative seq/ack, payload.
+    pub packet: String,
 }
 
 /// Like [`normalize`], plus per-conversation summaries.
@@ -310,7 +333,7 @@ pub fn analyze(captures: &[HopCapture], roles: &RoleMap, opts: NormalizeOptions)
         .into_iter()
         .map(|js| drop_timing_noise(js, opts))
         .collect();
-    let text = render(&ordered, roles);
+    let (text, rendered) = render(&ordered, roles);
     let titles: Vec<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("## "))
@@ -318,19 +341,25 @@ pub fn analyze(captures: &[HopCapture], roles: &RoleMap, opts: NormalizeOptions)
         .collect();
     let conversations = ordered
         .iter()
+        .zip(rendered.conversations)
         .zip(titles)
-        .map(|(js, title)| ConversationSummary {
+        .map(|((js, lines), title)| ConversationSummary {
             title,
-            journeys: js.iter().map(|j| summarize(j, roles)).collect(),
+            journeys: js
+                .iter()
+                .zip(lines)
+                .map(|(j, l)| summarize(j, l, roles))
+                .collect(),
         })
         .collect();
     PathReport {
         text,
         conversations,
+        ports: rendered.ports,
     }
 }
 
-fn summarize(j: &Journey, roles: &RoleMap) -> JourneySummary {
+fn summarize(j: &Journey, lines: Vec<RenderedLine>, roles: &RoleMap) -> JourneySummary {
     let frame = j.sightings.first().map(|s| &s.frame);
     let inner = frame.and_then(|f| match &f.body {
         Body::Ip(ip) => Some(innermost(ip)),
@@ -371,6 +400,20 @@ fn summarize(j: &Journey, roles: &RoleMap) -> JourneySummary {
             .filter_map(|s| roles.owner_of(&s.frame.dst_mac).cloned())
             .collect(),
         icmp_error,
+        hops: j
+            .sightings
+            .iter()
+            .zip(lines)
+            .map(|(s, l)| HopPacket {
+                hop: s.hop.clone(),
+                out: s.out,
+                ts: s.ts,
+                frame: s.frame.clone(),
+                src_mac: l.src_mac,
+                dst_mac: l.dst_mac,
+                packet: l.packet,
+            })
+            .collect(),
     }
 }
 
@@ -725,11 +768,27 @@ fn addr(a: &IpAddr, roles: &RoleMap) -> String {
     }
 }
 
-fn render(convs: &[Vec<Journey>], roles: &RoleMap) -> String {
+/// The parts of one rendered line, kept for [`HopPacket`].
+struct RenderedLine {
+    src_mac: String,
+    dst_mac: String,
+    packet: String,
+}
+
+/// Per conversation (with or without a title), per journey, per sighting: its line's parts.
+struct Rendered {
+    conversations: Vec<Vec<Vec<RenderedLine>>>,
+    ports: BTreeMap<u16, String>,
+}
+
+fn render(convs: &[Vec<Journey>], roles: &RoleMap) -> (String, Rendered) {
     let mut t = Tokens::default();
     let mut out = String::new();
+    let mut parts: Vec<Vec<Vec<RenderedLine>>> = Vec::new();
     for (n, js) in convs.iter().enumerate() {
         let Some(first) = js.first().and_then(|j| j.sightings.first()) else {
+            // Keeps `parts` aligned with `convs`.
+            parts.push(Vec::new());
             continue;
         };
         // ISNs per direction, from the SYN if seen, for relative seq/ack numbers.
@@ -750,16 +809,28 @@ fn render(convs: &[Vec<Journey>], roles: &RoleMap) -> String {
             n + 1,
             conv_title(&first.frame, &mut t, roles)
         );
+        let mut conv_parts = Vec::with_capacity(js.len());
         for j in js {
             out.push('\n');
+            let mut lines = Vec::with_capacity(j.sightings.len());
             for s in &j.sightings {
-                let line = render_line(s, j, &mut t, roles);
+                let (line, parts) = render_line(s, j, &mut t, roles);
                 out.push_str(line.trim_end());
                 out.push('\n');
+                lines.push(parts);
             }
+            conv_parts.push(lines);
         }
+        parts.push(conv_parts);
     }
-    out
+    let ports = t.ports.iter().map(|(p, n)| (*p, format!("p{n}"))).collect();
+    (
+        out,
+        Rendered {
+            conversations: parts,
+            ports,
+        },
+    )
 }
 
 fn conv_title(frame: &Frame, t: &mut Tokens, roles: &RoleMap) -> String {
@@ -799,17 +870,20 @@ fn conv_title_ip(ip: &Ip, t: &mut Tokens, roles: &RoleMap) -> String {
     }
 }
 
-fn render_line(s: &Sighting, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> String {
+fn render_line(
+    s: &Sighting,
+    j: &Journey,
+    t: &mut Tokens,
+    roles: &RoleMap,
+) -> (String, RenderedLine) {
     let dir = match s.out {
         Some(true) => "out",
         Some(false) => "in",
         None => "?",
     };
-    let macs = format!(
-        "{} > {}",
-        t.mac(&s.frame.src_mac, roles),
-        t.mac(&s.frame.dst_mac, roles)
-    );
+    let src_mac = t.mac(&s.frame.src_mac, roles);
+    let dst_mac = t.mac(&s.frame.dst_mac, roles);
+    let macs = format!("{src_mac} > {dst_mac}");
     let what = match &s.frame.body {
         Body::Ip(ip) => render_ip(ip, j, t, roles),
         Body::Arp(a) => {
@@ -829,13 +903,19 @@ fn render_line(s: &Sighting, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> St
         }
         Body::Other { ether_type, len } => format!("ethertype 0x{ether_type:04x} len {len}"),
     };
-    format!(
+    let line = format!(
         "{:<15} {:<3}  {:<31} {}",
         s.hop.to_string(),
         dir,
         macs,
         what
-    )
+    );
+    let parts = RenderedLine {
+        src_mac,
+        dst_mac,
+        packet: what.trim_end().to_owned(),
+    };
+    (line, parts)
 }
 
 fn render_ip(ip: &Ip, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> String {

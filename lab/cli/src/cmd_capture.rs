@@ -53,6 +53,8 @@ pub fn run(args: Args) -> Result<()> {
                 .join(format!("run-{secs}"))
         }
     };
+    // Picks explained while CMD runs are saved as picks.json for `lvslab trace --run`.
+    let explainer = crate::cmd_trace::Explainer::start(&lab);
     let cap = LiveCapture::start(&targets, args.filter.as_deref())?;
     let Some((prog, rest)) = args.cmd.split_first() else {
         bail!("give a command after --");
@@ -67,7 +69,13 @@ pub fn run(args: Args) -> Result<()> {
         std::time::Duration::from_secs(3),
     );
     let caps = cap.stop()?;
+    let picks = explainer.as_ref().map(crate::cmd_trace::Explainer::picks);
+    drop(explainer);
     let written = files::write_run_dir(&out, &caps)?;
+    crate::cmd_trace::write_roles(&out, &lab)?;
+    if let Some(picks) = picks {
+        crate::cmd_trace::write_picks(&out, &picks)?;
+    }
     let total: usize = caps.iter().map(|c| c.packets.len()).sum();
     println!("captured {total} packets on {} hops:", caps.len());
     for p in &written {

@@ -14,6 +14,7 @@ mod cmd_serve;
 mod cmd_simulate;
 mod cmd_status;
 mod cmd_test;
+mod cmd_trace;
 mod cmd_up;
 mod cmd_validate;
 mod cmd_vm;
@@ -48,6 +49,7 @@ enum Command {
     Simulate(cmd_simulate::SimulateArgs),
     Capture(cmd_capture::Args),
     Test(cmd_test::Args),
+    Trace(cmd_trace::Args),
     /// Run a lab's userspace director in the foreground (`up` starts it for you).
     Director(director::cmd_director::DirectorArgs),
     /// TUN-mode real-server side: decapsulate IPIP in userspace into a TUN device.
@@ -98,6 +100,7 @@ fn main() {
         Command::Simulate(a) => cmd_simulate::run(a),
         Command::Capture(a) => cmd_capture::run(a),
         Command::Test(a) => cmd_test::run(a),
+        Command::Trace(a) => cmd_trace::run(a),
         Command::Director(a) => director::cmd_director::run(a),
         Command::Tunnel(a) => director::cmd_tunnel::run(a),
         Command::Health(a) => cmd_health::run(a),

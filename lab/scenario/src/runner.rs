@@ -177,6 +177,11 @@ fn run_inner(
             ))
         })?;
     let roles = role_map(&lab_state);
+    // The director's reasons for its picks, saved beside the captures for `lvslab trace`;
+    // only the userspace director keeps them (kernel IPVS has no such record).
+    let explainer = director(&lab_state, &service)
+        .ok()
+        .filter(|b| b.backend() == Backend::Userspace && b.explain(true).is_ok());
 
     let targets = capture_targets(&lab_state, scenario.capture.nodes.as_deref().unwrap_or(&[]));
     let capture = LiveCapture::start(&targets, scenario.capture.filter.as_deref())?;
@@ -240,6 +245,11 @@ fn run_inner(
     // The daemons' logs go with the lab's run directory on teardown; keepalived's is the
     // only account of its VRRP transitions, so keep them beside the captures.
     copy_daemon_logs(&lab_state.run_dir(), &run_dir.join("logs"));
+    if let Some(picks) = explainer.and_then(|b| b.picks().ok()) {
+        if let Ok(json) = serde_json::to_string_pretty(&picks) {
+            let _ = std::fs::write(run_dir.join("picks.json"), json + "\n");
+        }
+    }
     result.captures = Some(run_dir);
     if let Some(e) = step_err {
         return Err(e);
