@@ -156,9 +156,7 @@ impl Explainer {
             return None;
         }
         let balancer = lvslab_engine::balancer(lab, None).ok()?;
-        // The control protocol cannot ask whether explaining is on, but turning it off
-        // forgets every pick: kept picks mean it is on, and then it stays on.
-        let was_on = balancer.picks().is_ok_and(|p| !p.is_empty());
+        let was_on = balancer.explaining().ok()?;
         balancer.explain(true).ok()?;
         Some(Explainer {
             balancer,

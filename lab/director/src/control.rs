@@ -34,6 +34,8 @@ pub enum Request {
     },
     /// The explained picks kept so far (newest last).
     Picks,
+    /// Whether the director keeps explanations now.
+    Explaining,
     /// The director pair: VRRP state of each instance, its transitions, sync counters.
     Vrrp,
     /// Give up mastership (`lvslab failover`): priority-0 advert, then BACKUP.
@@ -65,6 +67,11 @@ pub enum Response {
     },
     /// Answer to [`Request::Vrrp`] and [`Request::Failover`].
     Vrrp(VrrpReport),
+    /// Answer to [`Request::Explaining`].
+    Explaining {
+        /// On or off.
+        on: bool,
+    },
 }
 
 /// A director's part in a VRRP pair.
@@ -400,6 +407,14 @@ impl ControlClient {
         }
     }
 
+    /// Whether the director keeps explanations now.
+    pub fn explaining(&self) -> Result<bool, ControlError> {
+        match self.call_ok(&Request::Explaining)? {
+            Response::Explaining { on } => Ok(on),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
     /// The director's VRRP instances, their state changes and sync counters.
     pub fn vrrp(&self) -> Result<VrrpReport, ControlError> {
         match self.call_ok(&Request::Vrrp)? {
@@ -498,6 +513,9 @@ pub fn answer(req: Request, director: &mut Director, now: Duration, tx: &mut Tx)
             picks: director.picks().map(PickRow::from).collect(),
         },
         Request::Vrrp => Response::Vrrp(vrrp_report(director)),
+        Request::Explaining => Response::Explaining {
+            on: director.ipvs().explaining(),
+        },
         Request::Failover => {
             if director.ha_status().is_empty() {
                 return Response::Error {

@@ -29,6 +29,8 @@ pub trait Balancer {
     fn explain(&self, on: bool) -> Result<()>;
     /// The reasoning kept for the newest new connections, oldest first.
     fn picks(&self) -> Result<Vec<PickRow>>;
+    /// Whether the reasoning is being kept now.
+    fn explaining(&self) -> Result<bool>;
     /// The connection (not a persistence template) of the client at `client`, if any; for
     /// a step that must wait until the director has seen a state.
     fn conn_of(&self, client: SocketAddr) -> Result<Option<ConnRow>> {
@@ -119,6 +121,10 @@ impl Balancer for Userspace {
     fn picks(&self) -> Result<Vec<PickRow>> {
         Ok(self.client.picks()?)
     }
+
+    fn explaining(&self) -> Result<bool> {
+        Ok(self.client.explaining()?)
+    }
 }
 
 /// Kernel IPVS in a director's namespace.
@@ -158,6 +164,10 @@ impl Balancer for Kernel {
 
     fn picks(&self) -> Result<Vec<PickRow>> {
         Err(EngineError::KernelCannotExplain)
+    }
+
+    fn explaining(&self) -> Result<bool> {
+        Ok(false)
     }
 
     fn ipvsadm(&self, line: &str) -> Result<()> {

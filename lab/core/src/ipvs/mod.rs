@@ -242,6 +242,11 @@ impl Ipvs {
         }
     }
 
+    /// Whether pick explanations are kept.
+    pub fn explaining(&self) -> bool {
+        self.cfg.explain
+    }
+
     /// Turn pick explanations on or off.
     pub fn set_explain(&mut self, on: bool) {
         self.cfg.explain = on;
