@@ -165,6 +165,7 @@ pub struct Director {
     ifaces: Vec<Interface>,
     routes: Vec<Route>,
     vips: Vec<Ipv4Addr>,
+    marks: Vec<crate::mark::MarkRule>,
     neigh: HashMap<(IfaceId, Ipv4Addr), Neighbour>,
     pending: HashMap<(IfaceId, Ipv4Addr), Pending>,
     ip_id: u16,
@@ -214,6 +215,7 @@ impl Director {
             ifaces: config.interfaces,
             routes: config.routes,
             vips: Vec::new(),
+            marks: Vec::new(),
             neigh: HashMap::new(),
             pending: HashMap::new(),
             ip_id: 1,
@@ -268,6 +270,23 @@ impl Director {
         r
     }
 
+    /// Add a mangle MARK rule: packets it matches reach IPVS with its mark, as netfilter
+    /// marks them before IPVS in the kernel. Its address is a VIP the director answers for.
+    pub fn add_mark(&mut self, rule: crate::mark::MarkRule) {
+        self.marks.push(rule);
+        self.refresh_vips();
+    }
+
+    /// The mark the rules give a packet: the first matching rule's (iptables' MARK target
+    /// does not stop the chain, so a later match would overwrite it; lvslab's rules never
+    /// overlap, and the first is what `add_mark` callers can reason about), else 0.
+    fn mark_of(&self, protocol: Protocol, dst: Ipv4Addr, port: u16) -> u32 {
+        self.marks
+            .iter()
+            .find(|r| r.matches(protocol, dst, port))
+            .map_or(0, |r| r.mark)
+    }
+
     fn refresh_vips(&mut self) {
         let mut vips: Vec<Ipv4Addr> = self
             .ipvs
@@ -280,6 +299,7 @@ impl Director {
                 },
                 ServiceKey::FwMark(_) => None,
             })
+            .chain(self.marks.iter().map(|r| r.dst))
             .collect();
         vips.sort();
         vips.dedup();
@@ -451,7 +471,7 @@ impl Director {
             src: SocketAddr::new(meta.src.into(), sport),
             dst: SocketAddr::new(meta.dst.into(), dport),
             tcp,
-            fwmark: 0,
+            fwmark: self.mark_of(protocol, meta.dst, dport),
             len: meta.total_len as u32,
         };
         match self.ipvs.packet_in(now, &pkt) {
@@ -920,6 +940,59 @@ mod tests {
             )
             .is_empty());
         assert_eq!(d.stats().forwarded, 0);
+    }
+
+    #[test]
+    fn marked_vips_reach_the_firewall_mark_service_and_are_answered_for() {
+        let mut d = director();
+        for l in [
+            "-A -f 1 -s dh",
+            "-a -f 1 -r 192.168.1.201:80 -m",
+            "-a -f 1 -r 192.168.1.203:80 -m",
+        ] {
+            d.apply(Duration::ZERO, ipvsadm::parse(l).unwrap()).unwrap();
+        }
+        for vip in ["192.168.1.251", "192.168.1.252"] {
+            let rule = format!(
+                "iptables -t mangle -A PREROUTING -d {vip} -p tcp --dport 80 -j MARK --set-mark 1"
+            );
+            d.add_mark(crate::mark::MarkRule::parse(&rule).unwrap());
+        }
+        // ARP for a marked VIP is answered, as for any VIP.
+        let arp = ArpEthIpv4Packet {
+            operation: ArpOperation::REQUEST,
+            sender_mac: PEER,
+            sender_ipv4: [203, 0, 113, 1],
+            target_mac: [0; 6],
+            target_ipv4: [192, 168, 1, 251],
+        };
+        let frame = wire::arp_frame(MacAddr::BROADCAST, MacAddr(PEER), &arp);
+        assert_eq!(d.handle_frame(Duration::ZERO, IfaceId(0), &frame).len(), 1);
+        // A SYN to a marked VIP is scheduled by the fwmark service: the director asks
+        // for the chosen real server's MAC.
+        let tx = d.handle_frame(
+            Duration::ZERO,
+            IfaceId(0),
+            &syn(MAC0, [192, 168, 1, 251], 64),
+        );
+        let Some(Ok(Parsed::Arp { arp, .. })) = tx.first().map(|(_, f)| wire::parse(f)) else {
+            panic!("{tx:?}")
+        };
+        assert!([[192, 168, 1, 201], [192, 168, 1, 203]].contains(&arp.target_ipv4));
+        // Another port of the same address carries no mark and no service takes it.
+        let mut other = Vec::new();
+        PacketBuilder::ethernet2(PEER, MAC0.0)
+            .ipv4([198, 51, 100, 10], [192, 168, 1, 251], 64)
+            .tcp(40001, 81, 1, 64240)
+            .syn()
+            .write(&mut other, &[])
+            .unwrap();
+        let before = d.stats().forwarded;
+        let tx = d.handle_frame(Duration::ZERO, IfaceId(0), &other);
+        assert!(tx
+            .iter()
+            .all(|(_, f)| !matches!(wire::parse(f), Ok(Parsed::Arp { .. }))));
+        assert_eq!(d.stats().forwarded, before);
     }
 
     #[test]

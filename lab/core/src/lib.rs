@@ -12,6 +12,7 @@ pub mod director;
 pub mod explain;
 pub mod ipvs;
 pub mod ipvsadm;
+pub mod mark;
 #[cfg(feature = "mutant-tiebreak")]
 pub mod mutant;
 mod sched;

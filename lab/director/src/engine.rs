@@ -17,6 +17,7 @@ use crate::device::{Clock, Device, MonotonicClock, SendReport};
 use crate::faults::{FaultSpec, BREAK_ENV};
 use crate::Error;
 use lvslab_core::director::{Director, DirectorConfig, HaInstance, IfaceId, Interface, Route, Tx};
+use lvslab_core::mark::MarkRule;
 use lvslab_core::vrrp::{VrrpConfig, VrrpVersion};
 use lvslab_core::{ipvsadm, Ipvs, IpvsConfig};
 use std::io::{BufRead, BufReader, Write};
@@ -186,15 +187,25 @@ pub fn build_director(
     now: Duration,
 ) -> Result<Director, Error> {
     let mut ipvs = Ipvs::new(IpvsConfig::default());
+    let mut marks = Vec::new();
     for line in lines {
         let rule = |message: String| Error::Rule {
             line: line.clone(),
             message,
         };
+        // A firewall-mark service comes with the mangle rules that mark its packets.
+        if MarkRule::is_rule(line) {
+            marks.push(MarkRule::parse(line).map_err(rule)?);
+            continue;
+        }
         let cmd = ipvsadm::parse(line).map_err(|e| rule(e.to_string()))?;
         ipvs.apply(now, cmd).map_err(|e| rule(e.to_string()))?;
     }
-    Ok(Director::new(DirectorConfig { interfaces, routes }, ipvs)?)
+    let mut director = Director::new(DirectorConfig { interfaces, routes }, ipvs)?;
+    for m in marks {
+        director.add_mark(m);
+    }
+    Ok(director)
 }
 
 /// One VRRP instance the director takes part in, as the lab's topology describes it.
@@ -325,10 +336,16 @@ fn log_transitions<D: Device>() -> impl FnMut(&DeviceLoop<D>, Duration) -> bool 
     }
 }
 
-/// The VIPs named by `-A -t/-u VIP:port` rules.
+/// The VIPs named by `-A -t/-u VIP:port` rules and by mangle MARK rules (`-d VIP`).
 pub fn vips_of(lines: &[String]) -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
     for line in lines {
+        if let Ok(m) = MarkRule::parse(line) {
+            if !out.contains(&m.dst) {
+                out.push(m.dst);
+            }
+            continue;
+        }
         let words: Vec<&str> = line.split_whitespace().collect();
         for w in words.windows(2) {
             if matches!(w[0], "-t" | "-u" | "--tcp-service" | "--udp-service") {

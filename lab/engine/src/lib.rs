@@ -27,7 +27,7 @@ pub use interrupts::DeferredInterrupts;
 pub use lifecycle::{down, down_all, up, Injection, LabGuard, UpOptions, INJECT_ENV};
 pub use pair::ha_specs;
 pub use resolve::{resolve_lab, resolve_lab_among};
-pub use services::{director_lines, service_lines};
+pub use services::{director_lines, service_lines, weight_line};
 pub use view::{capture_targets, role_map};
 
 pub use lvslab_netns::state::list_labs;

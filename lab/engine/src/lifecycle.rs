@@ -153,6 +153,14 @@ fn configure_kernel(lab: &Lab) -> Result<()> {
     for node in crate::directors_with_services(topo) {
         let kernel = Kernel::new(lab.netns_of(&node)?);
         for line in crate::director_lines(topo, &node) {
+            // Kernel IPVS sees a firewall mark only if netfilter sets it, and lvslab installs
+            // no netfilter rules: refuse rather than run a service that never matches.
+            if lvslab_core::mark::MarkRule::is_rule(&line) {
+                return Err(EngineError::Ipvsadm {
+                    line,
+                    message: "a firewall-mark service needs netfilter to mark packets for kernel IPVS, which lvslab does not set up; run this lab on the userspace backend".to_owned(),
+                });
+            }
             kernel.ipvsadm(&line)?;
         }
     }

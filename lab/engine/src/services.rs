@@ -1,17 +1,22 @@
 //! A lab's virtual services as ipvsadm command lines: what the userspace director is
 //! started with and what kernel IPVS is configured with, so both backends read one source.
 
+use lvslab_core::mark::MarkRule;
 use lvslab_director::IpvsadmFlag;
 use lvslab_netns::{ServiceSpec, Topology};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-/// The `ipvsadm -A` and `-a` lines that build service `s`.
+/// The `ipvsadm -A` and `-a` lines that build service `s`; a firewall-mark service's end
+/// with the iptables mangle rules that mark its packets (one per VIP).
 pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
-    let key = format!(
-        "{} {}",
-        s.protocol.ipvsadm_flag(),
-        SocketAddr::new(s.vip, s.port)
-    );
+    let key = match s.fwmark {
+        Some(m) => format!("-f {m}"),
+        None => format!(
+            "{} {}",
+            s.protocol.ipvsadm_flag(),
+            SocketAddr::new(s.vip, s.port)
+        ),
+    };
     let mut head = format!("-A {key} -s {}", s.scheduler);
     if let Some(p) = s.persistence {
         head.push_str(&format!(" -p {p}"));
@@ -32,7 +37,34 @@ pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
         }
         lines.push(l);
     }
+    if let Some(mark) = s.fwmark {
+        for vip in s.all_vips() {
+            // The validator allows IPv4 VIPs only in a firewall-mark service.
+            let IpAddr::V4(dst) = vip else { continue };
+            let rule = MarkRule {
+                dst,
+                protocol: s.protocol,
+                port: Some(s.port),
+                mark,
+            };
+            lines.push(rule.to_string());
+        }
+    }
     lines
+}
+
+/// The `-e` line that sets a real server's weight in service `s`.
+pub fn weight_line(s: &ServiceSpec, rip: SocketAddr, weight: u32) -> String {
+    match s.fwmark {
+        Some(m) => format!("-e -f {m} -r {rip} {} -w {weight}", s.method.ipvsadm_flag()),
+        None => lvslab_director::control::edit_weight_line(
+            s.protocol,
+            SocketAddr::new(s.vip, s.port),
+            rip,
+            s.method,
+            weight,
+        ),
+    }
 }
 
 /// Every line of the services director `node` runs, in file order: those it balances, and
@@ -69,5 +101,40 @@ mod tests {
         for l in director_lines(&t, "director") {
             lvslab_core::ipvsadm::parse(&l).expect(&l);
         }
+    }
+
+    #[test]
+    fn a_firewall_mark_service_is_one_table_and_a_mark_rule_per_vip() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../topologies/nat-topology.toml");
+        let text = std::fs::read_to_string(&p)
+            .expect("shipped topology")
+            .replace(
+                "method = \"nat\"\n",
+                "method = \"nat\"\nfwmark = 1\nvips = [\"192.168.1.251\"]\n",
+            );
+        let t = Topology::parse(&p, text).expect("fwmark topology");
+        let lines = director_lines(&t, "director");
+        assert_eq!(
+            lines,
+            [
+                "-A -f 1 -s rr",
+                "-a -f 1 -r 192.168.1.201:80 -m -w 1",
+                "-a -f 1 -r 192.168.1.203:80 -m -w 1",
+                "iptables -t mangle -A PREROUTING -d 192.168.1.250/32 -p tcp --dport 80 -j MARK --set-mark 1",
+                "iptables -t mangle -A PREROUTING -d 192.168.1.251/32 -p tcp --dport 80 -j MARK --set-mark 1",
+            ]
+        );
+        assert_eq!(
+            lvslab_director::engine::vips_of(&lines),
+            [
+                std::net::Ipv4Addr::new(192, 168, 1, 250),
+                std::net::Ipv4Addr::new(192, 168, 1, 251)
+            ]
+        );
+        let rip = SocketAddr::new(t.services[0].real_servers[0].address, 80);
+        let w = weight_line(&t.services[0], rip, 0);
+        assert_eq!(w, "-e -f 1 -r 192.168.1.201:80 -m -w 0");
+        lvslab_core::ipvsadm::parse(&w).expect(&w);
     }
 }

@@ -23,17 +23,24 @@ pub fn role_map(lab: &Lab) -> RoleMap {
     for n in &lab.state.nodes {
         for i in &n.interfaces {
             roles.mac(i.mac, Hop::new(n.name.clone(), i.name.clone()));
-            if let Some(label) = &i.label {
-                if let Some(a) = i.addresses.first() {
-                    roles.label(a.addr(), *label);
-                }
+            // `label` names the first address, `more_labels` the rest in order.
+            for (a, label) in i.addresses.iter().zip(i.label.iter().chain(&i.more_labels)) {
+                roles.label(a.addr(), *label);
             }
         }
     }
-    let services = &lab.state.topology.services;
-    for (k, s) in services.iter().enumerate() {
-        let index = (services.len() > 1).then_some(k as u32 + 1);
-        roles.label(s.vip, Label::new(AddrRole::Vip, index));
+    // VIP when there is one, else VIP1, VIP2, ... in service order (a firewall-mark
+    // service's VIPs numbered in turn).
+    let vips: Vec<_> = lab
+        .state
+        .topology
+        .services
+        .iter()
+        .flat_map(|s| s.all_vips())
+        .collect();
+    for (k, vip) in vips.iter().enumerate() {
+        let index = (vips.len() > 1).then_some(k as u32 + 1);
+        roles.label(*vip, Label::new(AddrRole::Vip, index));
     }
     roles
 }

@@ -178,6 +178,7 @@ fn plan(lab: &str, topo: &Topology, backend: Backend) -> LabState {
                 mac: mac(0, ni as u8 + 1, ii as u8),
                 addresses: i.addresses.clone(),
                 label: i.label,
+                more_labels: i.more_labels.clone(),
                 peer: ep_peer.unwrap_or(Peer::Lan {
                     lan: String::new(),
                     port: String::new(),
@@ -200,7 +201,7 @@ fn plan(lab: &str, topo: &Topology, backend: Backend) -> LabState {
                 .services
                 .iter()
                 .filter(|s| s.director == n.name)
-                .map(|s| s.vip)
+                .flat_map(|s| s.all_vips())
             {
                 let host = IpNet::from(vip);
                 let owner = interfaces

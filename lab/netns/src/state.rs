@@ -56,8 +56,11 @@ pub struct IfaceInfo {
     pub mac: Mac,
     /// Addresses with prefix.
     pub addresses: Vec<IpNet>,
-    /// LVS role label (CIP, GWIP, DIP, RIP1...).
+    /// LVS role label (CIP, GWIP, DIP, RIP1...) of the first address.
     pub label: Option<Label>,
+    /// Labels of the further addresses, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_labels: Vec<Label>,
     /// What it is wired to.
     pub peer: Peer,
 }

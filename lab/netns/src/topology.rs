@@ -110,8 +110,12 @@ pub struct IfaceSpec {
     pub name: String,
     /// Addresses with prefix length.
     pub addresses: Vec<IpNet>,
-    /// Role label from the LVS docs, e.g. `CIP`, `DIP`, `RIP1`.
+    /// Role label from the LVS docs, e.g. `CIP`, `DIP`, `RIP1`: the first address's.
     pub label: Option<Label>,
+    /// Labels of the further addresses, in order (`labels = [...]` in files): a client
+    /// holding CIP1..CIP6 shows each source by name in captures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_labels: Vec<Label>,
 }
 
 /// A static route: `default via GW` or `CIDR via GW`.
@@ -182,6 +186,14 @@ pub struct ServiceSpec {
     pub method: ForwardMethod,
     /// Persistence timeout in seconds (`ipvsadm -p`).
     pub persistence: Option<u32>,
+    /// A firewall-mark service (`ipvsadm -A -f MARK`): the director marks packets to
+    /// `vip` and `vips` on `port`, as an iptables mangle MARK rule would, and one
+    /// scheduler table covers them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    /// Further VIPs of a firewall-mark service, after `vip`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vips: Vec<IpAddr>,
     /// Real servers in file order.
     pub real_servers: Vec<RealServerSpec>,
     /// Health checking of the real servers (`health = { ... }`), if any.
@@ -338,6 +350,15 @@ impl HealthSpec {
     pub const DELAY_BEFORE_RETRY_MS: u64 = 200;
 }
 
+impl ServiceSpec {
+    /// Every address the service answers on: `vip`, then a firewall-mark service's `vips`.
+    pub fn all_vips(&self) -> Vec<IpAddr> {
+        std::iter::once(self.vip)
+            .chain(self.vips.iter().copied())
+            .collect()
+    }
+}
+
 impl fmt::Display for ServiceSpec {
     /// One line, e.g. `TCP 192.168.1.250:80 rr nat on director -> rs1 192.168.1.201:80 w1, ...`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -488,6 +509,8 @@ struct RawIface {
     addresses: Vec<S<String>>,
     #[serde(default)]
     label: Option<S<String>>,
+    #[serde(default)]
+    labels: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -516,6 +539,10 @@ struct RawService {
     method: S<String>,
     #[serde(default)]
     persistence: Option<S<i64>>,
+    #[serde(default)]
+    fwmark: Option<S<i64>>,
+    #[serde(default)]
+    vips: Option<S<Vec<S<String>>>>,
     real_servers: S<Vec<S<RawRealServer>>>,
     #[serde(default)]
     health: Option<S<RawHealth>>,
@@ -722,7 +749,7 @@ impl Topology {
             .iter()
             .filter(|s| matches!(s.method, ForwardMethod::Dr | ForwardMethod::Tun))
             .filter(|s| s.real_servers.iter().any(|r| r.node == node))
-            .map(|s| s.vip)
+            .flat_map(|s| s.all_vips())
             .collect();
         v.sort();
         v.dedup();
@@ -848,6 +875,117 @@ mod tests {
         let line = text.lines().position(|l| l.contains("roundrobin")).unwrap() + 1;
         assert_eq!(d.line, line);
         assert!(e.to_string().contains(&format!("t.toml:{line}:")), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod several_addresses_tests {
+    use super::*;
+
+    fn shipped(name: &str) -> Topology {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../topologies/{name}.toml"));
+        Topology::load(p).unwrap()
+    }
+
+    fn nat_with(client_iface: &str, service: &str) -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/nat-topology.toml"),
+        )
+        .unwrap()
+        .replace(
+            "interfaces.eth0 = { address = \"198.51.100.10/24\", label = \"CIP\" }",
+            &format!("interfaces.eth0 = {client_iface}"),
+        )
+        .replace(
+            "method = \"nat\"\n",
+            &format!("method = \"nat\"\n{service}"),
+        )
+    }
+
+    fn errors(client_iface: &str, service: &str) -> Vec<String> {
+        let e = Topology::parse("t.toml", nat_with(client_iface, service)).unwrap_err();
+        assert!(e.to_string().contains("help: "), "{e}");
+        e.diagnostics().iter().map(|d| d.message.clone()).collect()
+    }
+
+    const TWO: &str = "{ addresses = [\"198.51.100.11/24\", \"198.51.100.12/24\"], labels = [\"CIP1\", \"CIP2\"] }";
+
+    #[test]
+    fn a_client_labels_each_of_its_addresses() {
+        let t = shipped("nat-clients-topology");
+        let eth0 = &t.nodes[0].interfaces[0];
+        assert_eq!(eth0.addresses.len(), 6);
+        assert_eq!(eth0.label.map(|l| l.to_string()).as_deref(), Some("CIP1"));
+        let more: Vec<String> = eth0.more_labels.iter().map(|l| l.to_string()).collect();
+        assert_eq!(more, ["CIP2", "CIP3", "CIP4", "CIP5", "CIP6"]);
+        let t = Topology::parse("t.toml", nat_with(TWO, "")).unwrap();
+        assert_eq!(t.nodes[0].interfaces[0].more_labels.len(), 1);
+    }
+
+    #[test]
+    fn bad_labels_lists_are_located() {
+        assert_eq!(
+            errors(
+                "{ addresses = [\"198.51.100.11/24\", \"198.51.100.12/24\"], labels = [\"CIP1\"] }",
+                ""
+            ),
+            ["1 labels for 2 addresses on node client"]
+        );
+        assert_eq!(
+            errors(
+                "{ address = \"198.51.100.11/24\", label = \"CIP\", labels = [\"CIP1\"] }",
+                ""
+            ),
+            ["an interface has `label` or `labels`, not both"]
+        );
+        assert_eq!(
+            errors(
+                "{ address = \"198.51.100.11/24\", labels = [\"RIP1\"] }",
+                ""
+            ),
+            ["label RIP1 belongs on a realserver, but node client is a client"]
+        );
+    }
+
+    #[test]
+    fn a_firewall_mark_service_covers_its_vips() {
+        let t = shipped("nat-cache-topology");
+        let s = &t.services[0];
+        assert_eq!(s.fwmark, Some(1));
+        let all: Vec<String> = s.all_vips().iter().map(|v| v.to_string()).collect();
+        assert_eq!(all, ["192.168.1.250", "192.168.1.249", "192.168.1.251"]);
+        // Plain services have no mark and one VIP.
+        let plain = shipped("nat-topology");
+        assert_eq!(
+            (plain.services[0].fwmark, plain.services[0].all_vips().len()),
+            (None, 1)
+        );
+    }
+
+    #[test]
+    fn bad_firewall_mark_services_are_located() {
+        let plain = "{ address = \"198.51.100.10/24\", label = \"CIP\" }";
+        assert_eq!(
+            errors(plain, "vips = [\"192.168.1.251\"]\n"),
+            ["`vips` without `fwmark`"]
+        );
+        assert_eq!(errors(plain, "fwmark = 0\n"), ["fwmark 0 is out of range"]);
+        assert_eq!(
+            errors(plain, "fwmark = 1\nvips = [\"192.168.1.250\"]\n"),
+            ["VIP 192.168.1.250 is listed twice"]
+        );
+        assert_eq!(
+            errors(plain, "fwmark = 1\nvips = [\"fe80::1\"]\n"),
+            ["bad VIP \"fe80::1\""]
+        );
+        assert_eq!(
+            errors(plain, "fwmark = 1\nvips = [\"192.168.1.201\"]\n"),
+            ["VIP 192.168.1.201 is the interface address of rs1:eth0 (line 36)"]
+        );
+        assert_eq!(
+            errors(plain, "fwmark = 1\nhealth = { check = \"tcp\" }\n"),
+            ["a firewall-mark service with health checks is not supported"]
+        );
     }
 }
 

@@ -150,6 +150,14 @@ pub enum Step {
         /// Keep TCP connections open (established, idle) until a `release` step or the end.
         #[serde(default)]
         hold: bool,
+        /// Source addresses of `from`, by label (`CIP2`) or address, used in turn by the
+        /// requests (the first request the first); default the node's own choice.
+        #[serde(default)]
+        sources: Vec<String>,
+        /// Destinations used in turn instead of `to`: `vip`, a VIP label (`VIP2`), an
+        /// address (the service's port) or `ADDR:PORT`.
+        #[serde(default)]
+        destinations: Vec<String>,
     },
     /// Set a real server's weight through the director (weight 0 quiesces it).
     Weight {
@@ -453,6 +461,17 @@ impl Scenario {
                     i + 1
                 )));
             }
+            if let Step::Request {
+                to, destinations, ..
+            } = step
+            {
+                if !destinations.is_empty() && to != "vip" {
+                    return Err(invalid(format!(
+                        "step {}: set either `to` or `destinations`, not both",
+                        i + 1
+                    )));
+                }
+            }
             if let Step::Request { count: 0, .. } = step {
                 return Err(invalid(format!(
                     "step {}: `count` must be at least 1",
@@ -570,6 +589,41 @@ responses = { rs1 = 1, rs2 = 3 }
         assert_eq!(signal("signal = \"term\"\n"), Ok(StopSignal::Term));
         let e = signal("signal = \"hup\"\n").unwrap_err();
         assert!(e.contains("hup") && e.starts_with("k.toml:"), "{e}");
+    }
+
+    #[test]
+    fn requests_can_name_their_sources_and_destinations() {
+        let base = "description = \"d\"\ntopology = \"t\"\n[[steps]]\ndo = \"request\"\nfrom = \"client\"\ncount = 3\n";
+        let s = Scenario::parse(
+            Path::new("x.toml"),
+            &format!("{base}sources = [\"CIP1\", \"198.51.100.12\"]\ndestinations = [\"VIP1\", \"VIP2\"]\n"),
+        )
+        .unwrap();
+        let Step::Request {
+            sources,
+            destinations,
+            ..
+        } = &s.steps[0]
+        else {
+            panic!("{:?}", s.steps[0])
+        };
+        assert_eq!(sources, &["CIP1", "198.51.100.12"]);
+        assert_eq!(destinations, &["VIP1", "VIP2"]);
+        let plain = Scenario::parse(Path::new("x.toml"), base).unwrap();
+        assert!(
+            matches!(&plain.steps[0], Step::Request { sources, destinations, .. } if sources.is_empty() && destinations.is_empty())
+        );
+        let both = Scenario::parse(
+            Path::new("x.toml"),
+            &format!("{base}to = \"192.168.1.201:80\"\ndestinations = [\"VIP1\"]\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("`to` or `destinations`"), "{both}");
+        let typo = Scenario::parse(Path::new("x.toml"), &format!("{base}source = [\"CIP1\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("source"), "{typo}");
     }
 
     #[test]

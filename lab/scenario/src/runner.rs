@@ -8,15 +8,15 @@ use crate::snapshot::{self, Outcome};
 use crate::{settle, traffic};
 use lvslab_capture::normalize::PathReport;
 use lvslab_capture::{analyze, LiveCapture, NormalizeOptions};
-use lvslab_director::control::{edit_weight_line, ControlError};
+use lvslab_director::control::ControlError;
 use lvslab_director::control::{Protocol, Stats};
 use lvslab_engine::{
     capture_targets, role_map, Balancer, DaemonConfig, EngineError, LabGuard, UpOptions,
 };
-use lvslab_netns::{Backend, Lab, Role, ServiceSpec, Topology};
+use lvslab_netns::{Backend, Lab, Label, NodeInfo, Role, ServiceSpec, Topology};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -431,6 +431,8 @@ impl StepCtx<'_> {
                 payload,
                 random,
                 hold,
+                sources,
+                destinations,
             } => {
                 let node = self.lab.node(from).map_err(|e| e.to_string())?;
                 let target: SocketAddr = if to == "vip" {
@@ -440,6 +442,14 @@ impl StepCtx<'_> {
                         format!("`to = {to:?}`: use \"vip\" or ADDR:PORT like \"192.168.1.201:80\"")
                     })?
                 };
+                let sources = sources
+                    .iter()
+                    .map(|s| source_addr(node, s))
+                    .collect::<Result<Vec<IpAddr>, String>>()?;
+                let destinations = destinations
+                    .iter()
+                    .map(|d| self.destination(d))
+                    .collect::<Result<Vec<SocketAddr>, String>>()?;
                 let udp = match protocol.as_deref() {
                     Some("udp") => true,
                     Some("tcp") => false,
@@ -451,14 +461,21 @@ impl StepCtx<'_> {
                 } else {
                     payload_bytes(payload.as_deref(), *random)
                 };
-                for _ in 0..*count {
+                for i in 0..*count as usize {
                     let b = bytes.clone();
                     let hold = *hold;
+                    // Sources and destinations are used in turn, each list on its own.
+                    let from = (!sources.is_empty()).then(|| sources[i % sources.len()]);
+                    let target = if destinations.is_empty() {
+                        target
+                    } else {
+                        destinations[i % destinations.len()]
+                    };
                     let (reply, stream) = lvslab_netns::netns::run_in(&node.netns, move || {
                         if udp {
-                            (traffic::udp_request(target, &b), None)
+                            (traffic::udp_request(from, target, &b), None)
                         } else {
-                            traffic::tcp_request(target, &b, hold)
+                            traffic::tcp_request(from, target, &b, hold)
                         }
                     })
                     .map_err(|e| e.to_string())?;
@@ -497,11 +514,9 @@ impl StepCtx<'_> {
                     .iter()
                     .find(|r| &r.node == server)
                     .ok_or_else(|| format!("{server:?} is not a real server of the service"))?;
-                let line = edit_weight_line(
-                    self.service.protocol,
-                    SocketAddr::new(self.service.vip, self.service.port),
+                let line = lvslab_engine::weight_line(
+                    self.service,
                     SocketAddr::new(rs.address, rs.port),
-                    self.service.method,
                     *weight,
                 );
                 director_ipvsadm(self.lab, self.service, &line)
@@ -679,6 +694,42 @@ impl StepCtx<'_> {
         Ok(())
     }
 
+    /// A request destination: `vip`, a VIP label (`VIP2`), an address (the service's
+    /// port) or `ADDR:PORT`.
+    fn destination(&self, d: &str) -> Result<SocketAddr, String> {
+        let port = self.service.port;
+        if d == "vip" {
+            return Ok(SocketAddr::new(self.service.vip, port));
+        }
+        if let Ok(a) = d.parse::<SocketAddr>() {
+            return Ok(a);
+        }
+        if let Ok(ip) = d.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, port));
+        }
+        let roles = lvslab_engine::role_map(self.lab);
+        let known = || {
+            let v: Vec<String> = roles.labels().map(|(_, l)| l.to_string()).collect();
+            v.join(", ")
+        };
+        let label: Label = d.parse().map_err(|_| {
+            format!(
+                "destination {d:?}: use \"vip\", a label ({}), an address or ADDR:PORT",
+                known()
+            )
+        })?;
+        let found = roles
+            .labels()
+            .find(|(_, l)| *l == label)
+            .map(|(a, _)| SocketAddr::new(*a, port));
+        found.ok_or_else(|| {
+            format!(
+                "destination {d:?}: no address of this lab has that label; it has {}",
+                known()
+            )
+        })
+    }
+
     /// The namespaces where the server end of a connection can live.
     fn server_netns(&self) -> Vec<String> {
         self.lab
@@ -733,6 +784,43 @@ impl StepCtx<'_> {
             settle::SETTLE_MAX.as_secs()
         ))
     }
+}
+
+/// A source address of `node`, by label (`CIP2`) or written out; either way one the node
+/// holds, so a typo is a step error rather than requests that fail to bind.
+fn source_addr(node: &NodeInfo, s: &str) -> Result<IpAddr, String> {
+    let held: Vec<(IpAddr, Option<Label>)> = node
+        .interfaces
+        .iter()
+        .flat_map(|i| {
+            let labels = i.label.iter().chain(&i.more_labels).copied().map(Some);
+            i.addresses
+                .iter()
+                .map(|a| a.addr())
+                .zip(labels.chain(std::iter::repeat(None)))
+        })
+        .collect();
+    let found = match s.parse::<IpAddr>() {
+        Ok(ip) => held.iter().find(|(a, _)| *a == ip),
+        Err(_) => {
+            let label = s.parse::<Label>().ok();
+            held.iter().find(|(_, l)| label.is_some() && *l == label)
+        }
+    };
+    found.map(|(a, _)| *a).ok_or_else(|| {
+        let have: Vec<String> = held
+            .iter()
+            .map(|(a, l)| match l {
+                Some(l) => format!("{l}={a}"),
+                None => a.to_string(),
+            })
+            .collect();
+        format!(
+            "source {s:?}: node {} has no such address; it has {}",
+            node.name,
+            have.join(", ")
+        )
+    })
 }
 
 /// The state of the director's connection from `client` (its address and port), if any.

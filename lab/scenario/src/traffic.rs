@@ -5,8 +5,14 @@
 //! `<node>\n` followed by itself.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
+
+use nix::sys::socket::{
+    bind, connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+};
+use nix::sys::time::TimeVal;
 
 /// How long one request may take before it counts as failed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -23,9 +29,48 @@ pub struct Reply {
     pub local: Option<SocketAddr>,
 }
 
-/// Sends one TCP request: the payload, then half-close, then read until the server closes.
-/// With `hold` the connection stays open and idle (returned) instead.
-pub fn tcp_request(to: SocketAddr, payload: &[u8], hold: bool) -> (Reply, Option<TcpStream>) {
+/// A TCP connection to `to`, from source address `from` when given (the node must hold
+/// it): the schedulers that hash the source see the address the step chose.
+fn tcp_connect(from: Option<IpAddr>, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let Some(from) = from else {
+        return TcpStream::connect_timeout(&to, REQUEST_TIMEOUT);
+    };
+    // std cannot bind before connecting, so the socket is made by hand.
+    let family = if to.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrStorage::from(SocketAddr::new(from, 0)),
+    )?;
+    // On Linux SO_SNDTIMEO bounds a blocking connect() too: connect_timeout's limit.
+    let limit = TimeVal::new(
+        REQUEST_TIMEOUT.as_secs() as _,
+        REQUEST_TIMEOUT.subsec_micros() as _,
+    );
+    setsockopt(&fd, sockopt::SendTimeout, &limit)?;
+    match connect(fd.as_raw_fd(), &SockaddrStorage::from(to)) {
+        Ok(()) => Ok(TcpStream::from(fd)),
+        Err(nix::errno::Errno::EINPROGRESS) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connection timed out",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends one TCP request from `from` (any local address when `None`): the payload, then
+/// half-close, then read until the server closes. With `hold` the connection stays open
+/// and idle (returned) instead.
+pub fn tcp_request(
+    from: Option<IpAddr>,
+    to: SocketAddr,
+    payload: &[u8],
+    hold: bool,
+) -> (Reply, Option<TcpStream>) {
     let mut local = None;
     let fail = |e: std::io::Error, local| {
         (
@@ -37,7 +82,7 @@ pub fn tcp_request(to: SocketAddr, payload: &[u8], hold: bool) -> (Reply, Option
             None,
         )
     };
-    let mut s = match TcpStream::connect_timeout(&to, REQUEST_TIMEOUT) {
+    let mut s = match tcp_connect(from, to) {
         Ok(s) => s,
         Err(e) => return fail(e, local),
     };
@@ -75,16 +120,17 @@ pub fn tcp_request(to: SocketAddr, payload: &[u8], hold: bool) -> (Reply, Option
     }
 }
 
-/// Sends one UDP datagram from a fresh socket and waits for one answer.
-pub fn udp_request(to: SocketAddr, payload: &[u8]) -> Reply {
+/// Sends one UDP datagram from a fresh socket (bound to `from` when given) and waits for
+/// one answer.
+pub fn udp_request(from: Option<IpAddr>, to: SocketAddr, payload: &[u8]) -> Reply {
     let mut local = None;
     let mut go = || -> std::io::Result<Vec<u8>> {
-        let bind: SocketAddr = if to.is_ipv4() {
-            "0.0.0.0:0".parse().map_err(std::io::Error::other)?
+        let any: IpAddr = if to.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
         } else {
-            "[::]:0".parse().map_err(std::io::Error::other)?
+            std::net::Ipv6Addr::UNSPECIFIED.into()
         };
-        let s = UdpSocket::bind(bind)?;
+        let s = UdpSocket::bind(SocketAddr::new(from.unwrap_or(any), 0))?;
         // Connected, so an ICMP port unreachable comes back as ECONNREFUSED.
         s.connect(to)?;
         local = s.local_addr().ok();

@@ -361,6 +361,7 @@ fn iface(name: &str, addrs: Vec<IpNet>, label: &str) -> IfaceSpec {
         addresses: addrs,
         // The labels here are fixed words (CIP, VIP, DIP, RIPn), which always parse.
         label: label.parse().ok(),
+        more_labels: Vec::new(),
     }
 }
 

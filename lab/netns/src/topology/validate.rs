@@ -137,6 +137,7 @@ impl Validator<'_> {
                 let iface = iface.into_inner();
                 let mut addrs_raw: Vec<S<String>> = iface.address.into_iter().collect();
                 addrs_raw.extend(iface.addresses);
+                let n_addrs = addrs_raw.len();
                 let mut addresses = Vec::new();
                 for a in addrs_raw {
                     if let Some(net) = self.address(&a, &nname, &iname, &mut scope.assigned) {
@@ -144,11 +145,13 @@ impl Validator<'_> {
                         addresses.push(net);
                     }
                 }
-                let label = iface.label.and_then(|l| self.label(&l, &nname, role));
+                let (label, more_labels) =
+                    self.iface_labels(iface.label, iface.labels, n_addrs, &nname, role);
                 interfaces.push(IfaceSpec {
                     name: iname,
                     addresses,
                     label,
+                    more_labels,
                 });
             }
             let routes_span = node.routes.as_ref().map(|r| r.span());
@@ -833,6 +836,115 @@ impl Validator<'_> {
         }
     }
 
+    /// An interface's `label` (its first address's) or `labels` (one per address, in order).
+    fn iface_labels(
+        &mut self,
+        label: Option<S<String>>,
+        labels: Option<S<Vec<S<String>>>>,
+        n_addrs: usize,
+        node: &str,
+        role: Role,
+    ) -> (Option<Label>, Vec<Label>) {
+        let Some(labels) = labels else {
+            return (label.and_then(|l| self.label(&l, node, role)), Vec::new());
+        };
+        if let Some(l) = &label {
+            self.err(
+                l.span(),
+                "an interface has `label` or `labels`, not both",
+                "`labels` names every address in order; drop `label`, or put it first in `labels`",
+            );
+        }
+        if labels.get_ref().len() != n_addrs {
+            self.err(
+                labels.span(),
+                format!(
+                    "{} labels for {n_addrs} addresses on node {node}",
+                    labels.get_ref().len()
+                ),
+                "`labels` gives one label per address, in the order of `addresses`",
+            );
+        }
+        let typed: Vec<Label> = labels
+            .into_inner()
+            .iter()
+            .filter_map(|l| self.label(l, node, role))
+            .collect();
+        let mut it = typed.into_iter();
+        (it.next(), it.collect())
+    }
+
+    /// A firewall-mark service's `fwmark` and further `vips` (IPv4: the core's fwmark
+    /// services are IPv4 only). The director marks and balances them itself, so the pair,
+    /// health-check and tunnel machinery (which speak of one VIP) are not offered with it.
+    fn fwmark(
+        &mut self,
+        s: &RawService,
+        nodes: &[NodeSpec],
+        assigned: &[Assigned],
+    ) -> (Option<u32>, Vec<IpAddr>) {
+        let mark = s
+            .fwmark
+            .as_ref()
+            .and_then(|m| match u32::try_from(*m.get_ref()) {
+                Ok(v) if v > 0 => Some(v),
+                _ => {
+                    self.err(
+                        m.span(),
+                        format!("fwmark {} is out of range", m.get_ref()),
+                        format!("a firewall mark is a whole number from 1 to {}", u32::MAX),
+                    );
+                    None
+                }
+            });
+        let mut vips = Vec::new();
+        if let Some(list) = &s.vips {
+            if s.fwmark.is_none() {
+                self.err(
+                    list.span(),
+                    "`vips` without `fwmark`",
+                    "several VIPs share one scheduler table only in a firewall-mark service: add fwmark = 1",
+                );
+            }
+            for v in list.get_ref() {
+                match IpAddr::from_str(v.get_ref()) {
+                    Ok(ip @ IpAddr::V4(_)) => {
+                        if vips.contains(&ip) || s.vip.get_ref() == v.get_ref() {
+                            self.err(
+                                v.span(),
+                                format!("VIP {ip} is listed twice"),
+                                "each address once: `vip` is the first, `vips` the others",
+                            );
+                        } else if let Some(ip) = self.vip_is_free(v, ip, nodes, assigned) {
+                            vips.push(ip);
+                        }
+                    }
+                    _ => self.err(
+                        v.span(),
+                        format!("bad VIP {:?}", v.get_ref()),
+                        "write a plain IPv4 address without prefix, e.g. \"192.168.1.251\"",
+                    ),
+                }
+            }
+        }
+        if let Some(m) = &s.fwmark {
+            let unsupported = [
+                (s.backup.is_some(), "a backup director"),
+                (s.health.is_some(), "health checks"),
+                (s.method.get_ref() == "tun", "method tun"),
+                (s.vip.get_ref().contains(':'), "an IPv6 VIP"),
+            ];
+            for (_, what) in unsupported.iter().filter(|(on, _)| *on) {
+                self.err(
+                    m.span(),
+                    format!("a firewall-mark service with {what} is not supported"),
+                    "use fwmark with a plain NAT or DR service, or drop fwmark and vips",
+                );
+            }
+        }
+        (mark, vips)
+    }
+
     /// A typed label that fits the node's role (a RIP on a real server, a DIP on a director).
     fn label(&mut self, l: &S<String>, node: &str, role: Role) -> Option<Label> {
         let Ok(label) = l.get_ref().parse::<Label>() else {
@@ -933,6 +1045,7 @@ impl Validator<'_> {
                 None
             }
         };
+        let (fwmark, vips) = self.fwmark(&s, nodes, assigned);
         let port = self.port(&s.port, "service port");
         let protocol = match s.protocol.as_ref().map(|p| p.get_ref().as_str()) {
             None | Some("tcp") => Protocol::Tcp,
@@ -980,6 +1093,8 @@ impl Validator<'_> {
             return None;
         }
         Some(ServiceSpec {
+            fwmark,
+            vips,
             director: director?,
             backup,
             vip: vip?,

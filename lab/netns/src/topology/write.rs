@@ -39,6 +39,8 @@ struct Iface {
     addresses: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<Label>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<Vec<Label>>,
 }
 
 #[derive(Serialize)]
@@ -63,6 +65,10 @@ struct Service {
     method: ForwardMethod,
     #[serde(skip_serializing_if = "Option::is_none")]
     persistence: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fwmark: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    vips: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     health: Option<HealthSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,7 +104,16 @@ impl Topology {
                                     .map(|i| {
                                         let iface = Iface {
                                             addresses: strings(&i.addresses),
-                                            label: i.label,
+                                            // One label per address when several are
+                                            // labelled, as the file said it.
+                                            label: i.label.filter(|_| i.more_labels.is_empty()),
+                                            labels: (!i.more_labels.is_empty()).then(|| {
+                                                i.label
+                                                    .iter()
+                                                    .chain(&i.more_labels)
+                                                    .copied()
+                                                    .collect()
+                                            }),
                                         };
                                         (i.name.clone(), iface)
                                     })
@@ -141,6 +156,8 @@ impl Topology {
                     scheduler: s.scheduler,
                     method: s.method,
                     persistence: s.persistence,
+                    fwmark: s.fwmark,
+                    vips: strings(&s.vips),
                     health: s.health.clone(),
                     vrrp: s.vrrp.clone(),
                     real_servers: s
