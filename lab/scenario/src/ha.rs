@@ -211,6 +211,9 @@ pub fn wait_group_gone(pgid: u32, name: &str, timeout: Duration) -> Result<(), S
         let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
         let left = group_members(pgid);
         if left.is_empty() {
+            // The leader may have turned zombie after the wait above: reap it now (when it
+            // is our child) so no zombie of the lab outlives this step.
+            let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
             return Ok(());
         }
         if t0.elapsed() >= timeout {
