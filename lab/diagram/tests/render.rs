@@ -469,6 +469,7 @@ fn a_running_lab_adds_macs_and_lo_addresses() {
                     mac: Mac([2, 0, 0, 0, k as u8 + 1, j as u8 + 1]),
                     addresses: i.addresses.clone(),
                     label: i.label,
+                    more_labels: Vec::new(),
                     peer: Peer::Lan {
                         lan: "lan0".into(),
                         port: format!("p{k}{j}"),
