@@ -35,7 +35,8 @@ pub enum SimBackend {
 /// run (exit status 2) and says why (TIME_WAIT's 120 s and the lblc/lblcr cache sweep have no
 /// knob in Linux 6.1); `mark N` is an nftables rule per flow (`nft`), or where the kernel has
 /// no nf_tables, a client socket on the director with SO_MARK N (said on stderr); a scheduler
-/// the kernel lacks (twos is not in Linux 6.1) is an error naming it and the kernel. Needs
+/// the kernel lacks (twos is not in Linux 6.1) is an error naming it and the kernel; `load`
+/// (placeholder conns, the core only) is an error naming the line and the alternative, `open`. Needs
 /// root and a kernel with IPVS; on a host without it the script runs in lvslab's VM (booted
 /// on first use; `lvslab vm status`), with the same output and exit status.
 ///
@@ -48,7 +49,8 @@ pub struct SimulateArgs {
     /// Script file, or `-` for standard input.
     #[arg(default_value = "-")]
     pub file: String,
-    /// One JSON object per connection step: {"line": N, "event": "conn", "server": "ADDR"|null}.
+    /// One JSON object per connection step: {"line": N, "event": "conn", "server": "ADDR"|null},
+    /// with --explain an "explain" object too (candidates, decision, chosen).
     /// With --compare each also names its "backend" (both, core, kernel), and a last object
     /// holds the "summary".
     #[arg(long)]
@@ -267,12 +269,8 @@ fn print_marked(
     args: &SimulateArgs,
 ) -> Result<()> {
     if args.json {
-        let v = serde_json::json!({
-            "backend": mark.trim().trim_end_matches(':'),
-            "line": r.line,
-            "event": r.event,
-            "server": r.server.map(|s| s.to_string()),
-        });
+        let mut v = report_json(r, args.explain);
+        v["backend"] = mark.trim().trim_end_matches(':').into();
         writeln!(out, "{v}")?;
     } else {
         write!(out, "{mark} ")?;
@@ -283,21 +281,61 @@ fn print_marked(
 
 fn print_report(out: &mut impl Write, r: &StepReport, json: bool, explain: bool) -> Result<()> {
     if json {
-        let v = serde_json::json!({
-            "line": r.line,
-            "event": r.event,
-            "server": r.server.map(|s| s.to_string()),
-        });
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", report_json(r, explain))?;
     } else {
-        writeln!(out, "{r}")?;
-        if explain {
-            if let Some(e) = &r.explain {
-                for l in e.to_string().lines() {
-                    writeln!(out, "    {l}")?;
-                }
-            }
-        }
+        write!(out, "{}", r.text(explain))?;
     }
     Ok(())
+}
+
+/// One step as JSON; with `explain`, the core's explanation too, its servers written as the
+/// text output writes them (ADDRESS:PORT as the conn reaches the server).
+fn report_json(r: &StepReport, explain: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "line": r.line,
+        "event": r.event,
+        "server": r.server.map(|s| s.to_string()),
+    });
+    if let Some(e) = r.explain.as_ref().filter(|_| explain) {
+        v["explain"] = serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dh.sim lists its fwmark servers without a port (`-r 192.168.1.201`, port 0); the
+    /// JSON's "server", the explanation's "chosen" and its candidate rows must all write the
+    /// address the conn reaches, as the text does.
+    #[test]
+    fn json_writes_each_server_as_the_text_does() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/simulate/dh.sim"
+        );
+        let script = std::fs::read_to_string(path).expect("dh.sim");
+        let mut sim = Sim::new(IpvsConfig {
+            explain: true,
+            ..IpvsConfig::default()
+        });
+        let reports = sim.run_script(&script).expect("runs");
+        assert!(!reports.is_empty());
+        for r in &reports {
+            let v = report_json(r, true);
+            let server = v["server"].as_str().expect("a server");
+            assert_eq!(v["explain"]["chosen"], server, "{v}");
+            let rows: Vec<&str> = v["explain"]["candidates"]
+                .as_array()
+                .expect("candidates")
+                .iter()
+                .filter_map(|c| c["server"].as_str())
+                .collect();
+            assert!(rows.contains(&server), "{v}");
+            assert!(rows.iter().all(|s| !s.ends_with(":0")), "{v}");
+            assert!(r.text(true).contains(server));
+            assert!(report_json(r, false).get("explain").is_none());
+        }
+    }
 }

@@ -38,6 +38,42 @@ pub struct PickExplain {
     pub chosen: Option<SocketAddr>,
 }
 
+impl PickExplain {
+    /// The same explanation with every server address mapped by `f` (in the candidates, the
+    /// pick and the decision text), so one server is written one way throughout.
+    pub fn with_server_addrs(mut self, f: impl Fn(SocketAddr) -> SocketAddr) -> Self {
+        for c in &mut self.candidates {
+            let to = f(c.server);
+            if to != c.server {
+                self.decision =
+                    replace_addr(&self.decision, &c.server.to_string(), &to.to_string());
+                c.server = to;
+            }
+        }
+        self.chosen = self.chosen.map(&f);
+        self
+    }
+}
+
+/// Replace whole address tokens only: `10.0.0.1:0` must not match inside `110.0.0.1:0` or
+/// `10.0.0.1:00`.
+fn replace_addr(text: &str, from: &str, to: &str) -> String {
+    let addr_char = |c: char| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(from) {
+        let (before, after) = (&rest[..i], &rest[i + from.len()..]);
+        let prev = before.chars().last().or_else(|| out.chars().last());
+        let clean = !prev.is_some_and(addr_char)
+            && !after.chars().next().is_some_and(|c| c.is_ascii_digit());
+        out.push_str(before);
+        out.push_str(if clean { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 impl fmt::Display for PickExplain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.chosen {
@@ -70,5 +106,19 @@ impl fmt::Display for PickExplain {
             )?;
         }
         write!(f, "  decided by: {}", self.decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_addr;
+
+    #[test]
+    fn only_whole_addresses_are_replaced() {
+        let t = "10.0.0.1:0 vs 110.0.0.1:0 vs 10.0.0.1:00, [10.0.0.1:0]";
+        assert_eq!(
+            replace_addr(t, "10.0.0.1:0", "10.0.0.1:80"),
+            "10.0.0.1:80 vs 110.0.0.1:0 vs 10.0.0.1:00, [10.0.0.1:0]"
+        );
     }
 }

@@ -7,9 +7,27 @@
 //! close web1                                  # close a held conn with FIN
 //! rst 10.0.1.2:20003 > 10.0.1.100:80 udp      # open, then the client resets it
 //! sleep 120                                   # let time pass (timers run)
+//! load 10.0.2.11:80 active=1 inactive=2       # set a server's counts (see below)
 //! ```
-//! Flow options after the addresses: `udp`, `mark N`. A `# kernel: ADDR` comment on a step
-//! records the server the kernel picked, and the report says whether the core agrees.
+//! Flow options after the addresses: `udp`, `mark N`.
+//!
+//! `load [-t|-u VIP:PORT | -f MARK] RIP:PORT [active=N] [inactive=M]` brings a real server's
+//! counts up to N active and M inactive (an omitted count stays as it is; the service may be
+//! omitted when only one has that server). It adds placeholder conn entries bound to the
+//! server without asking the scheduler ([`Ipvs::place_conn`]): active ones ESTABLISHED,
+//! inactive ones in TIME_WAIT, each expiring on its own timer as a held or closed conn
+//! would. Setting the counters instead would drift from the kernel's view as soon as a
+//! timer or a close moved them, and opening the conns through the scheduler would move its
+//! state (rr cursor, wrr weight, lblc cache). `load` only adds: a count below the current
+//! one is an error. Placeholders use clients in 198.18.0.0/15 (2001:2::/48 for IPv6), so
+//! script flows should not. The kernel backend refuses `load` (it cannot add entries
+//! without real connections); there, hold conns with `open` while the other servers are
+//! quiesced (weight 0), as lab/core/tests/kernel-examples/sed-classic-123-held.sim does.
+//!
+//! A `# kernel: ADDR` comment on a step records the server the kernel picked (`refused` when
+//! it refused; free text may follow the address), and the report says whether the core
+//! agrees.
+//!
 //! Every step is driven through [`Ipvs::packet_in`] / [`Ipvs::packet_out`] with real TCP flag
 //! sequences, so a script exercises the same state machine as traffic on the wire.
 use std::collections::HashMap;
@@ -21,7 +39,7 @@ use serde::Serialize;
 
 use crate::explain::PickExplain;
 use crate::ipvs::{InVerdict, Ipvs, IpvsConfig};
-use crate::types::{FlowPacket, ForwardMethod, IpvsCommand, Protocol, TcpFlags};
+use crate::types::{FlowPacket, ForwardMethod, IpvsCommand, Protocol, ServiceKey, TcpFlags};
 
 /// A script line that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +96,22 @@ impl StepReport {
     /// Whether the pick agrees with a `# kernel:` comment (None when there is none).
     pub fn matches_kernel(&self) -> Option<bool> {
         self.kernel.map(|k| k == self.server)
+    }
+}
+
+impl StepReport {
+    /// The report as `lvslab simulate` prints it: the step's line, then with `explain` the
+    /// explanation indented under it.
+    pub fn text(&self, explain: bool) -> String {
+        let mut out = format!("{self}\n");
+        if let Some(e) = self.explain.as_ref().filter(|_| explain) {
+            for l in e.to_string().lines() {
+                out.push_str("    ");
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
     }
 }
 
@@ -145,6 +179,17 @@ pub enum Step {
         /// The label given to `open`.
         label: String,
     },
+    /// `load [SERVICE] RIP:PORT [active=N] [inactive=M]`: placeholder conns up to the counts.
+    Load {
+        /// The service, when the line names one.
+        service: Option<ServiceKey>,
+        /// The real server.
+        server: SocketAddr,
+        /// The active count wanted (None = as it is).
+        active: Option<u32>,
+        /// The inactive count wanted (None = as it is).
+        inactive: Option<u32>,
+    },
 }
 
 /// A parsed script line: its number, what it does and its `# kernel:` comment.
@@ -170,7 +215,12 @@ pub fn parse_line(line: usize, raw: &str) -> Result<Option<ScriptLine>, SimError
     }
     let kernel = match comment.and_then(|c| c.strip_prefix("kernel:")) {
         Some(k) => {
-            let k = k.trim();
+            // The pick is the first word; the rest of the comment is free text (why).
+            let k = k
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_end_matches([',', ';']);
             Some(if k == "refused" || k == "none" {
                 None
             } else {
@@ -220,9 +270,10 @@ pub fn parse_line(line: usize, raw: &str) -> Result<Option<ScriptLine>, SimError
                 .ok_or_else(|| fail("close needs the label given to open".into()))?
                 .to_string(),
         },
+        "load" => parse_load(&words[1..]).map_err(fail)?,
         other => {
             return Err(fail(format!(
-                "unknown step `{other}`: use ipvsadm, conn, open, close, rst or sleep"
+                "unknown step `{other}`: use ipvsadm, conn, open, close, rst, load or sleep"
             )))
         }
     };
@@ -254,6 +305,8 @@ pub struct Sim {
     pub now: Duration,
     held: HashMap<String, Held>,
     explain: bool,
+    /// How many `load` placeholders exist (each gets its own client address).
+    placeholders: u32,
 }
 
 const PKT_LEN: u32 = 60;
@@ -266,6 +319,7 @@ impl Sim {
             ipvs: Ipvs::new(cfg),
             now: Duration::ZERO,
             held: HashMap::new(),
+            placeholders: 0,
         }
     }
 
@@ -346,7 +400,84 @@ impl Sim {
                 }
                 Ok(None)
             }
+            Step::Load {
+                service,
+                server,
+                active,
+                inactive,
+            } => {
+                self.load(*service, *server, *active, *inactive)
+                    .map_err(fail)?;
+                Ok(None)
+            }
         }
+    }
+
+    /// `load`: placeholder entries until the server has the counts asked for.
+    fn load(
+        &mut self,
+        service: Option<ServiceKey>,
+        server: SocketAddr,
+        active: Option<u32>,
+        inactive: Option<u32>,
+    ) -> Result<(), String> {
+        let views = self.ipvs.services();
+        let mut with = views.iter().filter(|v| {
+            service.is_none_or(|k| v.config.key == k)
+                && v.dests.iter().any(|d| d.config.addr == server)
+        });
+        let (Some(svc), None) = (with.next(), with.next()) else {
+            return Err(match service {
+                Some(k) => format!("no real server {server} in service {k}: add it with -a first"),
+                None if views
+                    .iter()
+                    .any(|v| v.dests.iter().any(|d| d.config.addr == server)) =>
+                {
+                    format!("{server} is in more than one service: name one, e.g. `load -t VIP:PORT {server} active=N`")
+                }
+                None => format!("no service has real server {server}: add it with -a first"),
+            });
+        };
+        let key = svc.config.key;
+        let Some(now) = svc.dests.iter().find(|d| d.config.addr == server) else {
+            return Err(format!("no real server {server} in service {key}"));
+        };
+        let want_active = active.unwrap_or(now.active);
+        let want_inactive = inactive.unwrap_or(now.inactive);
+        for (what, want, has) in [
+            ("active", want_active, now.active),
+            ("inactive", want_inactive, now.inactive),
+        ] {
+            if want < has {
+                return Err(format!(
+                    "{server} already has {has} {what} conns: load only adds placeholder conns \
+                     (it cannot end real ones); ask for {what}={has} or more, or close conns first"
+                ));
+            }
+        }
+        let udp = matches!(
+            key,
+            ServiceKey::Addr {
+                protocol: Protocol::Udp,
+                ..
+            }
+        );
+        if udp && want_active > now.active {
+            return Err(format!(
+                "service {key} is UDP, and IPVS never counts a UDP entry as active: use inactive=N"
+            ));
+        }
+        let (add_active, add_inactive) = (want_active - now.active, want_inactive - now.inactive);
+        for established in std::iter::repeat_n(true, add_active as usize)
+            .chain(std::iter::repeat_n(false, add_inactive as usize))
+        {
+            let client = placeholder_client(self.placeholders, server.is_ipv6());
+            self.placeholders += 1;
+            self.ipvs
+                .place_conn(self.now, key, server, client, established)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     fn report(
@@ -434,6 +565,69 @@ impl Sim {
     }
 }
 
+/// The client address of the `n`th `load` placeholder: benchmarking addresses (RFC 2544 /
+/// RFC 5180), which no script needs for its own clients.
+fn placeholder_client(n: u32, v6: bool) -> SocketAddr {
+    let port = 1024 + (n % 64_000) as u16;
+    let host = n / 64_000;
+    if v6 {
+        let ip =
+            std::net::Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, (host >> 16) as u16, host as u16 + 1);
+        SocketAddr::new(ip.into(), port)
+    } else {
+        let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 1)) + host);
+        SocketAddr::new(ip.into(), port)
+    }
+}
+
+/// `load [-t|-u VIP:PORT | -f MARK] RIP:PORT [active=N] [inactive=M]`.
+fn parse_load(words: &[&str]) -> Result<Step, String> {
+    let usage = "expected `load [-t|-u VIP:PORT | -f MARK] RIP:PORT [active=N] [inactive=M]`";
+    let (service, server, rest) = match words {
+        [opt, spec, rip, rest @ ..] if opt.starts_with('-') => {
+            // The ipvsadm parser reads the service and server as `-d` would, with its
+            // address rules and messages.
+            match crate::ipvsadm::parse(&format!("-d {opt} {spec} -r {rip}")) {
+                Ok(IpvsCommand::DelDest(k, a)) => (Some(k), a, rest),
+                Ok(_) => return Err(usage.to_string()),
+                Err(e) => return Err(format!("{}: {usage}", e.message)),
+            }
+        }
+        [rip, rest @ ..] => {
+            let a = rip
+                .parse()
+                .map_err(|_| format!("real server `{rip}` is not ADDRESS:PORT: {usage}"))?;
+            (None, a, rest)
+        }
+        [] => return Err(format!("load needs a real server: {usage}")),
+    };
+    let (mut active, mut inactive) = (None, None);
+    for w in rest {
+        let (name, value) = w
+            .split_once('=')
+            .ok_or_else(|| format!("`{w}` is not active=N or inactive=N: {usage}"))?;
+        let n: u32 = value
+            .parse()
+            .ok()
+            .filter(|&n| n <= 100_000)
+            .ok_or_else(|| format!("`{w}`: the count must be a number up to 100000"))?;
+        match name {
+            "active" => active = Some(n),
+            "inactive" => inactive = Some(n),
+            _ => return Err(format!("unknown count `{name}`: {usage}")),
+        }
+    }
+    if active.is_none() && inactive.is_none() {
+        return Err(format!("load needs active=N, inactive=N or both: {usage}"));
+    }
+    Ok(Step::Load {
+        service,
+        server,
+        active,
+        inactive,
+    })
+}
+
 fn parse_flow(words: &[&str]) -> Result<Flow, String> {
     let usage = "expected `CIP:CPORT > VIP:VPORT [udp] [mark N]`";
     if words.len() < 3 || words[1] != ">" {
@@ -500,6 +694,110 @@ mod tests {
         assert_eq!(event, Event::Rst);
         assert_eq!(flow.protocol, Protocol::Udp);
         assert_eq!(flow.fwmark, 3);
+    }
+
+    fn counts(sim: &Sim, server: &str) -> (u32, u32) {
+        let a: SocketAddr = server.parse().expect("addr");
+        sim.ipvs
+            .services()
+            .iter()
+            .flat_map(|v| v.dests.iter())
+            .find(|d| d.config.addr == a)
+            .map(|d| (d.active, d.inactive))
+            .expect("server listed")
+    }
+
+    const SED: &str = "ipvsadm -A -t 10.0.0.1:80 -s sed\n\
+        ipvsadm -a -t 10.0.0.1:80 -r 10.0.2.11:80 -m -w 1\n\
+        ipvsadm -a -t 10.0.0.1:80 -r 10.0.2.12:80 -m -w 2\n\
+        ipvsadm -a -t 10.0.0.1:80 -r 10.0.2.13:80 -m -w 3\n";
+
+    #[test]
+    fn load_sets_the_counts_the_scheduler_sees() {
+        let mut sim = Sim::new(IpvsConfig::default());
+        let script = format!(
+            "{SED}load 10.0.2.11:80 active=1\nload -t 10.0.0.1:80 10.0.2.12:80 active=2 inactive=4\n\
+             load 10.0.2.13:80 active=3\nopen n 192.0.2.1:1 > 10.0.0.1:80\n"
+        );
+        let r = sim.run_script(&script).expect("runs");
+        assert_eq!(counts(&sim, "10.0.2.11:80"), (1, 0));
+        assert_eq!(counts(&sim, "10.0.2.12:80"), (2, 4));
+        assert_eq!(counts(&sim, "10.0.2.13:80"), (4, 0), "3 placeholders + n");
+        assert_eq!(r[0].server, Some("10.0.2.13:80".parse().expect("addr")));
+    }
+
+    #[test]
+    fn load_placeholders_expire_like_the_conns_they_stand_for() {
+        let mut sim = Sim::new(IpvsConfig::default());
+        sim.run_script(&format!(
+            "{SED}load 10.0.2.11:80 active=1 inactive=2\nsleep 121\n"
+        ))
+        .expect("runs");
+        // TIME_WAIT is 120 s, ESTABLISHED 900 s.
+        assert_eq!(counts(&sim, "10.0.2.11:80"), (1, 0));
+        sim.run_script("sleep 800\n").expect("runs");
+        assert_eq!(counts(&sim, "10.0.2.11:80"), (0, 0));
+    }
+
+    #[test]
+    fn load_leaves_the_schedulers_own_state_alone() {
+        // rr's cursor: the pick after `load` is the pick without it.
+        let rr = "ipvsadm -A -t 10.0.0.1:80 -s rr\n\
+                  ipvsadm -a -t 10.0.0.1:80 -r 10.0.2.11:80 -m\n\
+                  ipvsadm -a -t 10.0.0.1:80 -r 10.0.2.12:80 -m\n";
+        let pick = |extra: &str| {
+            let mut sim = Sim::new(IpvsConfig::default());
+            let r = sim
+                .run_script(&format!("{rr}{extra}conn 192.0.2.1:1 > 10.0.0.1:80\n"))
+                .expect("runs");
+            r[0].server
+        };
+        // Five scheduled conns would leave the cursor elsewhere than none does.
+        assert_eq!(pick("load 10.0.2.11:80 active=5\n"), pick(""));
+    }
+
+    #[test]
+    fn load_errors_name_the_line_and_the_fix() {
+        let run = |s: &str| {
+            Sim::new(IpvsConfig::default())
+                .run_script(s)
+                .expect_err("fails")
+        };
+        let e = run(&format!(
+            "{SED}load 10.0.2.11:80 active=2\nload 10.0.2.11:80 active=1\n"
+        ));
+        assert_eq!(e.line, 6);
+        assert!(e.message.contains("already has 2 active"), "{e}");
+        let e = run(&format!("{SED}load 10.0.2.99:80 active=1\n"));
+        assert!(e.message.contains("no service has real server"), "{e}");
+        let two = format!(
+            "{SED}ipvsadm -A -t 10.0.0.2:80 -s wlc\nipvsadm -a -t 10.0.0.2:80 -r 10.0.2.11:80 -m\n\
+             load 10.0.2.11:80 active=1\n"
+        );
+        let e = run(&two);
+        assert!(e.message.contains("more than one service"), "{e}");
+        let udp = "ipvsadm -A -u 10.0.0.1:53 -s rr\nipvsadm -a -u 10.0.0.1:53 -r 10.0.2.11:53 -m\n\
+                   load 10.0.2.11:53 active=1\n";
+        assert!(run(udp)
+            .message
+            .contains("never counts a UDP entry as active"));
+        assert!(parse_script("load 10.0.2.11:80\n").is_err());
+        assert!(parse_script("load 10.0.2.11:80 busy=1\n").is_err());
+        assert!(parse_script("load 10.0.2.11 active=1\n").is_err());
+        assert!(parse_script("load -t 10.0.0.1:80 10.0.2.11:80 active=x\n").is_err());
+    }
+
+    #[test]
+    fn a_kernel_comment_may_say_why_after_the_pick() {
+        let l = parse_script("conn 192.0.2.1:1 > 10.0.0.1:80 # kernel: 10.0.2.1:80; bucket 3\n")
+            .expect("parses");
+        assert_eq!(
+            l[0].kernel,
+            Some(Some("10.0.2.1:80".parse().expect("addr")))
+        );
+        let l = parse_script("conn 192.0.2.1:1 > 10.0.0.1:80 # kernel: refused; none up\n")
+            .expect("parses");
+        assert_eq!(l[0].kernel, Some(None));
     }
 
     #[test]

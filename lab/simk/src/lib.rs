@@ -353,6 +353,8 @@ pub fn run_kernel(
                 }
                 None
             }
+            // plan() above refuses a script with `load`.
+            Step::Load { .. } => return Err(plan::PlanError::Load { line: l.line }.into()),
         };
         if let Some(r) = r {
             let flow = on_report(&r);

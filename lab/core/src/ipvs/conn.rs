@@ -6,12 +6,83 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::ctl::TRASH_PERIOD;
-use super::{ms, ConnView, Ipvs};
-use crate::conn::{F_INACTIVE, F_NOOUTPUT, F_TEMPLATE};
+use super::{ms, ConnView, Ipvs, IpvsError};
+use crate::conn::{Conn, F_INACTIVE, F_NOOUTPUT, F_TEMPLATE};
 use crate::tcp::{next_state, ConnState, Direction};
-use crate::types::{ConnId, FlowPacket};
+use crate::types::{ConnId, FlowPacket, ForwardMethod, Protocol, ServiceKey};
 
 impl Ipvs {
+    /// A conn entry bound to `dest` without asking the scheduler: ip_vs_conn_new with a
+    /// chosen dest, as the backup's sync daemon creates entries. `established` makes it
+    /// active (ESTABLISHED, the TCP timeout), otherwise inactive (TIME_WAIT, 120 s).
+    ///
+    /// It exists so `load` in a simulate script can set up a server's counts exactly as
+    /// held and closed connections would: ip_vs_bind_dest counts it, its timer expires it,
+    /// and no scheduler state (rr cursor, wrr weight, sh/mh tables, lblc cache) moves, as it
+    /// would if connections were scheduled to get there.
+    pub fn place_conn(
+        &mut self,
+        now: Duration,
+        key: ServiceKey,
+        dest: SocketAddr,
+        client: SocketAddr,
+        established: bool,
+    ) -> Result<(), IpvsError> {
+        let sid = *self.by_key.get(&key).ok_or(IpvsError::NoService(key))?;
+        let did = self
+            .svc(sid)
+            .list
+            .iter()
+            .copied()
+            .find(|&id| self.dest(id).is_some_and(|d| d.cfg.addr == dest))
+            .ok_or(IpvsError::NoDest(key, dest))?;
+        if self.conns.is_full() {
+            return Err(IpvsError::ConnTableFull);
+        }
+        let (protocol, vip) = match key {
+            ServiceKey::Addr {
+                protocol,
+                vip,
+                port,
+            } => (protocol, SocketAddr::new(vip.0, port)),
+            // A fwmark service has no address of its own; the entry needs one to be hashed.
+            ServiceKey::FwMark(_) => (Protocol::Tcp, SocketAddr::new(dest.ip(), 0)),
+        };
+        let method = self.dest(did).map_or(ForwardMethod::Nat, |d| d.cfg.method);
+        let state = if established {
+            ConnState::Established
+        } else {
+            ConnState::TimeWait
+        };
+        let mut c = Conn::new_flow(protocol, client, vip, dest.port(), sid, did);
+        c.flags = if established { 0 } else { F_INACTIVE };
+        if method != ForwardMethod::Nat {
+            c.flags |= F_NOOUTPUT;
+        }
+        c.state = state;
+        c.timeout_ms = ms(self.timeout_for(state)) as u32;
+        let id = self.conns.insert(c);
+        self.conns.hash_in(id);
+        if method == ForwardMethod::Nat {
+            let dests = &self.dests;
+            self.conns
+                .hash_out(id, |d| dests.get(d).map(|x| x.cfg.addr.ip()));
+        }
+        // ip_vs_bind_dest: counted by the entry's flags, then the upper threshold.
+        if let Some(mut d) = self.dest_mut(did) {
+            if established {
+                d.active += 1;
+            } else {
+                d.inactive += 1;
+            }
+            if d.cfg.u_threshold != 0 && d.total_conns() >= d.cfg.u_threshold {
+                d.overloaded = true;
+            }
+        }
+        self.conns.arm(id, ms(now));
+        Ok(())
+    }
+
     /// ip_vs_conn_expire for every entry due by `now`.
     pub(super) fn expire_conns(&mut self, now: Duration) {
         let now_ms = ms(now);

@@ -228,13 +228,14 @@ impl Ipvs {
         };
         let (addr, method) = (dest.cfg.addr, dest.cfg.method);
         let svc = self.svc(sid);
-        // A port-0 (all ports) service keeps the client's destination port.
-        let dport = match svc.cfg.key {
-            ServiceKey::Addr { port: 0, .. } | ServiceKey::FwMark(_) if addr.port() == 0 => {
-                pkt.dst.port()
-            }
-            _ => addr.port(),
-        };
+        let key = svc.cfg.key;
+        let dport = conn_dport(key, addr, pkt.dst.port());
+        // The explanation names every server as the conn would reach it, the way the step's
+        // report and the kernel's conn table (ipvsadm -Lnc) do: a port-0 dest of a fwmark
+        // service written as 192.168.1.201:80 there is not 192.168.1.201:0 here.
+        let pick = pick.map(|e| {
+            e.with_server_addrs(|a| SocketAddr::new(a.ip(), conn_dport(key, a, pkt.dst.port())))
+        });
         let one_packet = svc.cfg.flags.one_packet && pkt.protocol == Protocol::Udp;
         let template = svc
             .cfg
@@ -346,5 +347,14 @@ impl Ipvs {
                 self.dest(d).map(|x| x.cfg.addr.ip())
             })
             .and_then(|id| self.view(id, Duration::ZERO))
+    }
+}
+
+/// The port a new conn to real server `dest` uses (ip_vs_conn_new's dport): a port-0 dest
+/// of a port-0 (all ports) or fwmark service keeps the client's destination port.
+fn conn_dport(key: ServiceKey, dest: SocketAddr, pkt_dport: u16) -> u16 {
+    match key {
+        ServiceKey::Addr { port: 0, .. } | ServiceKey::FwMark(_) if dest.port() == 0 => pkt_dport,
+        _ => dest.port(),
     }
 }

@@ -75,6 +75,9 @@ pub enum IpvsError {
     /// Port 0 without persistence.
     #[error("service {0} has port 0, which only works with persistence: add -p")]
     ZeroPortNotPersistent(ServiceKey),
+    /// The conn table is at its limit.
+    #[error("the conn table is full: raise its size or let conns expire")]
+    ConnTableFull,
 }
 
 /// What to do with a packet going client -> virtual service.

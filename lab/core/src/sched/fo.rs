@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use super::{nothing, Dests};
 
 /// What ip_vs_fo_schedule picks by.
-pub(super) const RULE: &str = "highest weight not overloaded";
+pub(super) const RULE: &str = "highest weight (> 0) not overloaded";
 
 /// ip_vs_fo_schedule: the highest weight, first on a tie (strict `>`).
 pub(super) fn schedule(list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {

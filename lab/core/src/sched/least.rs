@@ -43,7 +43,8 @@ pub(crate) fn least(
     let mut lid = list[first];
     let head = dests.load(lid);
     let (mut loh, mut lw) = (load.of(head), i64::from(head.weight));
-    let mut decided = String::new();
+    // Every comparison of the walk, in list order: the pick can turn on any of them.
+    let mut decided: Vec<String> = Vec::new();
     let explain = why.is_some();
     for &id in &list[first + 1..] {
         let x = dests.load(id);
@@ -65,18 +66,24 @@ pub(crate) fn least(
                     loh * dw == doh * lw
                 });
         if explain {
-            decided = describe_compare(load, dests, lid, loh, id, doh, better);
+            decided.push(describe_compare(load, dests, lid, loh, id, doh, better));
         }
         if better {
             (lid, loh, lw) = (id, doh, dw);
         }
     }
     if let Some(w) = why {
-        w.push_str(if decided.is_empty() {
-            "the only available server"
-        } else {
-            &decided
-        });
+        match decided.len() {
+            0 => w.push_str("the only available server"),
+            1 => {
+                w.push_str("comparison: ");
+                w.push_str(&decided[0]);
+            }
+            _ => {
+                w.push_str("comparisons in list order: ");
+                w.push_str(&decided.join("; "));
+            }
+        }
     }
     Some(lid)
 }
@@ -94,7 +101,7 @@ fn describe_compare(
     let (lw, cw) = (i64::from(l.weight()), i64::from(c.weight()));
     if load == Load::Lc {
         return format!(
-            "last comparison: {} load {} vs {} load {}: {}",
+            "{} load {} vs {} load {}: {}",
             c.cfg.addr,
             doh,
             l.cfg.addr,
@@ -107,7 +114,7 @@ fn describe_compare(
         );
     }
     format!(
-        "last comparison: {} {}*{} = {} vs {} {}*{} = {}: {}",
+        "{} {}*{} = {} vs {} {}*{} = {}: {}",
         l.cfg.addr,
         loh,
         cw,

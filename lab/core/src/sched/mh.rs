@@ -7,7 +7,8 @@ use super::{d, gcd_weight, Dests, SchedInput, NONE};
 use crate::types::SchedFlags;
 
 /// What ip_vs_mh_schedule picks by.
-pub(super) const RULE: &str = "Maglev lookup table of 4093 entries keyed by the source address";
+pub(super) const RULE: &str =
+    "Maglev lookup table of 4093 entries keyed by the source address (and port with mh-port)";
 
 /// primes[CONFIG_IP_VS_MH_TAB_INDEX - 8] with the default index 12.
 pub const TAB_SIZE: u32 = 4093;

@@ -10,6 +10,8 @@ pub(super) const RULE: &str = "first server with no active conn, else least (act
 pub(super) fn schedule(list: &[u32], dests: &Dests, why: Option<&mut String>) -> Option<u32> {
     // (id, (active+1), weight) of the leader.
     let mut best: Option<(u32, i64, i64)> = None;
+    // The comparisons so far, in list order, for when no server turns out idle.
+    let mut decided: Vec<String> = Vec::new();
     for &id in list {
         let x = dests.load(id);
         if !x.usable() {
@@ -28,7 +30,24 @@ pub(super) fn schedule(list: &[u32], dests: &Dests, why: Option<&mut String>) ->
         let (doh, dw) = (i64::from(x.active) + 1, i64::from(x.weight));
         let better = match best {
             None => true,
-            Some((_, loh, lw)) => loh * dw > doh * lw,
+            Some((lid, loh, lw)) => {
+                let better = loh * dw > doh * lw;
+                if why.is_some() {
+                    decided.push(format!(
+                        "{} {loh}*{dw} = {} vs {} {doh}*{lw} = {}: {}",
+                        d(dests, lid).cfg.addr,
+                        loh * dw,
+                        d(dests, id).cfg.addr,
+                        doh * lw,
+                        if better {
+                            "the later is strictly lighter and takes the lead"
+                        } else {
+                            "not strictly lighter, the earlier keeps the lead"
+                        }
+                    ));
+                }
+                better
+            }
         };
         if better {
             best = Some((id, doh, dw));
@@ -38,7 +57,11 @@ pub(super) fn schedule(list: &[u32], dests: &Dests, why: Option<&mut String>) ->
         if best.is_none() {
             return nothing(Some(w));
         }
-        w.push_str("every server is busy: least (active+1)/weight as sed");
+        w.push_str("no available server is idle, so least (active+1)/weight as sed");
+        if !decided.is_empty() {
+            w.push_str(": ");
+            w.push_str(&decided.join("; "));
+        }
     }
     best.map(|(id, _, _)| id)
 }

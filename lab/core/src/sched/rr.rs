@@ -49,11 +49,15 @@ impl Rr {
                     if let Some(w) = why {
                         let _ = write!(
                             w,
-                            "the next server after {} with weight > 0 and not overloaded",
-                            last.map_or("the list head".to_string(), |l| format!(
-                                "position {}",
-                                l + 1
-                            ))
+                            "{}",
+                            last.map_or(
+                                "no pick yet: the first server with weight > 0 and not overloaded"
+                                    .to_string(),
+                                |l| format!(
+                                    "the cursor is on position {} (the last pick): the next server after it with weight > 0 and not overloaded, wrapping to the top",
+                                    l + 1
+                                )
+                            )
                         );
                     }
                     return Some(id);

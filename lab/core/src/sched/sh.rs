@@ -7,7 +7,8 @@ use super::{d, nothing, Dests, SchedInput, NONE};
 use crate::types::SchedFlags;
 
 /// What ip_vs_sh_schedule picks by.
-pub(super) const RULE: &str = "hash of the source address into 256 weighted buckets";
+pub(super) const RULE: &str =
+    "hash of the source address (and port with sh-port) into 256 weighted buckets";
 
 /// IP_VS_SH_TAB_BITS.
 const TAB_BITS: u32 = 8;

@@ -59,14 +59,24 @@ pub(super) fn schedule(
         _ => id1,
     };
     if let Some(w) = why {
-        let _ = write!(
+        let _ =
+            write!(
             w,
-            "random draws chose {} and {}; kept the one with less load per weight",
+            "random draws chose {} and {}; the second wins only if strictly lighter per weight: {}",
             d(dests, id1).cfg.addr,
             c2.map_or("nothing".to_string(), |c| d(dests, c.0)
                 .cfg
                 .addr
-                .to_string())
+                .to_string()),
+            match c2 {
+                Some((_, w2, o2)) => format!(
+                    "{o1}*{w2} = {} vs {o2}*{w1} = {}: {}",
+                    o1 * w2,
+                    o2 * w1,
+                    if pick == id1 { "the first kept" } else { "the second" }
+                ),
+                None => "the first kept".to_string(),
+            }
         );
     }
     Some(pick)
