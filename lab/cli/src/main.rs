@@ -3,6 +3,7 @@ use clap::Parser;
 
 mod cmd_bench;
 mod cmd_capture;
+mod cmd_commands;
 mod cmd_diagram;
 mod cmd_down;
 mod cmd_exec;
@@ -37,6 +38,7 @@ struct Cli {
 #[derive(clap::Subcommand, Debug)]
 enum Command {
     Up(cmd_up::Args),
+    Commands(cmd_commands::Args),
     Down(cmd_down::Args),
     List(cmd_list::Args),
     Status(cmd_status::Args),
@@ -88,6 +90,7 @@ fn main() {
     }
     let res = match cli.command {
         Command::Up(a) => cmd_up::run(a),
+        Command::Commands(a) => cmd_commands::run(a),
         Command::Down(a) => cmd_down::run(a),
         Command::List(a) => cmd_list::run(a),
         Command::Status(a) => cmd_status::run(a),

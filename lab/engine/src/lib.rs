@@ -7,6 +7,7 @@
 //! as a subprocess.
 
 mod backend;
+pub mod commands;
 mod daemons;
 mod error;
 pub mod health;
@@ -18,6 +19,7 @@ mod services;
 mod view;
 
 pub use backend::{balancer, pick_director, Balancer, Kernel, Userspace};
+pub use commands::{lab_commands, CommandsOptions};
 pub use daemons::{
     daemon_plan, directors_with_services, restart_director, restart_keepalived, restart_serve,
     DaemonConfig, DaemonSpec,

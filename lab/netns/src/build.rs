@@ -135,8 +135,10 @@ fn mac(a: u8, b: u8, c: u8) -> Mac {
     Mac([0x02, 0x00, 0x00, a, b, c])
 }
 
-/// Decide names, ifindexes and MACs (pure).
-fn plan(lab: &str, topo: &Topology, backend: Backend) -> LabState {
+/// Decide names, ifindexes and MACs (pure): what [`build`] makes, before it makes it.
+/// `lvslab commands` reads it too, so a lab typed by hand gets the same switch port names
+/// and VIP placement as one `lvslab up` builds.
+pub fn plan(lab: &str, topo: &Topology, backend: Backend) -> LabState {
     let switch = (!topo.lans.is_empty()).then(|| state::switch_netns_name(lab));
     let mut nodes = Vec::new();
     for (ni, n) in topo.nodes.iter().enumerate() {
