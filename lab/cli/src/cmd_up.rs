@@ -26,7 +26,12 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
-    let topo = Topology::find(&args.topology)?;
+    let (topo, warnings) = Topology::find_with_warnings(&args.topology)?;
+    // As `validate` does, and even with --quiet: a lab built wrong on purpose (`mistakes`)
+    // or by accident must say so where its builder looks.
+    if !warnings.is_empty() {
+        eprintln!("{warnings}");
+    }
     let name = args.name.clone().unwrap_or_else(|| topo.name.clone());
     let inject = Injection::from_env()?;
     let daemons = DaemonConfig::new(std::env::current_exe().context("find the lvslab executable")?);

@@ -258,6 +258,11 @@ impl Director {
         }
     }
 
+    /// Set a `net.ipv4.vs.*` sysctl the balancer models (`Ipvs::set_sysctl`).
+    pub fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), IpvsError> {
+        self.ipvs.set_sysctl(name, value)
+    }
+
     /// The newest explained picks, oldest first (at most [`PICKS_KEPT`]).
     pub fn picks(&self) -> impl Iterator<Item = &Pick> {
         self.picks.iter()

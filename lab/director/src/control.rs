@@ -40,6 +40,15 @@ pub enum Request {
     Vrrp,
     /// Give up mastership (`lvslab failover`): priority-0 advert, then BACKUP.
     Failover,
+    /// Set a `net.ipv4.vs.*` sysctl the balancer models, by its name under
+    /// /proc/sys/net/ipv4/vs/ (e.g. `expire_nodest_conn`), as `sysctl -w` would on a
+    /// kernel director.
+    Sysctl {
+        /// e.g. `expire_nodest_conn`.
+        name: String,
+        /// e.g. `1`.
+        value: String,
+    },
 }
 
 /// The director's answer.
@@ -365,6 +374,17 @@ impl ControlClient {
         }
     }
 
+    /// Set a `net.ipv4.vs.*` sysctl (its name under /proc/sys/net/ipv4/vs/).
+    pub fn sysctl(&self, name: &str, value: &str) -> Result<(), ControlError> {
+        match self.call_ok(&Request::Sysctl {
+            name: name.to_string(),
+            value: value.to_string(),
+        })? {
+            Response::Ok => Ok(()),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
     /// Apply one ipvsadm command line.
     pub fn ipvsadm(&self, line: &str) -> Result<(), ControlError> {
         match self.call_ok(&Request::Ipvsadm {
@@ -526,6 +546,15 @@ pub fn answer(req: Request, director: &mut Director, now: Duration, tx: &mut Tx)
             tracing::info!("failover asked for: giving up mastership");
             Response::Vrrp(vrrp_report(director))
         }
+        Request::Sysctl { name, value } => match director.set_sysctl(&name, &value) {
+            Ok(()) => {
+                tracing::info!(%name, %value, "sysctl set");
+                Response::Ok
+            }
+            Err(e) => Response::Error {
+                message: e.to_string(),
+            },
+        },
     }
 }
 

@@ -26,7 +26,7 @@ use crate::ethtool::Ethtool;
 use crate::netns;
 use crate::nl::{Nl, Req, CHANGE, CREATE};
 use crate::state::{self, check_lab_name, IfaceInfo, Lab, LabState, Mac, NodeInfo, Peer};
-use crate::topology::{ForwardMethod, Role, Topology};
+use crate::topology::{ForwardMethod, Mistake, Role, Topology};
 use crate::Backend;
 
 /// Where a build can be made to fail on purpose (for rollback tests).
@@ -425,7 +425,10 @@ fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<
         .map(|n| {
             let spec = topo.node(&n.name);
             let ipv6 = spec.is_some_and(|s| s.ipv6);
+            // A node built wrong on purpose (mistakes = ["no-arp-ignore"]) keeps the kernel's
+            // defaults, 0 and 0, as a real server set up from a tutorial that forgot them.
             let dr_rs = n.role == Role::Realserver
+                && !spec.is_some_and(|s| s.mistakes.contains(&Mistake::NoArpIgnore))
                 && topo.services.iter().any(|s| {
                     matches!(s.method, ForwardMethod::Dr | ForwardMethod::Tun)
                         && s.real_servers.iter().any(|r| r.node == n.name)

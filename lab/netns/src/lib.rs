@@ -7,9 +7,9 @@ pub mod topology;
 pub use backend::Backend;
 pub use label::{AddrRole, Label};
 pub use topology::{
-    Endpoint, ForwardMethod, HealthCheck, HealthSpec, IfaceSpec, LanSpec, LinkSpec, NodeSpec,
-    Protocol, RealServerSpec, Role, RouteSpec, Scheduler, ServiceSpec, Topology, TopologyError,
-    VrrpSpec, Warnings,
+    Endpoint, ForwardMethod, HealthCheck, HealthSpec, IfaceSpec, LanSpec, LinkSpec, Mistake,
+    NodeSpec, Protocol, RealServerSpec, Role, RouteSpec, Scheduler, ServiceSpec, Topology,
+    TopologyError, VrrpSpec, Warnings,
 };
 pub mod error;
 pub mod ethtool;

@@ -101,6 +101,64 @@ pub struct NodeSpec {
     pub serve: bool,
     /// Whether IPv6 stays on in this namespace.
     pub ipv6: bool,
+    /// Deliberate misconfigurations this node is built with (`mistakes = [...]`), to show a
+    /// pitfall; each one raises a warning. Left out of saved state when empty, so state
+    /// files of ordinary labs do not change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mistakes: Vec<Mistake>,
+}
+
+/// A deliberate misconfiguration (`mistakes = ["no-arp-ignore"]` on a node): the lab is set
+/// up wrong on purpose, the way production often finds it, so a scenario can show the
+/// failure. Each one is loudly marked: `validate` and `up` warn about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mistake {
+    /// On a DR/TUN real server: keep arp_ignore=0 and arp_announce=0 although the VIP is
+    /// on lo, so the server answers ARP for the VIP and sends ARP from it.
+    NoArpIgnore,
+    /// On a NAT real server: its route to the clients goes via another gateway than the
+    /// director (an error otherwise).
+    NatRouteBypassesDirector,
+    /// On a client: it sits on the LAN of a NAT service's real servers, which answer it
+    /// directly instead of through the director (an error otherwise).
+    ClientOnRsLan,
+}
+
+impl Mistake {
+    /// Every mistake with its name in files.
+    pub const ALL: [(&'static str, Mistake); 3] = [
+        ("no-arp-ignore", Mistake::NoArpIgnore),
+        (
+            "nat-route-bypasses-director",
+            Mistake::NatRouteBypassesDirector,
+        ),
+        ("client-on-rs-lan", Mistake::ClientOnRsLan),
+    ];
+
+    /// The name used in topology files.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("unknown", |(n, _)| n)
+    }
+
+    /// The mistake named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Mistake> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+    }
+
+    /// The known names, comma-separated, for messages.
+    pub fn names() -> String {
+        Self::ALL.map(|(n, _)| n).join(", ")
+    }
+}
+
+impl fmt::Display for Mistake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One interface of a node.
@@ -498,6 +556,8 @@ struct RawNode {
     serve: Option<bool>,
     #[serde(default)]
     ipv6: Option<bool>,
+    #[serde(default)]
+    mistakes: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -864,6 +924,19 @@ mod tests {
         assert_eq!(d.message, "the topology declares no nodes");
         let shown = e.to_string();
         assert!(shown.contains("^") && shown.contains("help: "), "{shown}");
+    }
+
+    #[test]
+    fn mistakes_survive_writing_the_topology_back() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/pitfall-dr-arp.toml");
+        let (t, w) = Topology::load_with_warnings(&path).unwrap();
+        assert_eq!(w.diagnostics().len(), 2, "{w}");
+        let rs1 = t.node("rs1").unwrap();
+        assert_eq!(rs1.mistakes, vec![Mistake::NoArpIgnore]);
+        let back = Topology::parse("t.toml", t.to_toml().unwrap()).unwrap();
+        assert_eq!(back.nodes, t.nodes);
+        assert!(t.node("client").unwrap().mistakes.is_empty());
     }
 
     #[test]

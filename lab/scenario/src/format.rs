@@ -277,6 +277,46 @@ pub enum Step {
         /// Milliseconds.
         ms: u64,
     },
+    /// Set a `net.ipv4.vs.*` sysctl of the service's director, as `sysctl -w
+    /// net.ipv4.vs.NAME=VALUE` does on a kernel director (lvslab's director models
+    /// `expire_nodest_conn`).
+    Sysctl {
+        /// The name under /proc/sys/net/ipv4/vs/, e.g. `expire_nodest_conn`.
+        name: String,
+        /// The value, e.g. 1.
+        value: u32,
+    },
+    /// Send one UDP datagram from a node, from a source address of its own choosing (e.g.
+    /// a real server's own traffic leaving from the VIP it holds on lo): what the node's
+    /// kernel does on the way (ARP from that source) is the point. The step returns once an
+    /// answer or an ICMP error came back, or after 3 s without one (not a failure).
+    SendUdp {
+        /// The sending node.
+        node: String,
+        /// The source address (one of the node's, lo included).
+        source: std::net::IpAddr,
+        /// `ADDR:PORT`.
+        to: std::net::SocketAddr,
+        /// The datagram.
+        #[serde(default = "held_payload")]
+        payload: String,
+    },
+    /// One HTTP request to the service from a client that gives up connecting after
+    /// `timeout_ms` (default 500): below Linux's first SYN retransmission (1 s), so a
+    /// connection that cannot open shows exactly one SYN and whatever answered it, and the
+    /// path does not depend on retransmission timing. Counts as a request (failed when it
+    /// does not open or is reset).
+    Connect {
+        /// Client node.
+        from: String,
+        /// The connect timeout, ms.
+        #[serde(default = "half_second")]
+        timeout_ms: u64,
+    },
+}
+
+fn half_second() -> u64 {
+    500
 }
 
 /// A real server's health as a `wait_health` step names it.

@@ -630,6 +630,99 @@ impl StepCtx<'_> {
                 std::thread::sleep(Duration::from_millis(*ms));
                 Ok(())
             }
+            Step::Sysctl { name, value } => director_sysctl(self.lab, self.service, name, *value),
+            Step::SendUdp {
+                node,
+                source,
+                to,
+                payload,
+            } => {
+                let n = self.lab.node(node).map_err(|e| e.to_string())?;
+                let (source, to, bytes) = (*source, *to, payload.clone().into_bytes());
+                // Connected, so the answer or the ICMP error comes back to this socket: the
+                // step waits for either, so what the datagram set off (ARP on both sides,
+                // a first ARP retried when a fresh lab's bridge lost it) is over before the
+                // next step. No answer at all is no failure: sending was the point.
+                lvslab_netns::netns::run_in(&n.netns, move || -> std::io::Result<()> {
+                    let s = std::net::UdpSocket::bind(SocketAddr::new(source, 0))?;
+                    s.connect(to)?;
+                    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+                    s.send(&bytes)?;
+                    let mut buf = [0u8; 2048];
+                    match s.recv(&mut buf) {
+                        Err(e) if e.kind() != std::io::ErrorKind::ConnectionRefused => {
+                            tracing::debug!("no answer to the datagram to {to}: {e}");
+                            Ok(())
+                        }
+                        _ => Ok(()),
+                    }
+                })
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("sending from {node} ({source}) to {to}: {e}"))
+            }
+            Step::Connect { from, timeout_ms } => {
+                let node = self.lab.node(from).map_err(|e| e.to_string())?;
+                let to = SocketAddr::new(self.service.vip, self.service.port);
+                let timeout = Duration::from_millis(*timeout_ms);
+                let (outcome, local) =
+                    lvslab_netns::netns::run_in(&node.netns, move || quick_get(to, timeout))
+                        .map_err(|e| e.to_string())?;
+                self.requests += 1;
+                if let Err(e) = outcome {
+                    tracing::debug!("request {} to {to} failed: {e}", self.requests);
+                    self.failed += 1;
+                    return Ok(());
+                }
+                match local {
+                    Some(local) => self.settle_closed(&node.netns, local),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// An HTTP GET whose connect gives up after `timeout`; the client's address once it had
+/// one (the director's table knows the connection by it).
+fn quick_get(to: SocketAddr, timeout: Duration) -> (std::io::Result<Vec<u8>>, Option<SocketAddr>) {
+    use std::io::{Read, Write};
+    let mut s = match TcpStream::connect_timeout(&to, timeout) {
+        Ok(s) => s,
+        Err(e) => return (Err(e), None),
+    };
+    let local = s.local_addr().ok();
+    let mut buf = Vec::new();
+    let r = s
+        .set_read_timeout(Some(traffic::REQUEST_TIMEOUT))
+        .and_then(|()| s.write_all(b"GET / HTTP/1.0\r\n\r\n"))
+        .and_then(|()| s.read_to_end(&mut buf))
+        .map(|_| buf);
+    (r, local)
+}
+
+/// `sysctl -w net.ipv4.vs.NAME=VALUE` on the service's director: through lvslab's director's
+/// control socket, or in the namespace of a kernel-IPVS director.
+fn director_sysctl(lab: &Lab, service: &ServiceSpec, name: &str, value: u32) -> Result<(), String> {
+    let value = value.to_string();
+    if name.is_empty() || name.contains(['/', '.']) {
+        return Err(format!(
+            "sysctl {name:?}: give the name under /proc/sys/net/ipv4/vs/, e.g. expire_nodest_conn"
+        ));
+    }
+    let node = &service.director;
+    match lab.state.backend {
+        Backend::Userspace => {
+            let sock = lvslab_director::control::socket_path(&lab.run_dir(), node);
+            lvslab_director::control::ControlClient::new(sock)
+                .sysctl(name, &value)
+                .map_err(|e| format!("director {node}: {}", with_causes(&e)))
+        }
+        Backend::Ipvs => {
+            let netns = lab.netns_of(node).map_err(|e| e.to_string())?;
+            let key = format!("net.ipv4.vs.{name}");
+            lvslab_netns::netns::run_in(&netns, || lvslab_netns::netns::set_sysctl(&key, &value))
+                .and_then(|r| r)
+                .map_err(|e| format!("director {node}: {e}"))
         }
     }
 }

@@ -381,6 +381,7 @@ fn node(name: &str, role: Role, interfaces: Vec<IfaceSpec>, routes: Vec<RouteSpe
         sysctls: Vec::new(),
         serve: false,
         ipv6: false,
+        mistakes: Vec::new(),
     }
 }
 

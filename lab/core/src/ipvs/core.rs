@@ -23,12 +23,37 @@ impl Ipvs {
         let now_ms = ms(now);
         let mut found = self.conns.find_in(pkt.protocol, pkt.src, pkt.dst);
         if let (Some(id), Some(flags)) = (found, pkt.tcp) {
-            // conn_reuse_mode 1: a fresh SYN on a TIME_WAIT entry reschedules the flow.
-            let reuse = self
+            // conn_reuse_mode 1: a fresh SYN on a TIME_WAIT entry reschedules the flow;
+            // with expire_nodest_conn so does one on an entry whose server has weight 0
+            // (ip_vs_in; the kernel skips controlled conns, and the core reschedules only an
+            // entry nothing depends on, as it would expire it).
+            let quiesced = |c: &Conn| {
+                self.cfg.expire_nodest_conn
+                    && c.control().is_none()
+                    && self.dest(c.dest).is_some_and(|d| d.weight() == 0)
+            };
+            let reuse = self.conns.get(id).is_some_and(|c| {
+                c.n_control == 0 && (c.state == ConnState::TimeWait || quiesced(c))
+            });
+            if reuse && flags.syn && !flags.ack && !flags.rst && !flags.fin {
+                self.remove_conn(now, id);
+                found = None;
+            }
+        }
+        if let Some(id) = found {
+            let gone = self
                 .conns
                 .get(id)
-                .is_some_and(|c| c.state == ConnState::TimeWait && c.n_control == 0);
-            if reuse && flags.syn && !flags.ack && !flags.rst && !flags.fin {
+                .and_then(|c| self.dest(c.dest))
+                .is_some_and(|d| !d.available);
+            if gone {
+                // The server was deleted (ip_vs_in, "Check the server status"). Without
+                // expire_nodest_conn the packet is dropped and the timer left alone, so the
+                // client's flow hangs until the entry times out; with it the entry goes now
+                // and the packet carries on as one without a conn.
+                if !self.cfg.expire_nodest_conn {
+                    return InVerdict::Drop;
+                }
                 self.remove_conn(now, id);
                 found = None;
             }
@@ -65,7 +90,7 @@ impl Ipvs {
             return InVerdict::Drop;
         };
         if !dest.available {
-            // The server was deleted: drop silently and leave the timer alone (ip_vs_in).
+            // packet_in handled a deleted server before; kept as a guard.
             return InVerdict::Drop;
         }
         let (addr, method, svc) = (dest.cfg.addr, dest.cfg.method, c.svc);

@@ -44,6 +44,12 @@ pub struct IpvsConfig {
     pub timeouts: Timeouts,
     /// Attach a `PickExplain` to every new conn's `Forward`.
     pub explain: bool,
+    /// The kernel's `net.ipv4.vs.expire_nodest_conn` (default 0): a packet of a conn whose
+    /// real server was deleted expires the entry at once and is then handled as a packet
+    /// without one (a UDP datagram is scheduled again, a TCP segment that is no SYN is not),
+    /// and a SYN on an entry whose server has weight 0 is scheduled anew. Off, such packets
+    /// are dropped and the entry lives out its timeout.
+    pub expire_nodest_conn: bool,
 }
 
 impl Default for IpvsConfig {
@@ -53,6 +59,7 @@ impl Default for IpvsConfig {
             rng_seed: 0x1f5_1ab,
             timeouts: Timeouts::default(),
             explain: false,
+            expire_nodest_conn: false,
         }
     }
 }
@@ -78,6 +85,9 @@ pub enum IpvsError {
     /// The conn table is at its limit.
     #[error("the conn table is full: raise its size or let conns expire")]
     ConnTableFull,
+    /// A `net.ipv4.vs.*` sysctl the core does not model, or a bad value.
+    #[error("sysctl net.ipv4.vs.{0}")]
+    Sysctl(String),
 }
 
 /// What to do with a packet going client -> virtual service.
@@ -253,6 +263,30 @@ impl Ipvs {
     /// Turn pick explanations on or off.
     pub fn set_explain(&mut self, on: bool) {
         self.cfg.explain = on;
+    }
+
+    /// Set one of the kernel's `net.ipv4.vs.*` sysctls that the core models, by its name
+    /// under /proc/sys/net/ipv4/vs/ (`expire_nodest_conn`); the value is the sysctl's text.
+    pub fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), IpvsError> {
+        let bad = || IpvsError::Sysctl(format!("{name} = {value:?}: the value is 0 or 1"));
+        match name {
+            "expire_nodest_conn" => {
+                self.cfg.expire_nodest_conn = match value.trim() {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(bad()),
+                };
+                Ok(())
+            }
+            _ => Err(IpvsError::Sysctl(format!(
+                "{name}: lvslab's director models only expire_nodest_conn of net.ipv4.vs.*"
+            ))),
+        }
+    }
+
+    /// The settings in force (sysctls changed at run time included).
+    pub fn config(&self) -> IpvsConfig {
+        self.cfg
     }
 
     /// Current timeouts.

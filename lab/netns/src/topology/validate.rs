@@ -11,9 +11,9 @@ use toml::Spanned;
 use super::reach::{self, Failure, Goal, Hop, Net};
 use super::{
     scheduler_help, valid_name, Endpoint, ForwardMethod, HealthCheck, HealthSpec, IfaceSpec,
-    LanSpec, LinkSpec, NodeSpec, Protocol, RawHealth, RawLan, RawLink, RawNode, RawRealServer,
-    RawService, RawTopology, RawVrrp, RealServerSpec, Role, RouteSpec, Scheduler, ServiceSpec,
-    Topology, VrrpSpec, METHOD_HELP,
+    LanSpec, LinkSpec, Mistake, NodeSpec, Protocol, RawHealth, RawLan, RawLink, RawNode,
+    RawRealServer, RawService, RawTopology, RawVrrp, RealServerSpec, Role, RouteSpec, Scheduler,
+    ServiceSpec, Topology, VrrpSpec, METHOD_HELP,
 };
 use crate::diag::{Diagnostic, Source};
 use crate::label::{Label, LABEL_HELP};
@@ -45,6 +45,11 @@ struct Scope {
     iface_spans: HashMap<(String, String), Range<usize>>,
     /// (node, sysctl key) -> the key's span, for warnings about a sysctl's value.
     sysctl_spans: HashMap<(String, String), Range<usize>>,
+    /// (node, mistake) -> where `mistakes = [...]` names it, for its warning.
+    mistake_spans: HashMap<(String, Mistake), Range<usize>>,
+    /// Deliberate mistakes the path checks found at work (the first message for each):
+    /// a declared mistake that changes nothing is an error, not a lesson.
+    mistakes_seen: HashMap<(String, Mistake), String>,
 }
 
 impl Validator<'_> {
@@ -84,8 +89,9 @@ impl Validator<'_> {
             .collect();
         if routing_sound {
             let net = Net::new(&nodes, &links, &lans);
-            self.paths_back(&services, &net, &scope);
+            self.paths_back(&services, &net, &mut scope);
             self.vips_reachable(&services, &net, &scope);
+            self.mistakes(&services, &nodes, &scope);
         }
         self.tun_rp_filter(&services, &nodes, &scope);
         Topology {
@@ -160,6 +166,7 @@ impl Validator<'_> {
                 route_items.push((nname.clone(), r));
             }
             let sysctls = self.sysctls(node.sysctls, &nname, scope);
+            let mistakes = self.mistake_names(node.mistakes, &nname, scope);
             nodes.push(NodeSpec {
                 name: nname,
                 role,
@@ -168,6 +175,7 @@ impl Validator<'_> {
                 sysctls,
                 serve: node.serve.unwrap_or(true),
                 ipv6: node.ipv6.unwrap_or(false) || any_v6,
+                mistakes,
             });
         }
         (nodes, route_items)
@@ -438,7 +446,7 @@ impl Validator<'_> {
     /// Path back to the client, judged from the routes the lab really has: each real server
     /// must get its replies to every client of the lab the way the service's method needs.
     /// A lab without clients has nobody to answer, so nothing is checked.
-    fn paths_back(&mut self, services: &[ServiceSpec], net: &Net<'_>, scope: &Scope) {
+    fn paths_back(&mut self, services: &[ServiceSpec], net: &Net<'_>, scope: &mut Scope) {
         for svc in services {
             let cips = client_addresses(net, svc.vip);
             for rs in &svc.real_servers {
@@ -540,7 +548,7 @@ impl Validator<'_> {
         node: &NodeSpec,
         cip: IpAddr,
         net: &Net<'_>,
-        scope: &Scope,
+        scope: &mut Scope,
     ) -> bool {
         let is_director =
             |n: &NodeSpec| n.name == svc.director || svc.backup.as_ref() == Some(&n.name);
@@ -562,6 +570,31 @@ impl Validator<'_> {
         };
         let hop = net.lookup(node, cip);
         let connected = matches!(hop, Some(Hop::Connected { .. }));
+        // A bypass the file declares on purpose is the lesson of its lab, not an error: the
+        // real server's route (nat-route-bypasses-director), or a client put on the real
+        // servers' LAN (client-on-rs-lan).
+        let deliberate = match hop {
+            Some(Hop::Connected { .. }) => net
+                .nodes()
+                .iter()
+                .find(|n| {
+                    n.role == Role::Client
+                        && n.interfaces
+                            .iter()
+                            .any(|i| i.addresses.iter().any(|a| a.addr() == cip))
+                })
+                .filter(|c| c.mistakes.contains(&Mistake::ClientOnRsLan))
+                .map(|c| (c.name.clone(), Mistake::ClientOnRsLan)),
+            Some(Hop::Via { iface, gw, .. }) => net
+                .holder_near(node, iface, gw)
+                .filter(|n| !is_director(n))
+                .and(
+                    node.mistakes
+                        .contains(&Mistake::NatRouteBypassesDirector)
+                        .then(|| (node.name.clone(), Mistake::NatRouteBypassesDirector)),
+                ),
+            None => None,
+        };
         let (msg, route) = match hop {
             None => (no_path(format!("it has no route to client {cip}")), None),
             Some(Hop::Connected { net: sub, .. }) => {
@@ -596,8 +629,104 @@ impl Validator<'_> {
                 node.name, node.name
             ),
         };
+        if let Some(key) = deliberate {
+            scope.mistakes_seen.entry(key).or_insert(msg);
+            return true;
+        }
         self.err(route_span(scope, &node.name), msg, help);
         false
+    }
+
+    /// `mistakes = [...]` on a node: known names only, kept in file order without repeats.
+    fn mistake_names(
+        &mut self,
+        raw: Option<S<Vec<S<String>>>>,
+        node: &str,
+        scope: &mut Scope,
+    ) -> Vec<Mistake> {
+        let mut out = Vec::new();
+        for m in raw.map(S::into_inner).unwrap_or_default() {
+            match Mistake::from_name(m.get_ref()) {
+                Some(k) => {
+                    if !out.contains(&k) {
+                        out.push(k);
+                        scope.mistake_spans.insert((node.to_string(), k), m.span());
+                    }
+                }
+                None => self.err(
+                    m.span(),
+                    format!("unknown mistake {:?} on node {node}", m.get_ref()),
+                    format!(
+                        "a deliberate mistake is one of: {} (docs/topology.md, \"Deliberate mistakes\")",
+                        Mistake::names()
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    /// Every declared mistake gets one loud warning at its name, saying what is wrong on
+    /// purpose; a mistake that cannot happen where it is declared is an error, so a lab
+    /// never claims a failure it does not build.
+    fn mistakes(&mut self, services: &[ServiceSpec], nodes: &[NodeSpec], scope: &Scope) {
+        for node in nodes {
+            for &m in &node.mistakes {
+                let span = scope
+                    .mistake_spans
+                    .get(&(node.name.clone(), m))
+                    .cloned()
+                    .unwrap_or(0..0);
+                let name = &node.name;
+                let seen = scope.mistakes_seen.get(&(name.clone(), m));
+                match m {
+                    Mistake::NoArpIgnore => {
+                        let vips = nodes_vips_on_lo(services, name);
+                        if node.role != Role::Realserver || vips.is_empty() {
+                            self.err(
+                                span,
+                                format!("mistake no-arp-ignore does nothing on {name}: it is no real server of a dr or tun service"),
+                                "only a DR/TUN real server holds the VIP on lo and needs arp_ignore/arp_announce; remove the mistake or put it on such a server",
+                            );
+                            continue;
+                        }
+                        self.warn(
+                            span,
+                            format!(
+                                "deliberately wrong: no-arp-ignore: {name} holds the VIP {} on lo with arp_ignore=0 and arp_announce=0, so it answers ARP for the VIP and sends ARP from it: the router may send clients straight to {name}, past the director",
+                                vips.join(", ")
+                            ),
+                            "a lab mistake on purpose (see its scenario); a real DR/TUN server needs net.ipv4.conf.all.arp_ignore=1 and arp_announce=2, which `up` sets without this mistake",
+                        );
+                    }
+                    Mistake::NatRouteBypassesDirector | Mistake::ClientOnRsLan => {
+                        let Some(msg) = seen else {
+                            let why = if m == Mistake::ClientOnRsLan {
+                                format!("{name} is a client no NAT real server answers directly")
+                            } else {
+                                format!("{name}'s replies to every client go through the director (or it is no NAT real server)")
+                            };
+                            self.err(
+                                span,
+                                format!("mistake {m} declared, but nothing bypasses the director: {why}"),
+                                if m == Mistake::ClientOnRsLan {
+                                    "put the client on the NAT real servers' LAN, or remove the mistake"
+                                } else {
+                                    "route the NAT real server's default via a router instead of the DIP, or remove the mistake"
+                                },
+                            );
+                            continue;
+                        };
+                        let msg = msg.clone();
+                        self.warn(
+                            span,
+                            format!("deliberately wrong: {m}: {msg}"),
+                            "a lab mistake on purpose (see its scenario); NAT replies must go back through the director, which rewrites their source RIP to the VIP: route the real servers' default via the DIP and keep clients off their LAN",
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// The VIP must be reachable through the director from every client: the client's route
@@ -1678,4 +1807,17 @@ fn failure_words(
         Failure::Unclaimed { at, net: sub } => unclaimed(&whose(at), &sub.to_string()),
         Failure::Loop { at } => format!("{flow} loop ({} back to {})", t.path(), at.name),
     }
+}
+
+/// The VIPs of the dr/tun services that name `node` as a real server (what `up` puts on lo).
+fn nodes_vips_on_lo(services: &[ServiceSpec], node: &str) -> Vec<String> {
+    let mut v: Vec<String> = services
+        .iter()
+        .filter(|s| matches!(s.method, ForwardMethod::Dr | ForwardMethod::Tun))
+        .filter(|s| s.real_servers.iter().any(|r| r.node == node))
+        .map(|s| s.vip.to_string())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }

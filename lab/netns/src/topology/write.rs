@@ -4,7 +4,9 @@
 //! Node, interface and LAN order is kept: it decides the assigned MAC addresses.
 use serde::{Serialize, Serializer};
 
-use super::{ForwardMethod, HealthSpec, Label, Protocol, Role, Scheduler, Topology, VrrpSpec};
+use super::{
+    ForwardMethod, HealthSpec, Label, Mistake, Protocol, Role, Scheduler, Topology, VrrpSpec,
+};
 
 /// A map that serialises in the given order (toml keeps it; a BTreeMap would sort).
 struct InOrder<V>(Vec<(String, V)>);
@@ -32,6 +34,8 @@ struct Node {
     sysctls: InOrder<String>,
     serve: bool,
     ipv6: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mistakes: Vec<Mistake>,
 }
 
 #[derive(Serialize)]
@@ -123,6 +127,7 @@ impl Topology {
                             sysctls: InOrder(n.sysctls.clone()),
                             serve: n.serve,
                             ipv6: n.ipv6,
+                            mistakes: n.mistakes.clone(),
                         };
                         (n.name.clone(), node)
                     })
