@@ -300,6 +300,15 @@ pub enum Step {
         /// The datagram.
         #[serde(default = "held_payload")]
         payload: String,
+        /// The source port (default: any free one); a fixed one makes later datagrams the
+        /// same flow to IPVS, as a resolver's or a game client's are.
+        #[serde(default)]
+        source_port: u16,
+        /// How long to wait for an answer, ms (default 3000).
+        #[serde(default = "three_seconds")]
+        timeout_ms: u64,
+        /// Fail the step unless the datagram was answered (`true`) or not (`false`).
+        answered: Option<bool>,
     },
     /// One HTTP request to the service from a client that gives up connecting after
     /// `timeout_ms` (default 500): below Linux's first SYN retransmission (1 s), so a
@@ -331,6 +340,10 @@ pub enum HealthState {
 
 fn five_seconds() -> u64 {
     5000
+}
+
+fn three_seconds() -> u64 {
+    3000
 }
 
 fn thirty_seconds() -> u64 {

@@ -636,29 +636,41 @@ impl StepCtx<'_> {
                 source,
                 to,
                 payload,
+                source_port,
+                timeout_ms,
+                answered,
             } => {
                 let n = self.lab.node(node).map_err(|e| e.to_string())?;
                 let (source, to, bytes) = (*source, *to, payload.clone().into_bytes());
+                let (port, wait) = (*source_port, Duration::from_millis(*timeout_ms));
                 // Connected, so the answer or the ICMP error comes back to this socket: the
                 // step waits for either, so what the datagram set off (ARP on both sides,
                 // a first ARP retried when a fresh lab's bridge lost it) is over before the
                 // next step. No answer at all is no failure: sending was the point.
-                lvslab_netns::netns::run_in(&n.netns, move || -> std::io::Result<()> {
-                    let s = std::net::UdpSocket::bind(SocketAddr::new(source, 0))?;
+                let got = lvslab_netns::netns::run_in(&n.netns, move || -> std::io::Result<bool> {
+                    let s = std::net::UdpSocket::bind(SocketAddr::new(source, port))?;
                     s.connect(to)?;
-                    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+                    s.set_read_timeout(Some(wait))?;
                     s.send(&bytes)?;
                     let mut buf = [0u8; 2048];
                     match s.recv(&mut buf) {
-                        Err(e) if e.kind() != std::io::ErrorKind::ConnectionRefused => {
+                        Ok(_) => Ok(true),
+                        Err(e) => {
                             tracing::debug!("no answer to the datagram to {to}: {e}");
-                            Ok(())
+                            Ok(false)
                         }
-                        _ => Ok(()),
                     }
                 })
                 .map_err(|e| e.to_string())?
-                .map_err(|e| format!("sending from {node} ({source}) to {to}: {e}"))
+                .map_err(|e| format!("sending from {node} ({source}) to {to}: {e}"))?;
+                match answered {
+                    Some(want) if *want != got => Err(format!(
+                        "the datagram from {node} ({source}:{port}) to {to} was {}answered, expected {}",
+                        if got { "" } else { "not " },
+                        if *want { "an answer" } else { "none" }
+                    )),
+                    _ => Ok(()),
+                }
             }
             Step::Connect { from, timeout_ms } => {
                 let node = self.lab.node(from).map_err(|e| e.to_string())?;
