@@ -2,6 +2,7 @@
 //! reviewed snapshots in `scenarios/snapshots/`.
 
 use anyhow::{bail, Context, Result};
+use lvslab_report::Report;
 use lvslab_scenario::{junit, suite, Backend, RunnerConfig};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,10 @@ pub struct Args {
     /// Write JUnit XML here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Write an HTML report here: verdicts, each lab drawn, every hop, the scheduler's
+    /// picks, snapshot diffs and links to the captures (docs/scenarios.md).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Run every scenario on this backend (userspace or ipvs).
     #[arg(long)]
     pub backend: Option<Backend>,
@@ -62,6 +67,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let root = dir.parent().unwrap_or(Path::new(".")).to_owned();
     if args.backend == Some(Backend::Ipvs) && !crate::vmlab::host_has_ipvs() {
+        if args.html.is_some() {
+            // The run happens in the VM and its captures move afterwards: links would break.
+            bail!("--html is not available with --backend ipvs on a host without IPVS (the run is in lvslab's VM)\n  help: trace one run directory afterwards: lvslab trace --run captures/LAB/SCENARIO --html FILE");
+        }
         let code = crate::vmlab::test(
             args.captures.as_deref(),
             args.junit.as_deref(),
@@ -102,6 +111,10 @@ pub fn run(args: Args) -> Result<()> {
             .collect();
         std::fs::write(path, junit::render("lvslab scenarios", &cases))
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        let report = Report::from_results(&files, &results, args.backend, t0.elapsed());
+        lvslab_report::write(&report, path)?;
     }
     println!(
         "\nscenarios: {passed} passed, {failed} failed, {skipped} skipped ({:.1} s)",

@@ -40,6 +40,10 @@ pub struct Args {
     /// JSON (an array of traces) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Write the run as one HTML page instead (every connection, the lab drawn, the
+    /// picks, links to the captures); stdout only says where.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["json", "conn"])]
+    pub html: Option<PathBuf>,
     /// Where the captures go (default: captures/<lab>/trace-<unix time>).
     #[arg(long, conflicts_with = "run")]
     pub out: Option<PathBuf>,
@@ -54,10 +58,18 @@ pub fn run(args: Args) -> Result<()> {
         Some(dir) => (dir.clone(), Ok(())),
         None => capture_around(&args)?,
     };
-    let fallback = lvslab_engine::resolve_lab(args.lab.as_deref())
+    let lab = lvslab_engine::resolve_lab(args.lab.as_deref())
         .ok()
-        .and_then(|n| Lab::load(&n).ok())
-        .map(|l| role_map(&l));
+        .and_then(|n| Lab::load(&n).ok());
+    let fallback = lab.as_ref().map(role_map);
+    if let Some(html) = &args.html {
+        let topo = lab.map(|l| l.state.topology);
+        let report = lvslab_report::Report::from_run_dir(&dir, topo, fallback)
+            .with_context(|| format!("reading {}", dir.display()))?;
+        lvslab_report::write(&report, html)?;
+        println!("lvslab trace: wrote {}", html.display());
+        return cmd_result;
+    }
     let run = load_run(&dir, fallback).with_context(|| format!("reading {}", dir.display()))?;
     let report = analyze(&run.captures, &run.roles, NormalizeOptions::default());
     if report.conversations.is_empty() {
@@ -127,8 +139,12 @@ fn capture_around(args: &Args) -> Result<(PathBuf, Result<()>)> {
     Ok((out, cmd_result))
 }
 
-/// Writes the lab's role map beside its captures, so the run can be traced offline.
+/// Writes the lab's role map (and its topology, for a report's picture) beside its
+/// captures, so the run can be traced offline.
 pub(crate) fn write_roles(dir: &Path, lab: &Lab) -> Result<()> {
+    if let Ok(text) = lab.state.topology.to_toml() {
+        let _ = std::fs::write(dir.join(lvslab_scenario::runner::TOPOLOGY_FILE), text);
+    }
     let path = dir.join(ROLES_FILE);
     std::fs::write(&path, role_map(lab).to_text())
         .with_context(|| format!("writing {}", path.display()))

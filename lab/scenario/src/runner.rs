@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// Environment variable the userspace director reads for deliberate, test-only faults.
 pub use lvslab_director::BREAK_ENV;
 
+/// File name of the lab's topology (overrides applied) inside a run directory.
+pub const TOPOLOGY_FILE: &str = "topology.toml";
+
 /// Capture stops once no hop has seen a packet for this long after the last step (a
 /// delayed ACK waits at most 40 ms on Linux)...
 const QUIET: Duration = Duration::from_millis(120);
@@ -242,6 +245,10 @@ fn run_inner(
     lvslab_capture::files::write_run_dir(&run_dir, &caps)?;
     // The roles beside the captures let anyone rebuild the path text from the files alone.
     let _ = std::fs::write(run_dir.join("roles.txt"), roles.to_text());
+    // ...and the lab's topology lets a report draw the lab the run saw.
+    if let Ok(text) = topo.to_toml() {
+        let _ = std::fs::write(run_dir.join(TOPOLOGY_FILE), text);
+    }
     // The daemons' logs go with the lab's run directory on teardown; keepalived's is the
     // only account of its VRRP transitions, so keep them beside the captures.
     copy_daemon_logs(&lab_state.run_dir(), &run_dir.join("logs"));
@@ -310,9 +317,11 @@ fn copy_daemon_logs(from: &Path, to: &Path) {
     }
 }
 
-/// Writes the scenario's topology with its service overrides applied, for `lvslab up`.
 /// The scenario's topology with its `[service]` overrides applied, as a typed value.
-fn scenario_topology(path: &Path, scenario: &Scenario) -> Result<lvslab_netns::Topology, RunError> {
+pub fn scenario_topology(
+    path: &Path,
+    scenario: &Scenario,
+) -> Result<lvslab_netns::Topology, RunError> {
     let topo_path = locate_topology(path, &scenario.topology)?;
     let topo =
         lvslab_netns::Topology::load(&topo_path).map_err(|e| RunError::Lab(e.to_string()))?;
