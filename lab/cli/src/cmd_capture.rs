@@ -61,6 +61,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let status = Command::new(prog)
         .args(rest)
+        // Every hop is captured already: a failing `lvslab request` sends no extra tries.
+        .env(crate::diagnose::CAPTURING_ENV, "1")
         .status()
         .with_context(|| format!("running {prog}"));
     // Let the last replies and closing segments arrive before stopping.

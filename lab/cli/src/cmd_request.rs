@@ -17,6 +17,11 @@ use serde::Serialize;
 /// --random-bytes the bytes are sent raw and the echo is checked; TCP echoes carry no name, so
 /// they are counted under "echo". UDP answers are "<node>\n<payload>". Exit code 1 if any
 /// request failed.
+///
+/// When some fail, more requests are sent one by one while every hop of the lab is captured
+/// (with the userspace director explaining its picks), until one fails again, and the
+/// causes the trace finds are printed, e.g. a NAT reply that bypassed the director and the
+/// route that sent it there. `--no-diagnose` skips that.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The lab (default: the only lab that is up).
@@ -46,9 +51,12 @@ pub struct Args {
     /// Per-request timeout in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
-    /// Print JSON: {servers: {node: count}, ok, failed, errors, latency_ms}.
+    /// Print JSON: {servers: {node: count}, ok, failed, errors, latency_ms, diagnosis}.
     #[arg(long)]
     pub json: bool,
+    /// On failures, do not capture more attempts to find their cause.
+    #[arg(long)]
+    pub no_diagnose: bool,
 }
 
 #[derive(Serialize)]
@@ -62,6 +70,8 @@ struct Report {
     servers: BTreeMap<String, usize>,
     errors: BTreeMap<String, usize>,
     latency_ms: BTreeMap<&'static str, f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<crate::diagnose::Diagnosis>,
 }
 
 /// Run the command.
@@ -136,7 +146,7 @@ pub fn run(args: Args) -> Result<()> {
         latency_ms.insert("max", pct(100.0));
     }
     let ok: usize = servers.values().sum();
-    let rep = Report {
+    let mut rep = Report {
         from: args.from.clone(),
         to: args.to.to_string(),
         protocol: if args.udp { "udp" } else { "tcp" },
@@ -146,7 +156,36 @@ pub fn run(args: Args) -> Result<()> {
         servers,
         errors,
         latency_ms,
+        diagnosis: None,
     };
+    if rep.failed > 0
+        && !args.no_diagnose
+        && std::env::var_os(crate::diagnose::CAPTURING_ENV).is_none()
+    {
+        // As many tries as the services have real servers (and one more): a scheduler
+        // that spreads them reaches a failing server within that many.
+        let servers: usize = lab
+            .state
+            .topology
+            .services
+            .iter()
+            .map(|s| s.real_servers.len())
+            .sum();
+        let attempt = || {
+            netns::run_in(&ns, || {
+                if args.udp {
+                    udp_once(args.to, payload.as_deref(), timeout)
+                } else {
+                    tcp_once(args.to, payload.as_deref(), timeout)
+                }
+            })
+            .is_ok_and(|r| r.is_ok())
+        };
+        match crate::diagnose::capture_attempts(&lab, (servers + 1).clamp(2, 16), attempt) {
+            Ok(d) => rep.diagnosis = Some(d),
+            Err(e) => eprintln!("lvslab request: capturing one more attempt failed: {e:#}"),
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
@@ -170,11 +209,36 @@ pub fn run(args: Args) -> Result<()> {
                 l["min"], l["p50"], l["p90"], l["p99"], l["max"]
             );
         }
+        if let Some(d) = &rep.diagnosis {
+            print_diagnosis(&rep, d);
+        }
     }
     if rep.failed > 0 {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// `2 of 4 requests failed; ...`, then each cause on a line of its own.
+fn print_diagnosis(rep: &Report, d: &crate::diagnose::Diagnosis) {
+    let head = format!("{} of {} requests failed", rep.failed, rep.requests);
+    let tried = match (d.tries, d.failed) {
+        (1, 1) => "one more, captured".to_owned(),
+        (n, 1) => format!("{n} more, captured, the last failed"),
+        (n, _) => format!("{n} more, captured, all answered"),
+    };
+    match d.causes.as_slice() {
+        [] if d.failed == 0 => println!("{head}; {tried}: no cause seen"),
+        [] => println!("{head}; {tried}: the trace finds no misrouted packet"),
+        [one] => println!("{head}; {tried}: {one}"),
+        many => {
+            println!("{head}; {tried}:");
+            for c in many {
+                println!("  {c}");
+            }
+        }
+    }
+    println!("  every hop: lvslab trace --run {}", d.captures.display());
 }
 
 fn tcp_once(to: SocketAddr, payload: Option<&[u8]>, timeout: Duration) -> Result<String, String> {

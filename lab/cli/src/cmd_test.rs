@@ -90,9 +90,25 @@ pub fn run(args: Args) -> Result<()> {
         break_director: args.break_director.clone(),
     };
     let t0 = std::time::Instant::now();
-    let results = suite::run_all(&files, args.jobs, &cfg, &|r| {
-        println!("{}", suite::render(r))
+    // A failed scenario's captures may tell why, in the trace's words: those findings join
+    // its failure list (printed here, and in the JUnit report below).
+    let found = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut results = suite::run_all(&files, args.jobs, &cfg, &|r| {
+        let extra: Vec<String> = crate::diagnose::scenario_findings(r)
+            .into_iter()
+            .map(|f| format!("trace: {f}"))
+            .collect();
+        println!("{}", suite::render(r));
+        extra.iter().for_each(|f| println!("  - {f}"));
+        found
+            .lock()
+            .map(|mut m| m.insert(r.name.clone(), extra))
+            .ok();
     });
+    let mut found = found.into_inner().unwrap_or_default();
+    for r in &mut results {
+        r.failures.extend(found.remove(&r.name).unwrap_or_default());
+    }
     let failed = results.iter().filter(|r| !r.passed()).count();
     let skipped = results
         .iter()

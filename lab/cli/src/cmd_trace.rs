@@ -114,6 +114,8 @@ fn capture_around(args: &Args) -> Result<(PathBuf, Result<()>)> {
     // The command's own output goes to stderr: stdout is the trace's (and its JSON's).
     let status = Command::new(prog)
         .args(rest)
+        // Every hop is captured already: a failing `lvslab request` sends no extra tries.
+        .env(crate::diagnose::CAPTURING_ENV, "1")
         .stdout(std::io::stderr())
         .status()
         .with_context(|| format!("running {prog}"));

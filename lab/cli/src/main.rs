@@ -19,6 +19,7 @@ mod cmd_trace;
 mod cmd_up;
 mod cmd_validate;
 mod cmd_vm;
+mod diagnose;
 mod director;
 mod labarg;
 mod vmlab;
