@@ -1,8 +1,17 @@
-//! Parse one ipvsadm command line into an [`IpvsCommand`], with ipvsadm's defaults:
-//! scheduler wlc, method -g (direct routing), weight 1, real-server port = service port,
-//! bare `-p` = 360 s. Like ipvsadm, `-E` and `-e` send every field, so an omitted option
-//! resets to its default.
-use std::net::{IpAddr, SocketAddr};
+//! Parse one ipvsadm command line as ipvsadm 1.31 reads it (ipvsadm.c: popt's option
+//! scanning in `parse_options`, `parse_service`, `generic_opt_check` and the checks of
+//! `process_options`), into an [`IpvsCommand`] with ipvsadm's defaults: scheduler wlc,
+//! method -g (direct routing), weight 1, real-server port = service port, bare `-p` = 360 s.
+//! Like ipvsadm, `-E` and `-e` send every field, so an omitted option resets to its default.
+//!
+//! What popt accepts is accepted: bundled short options (`-At 10.0.0.1:80`, `-Ln`), an
+//! argument glued to its option (`-t10.0.0.1:80`, `--weight=3`), `-p` with or without a
+//! timeout (a following word that does not start with `-` is the timeout). Service names
+//! (`-t 10.0.0.1:http`) come from [`service_port`], a built-in table copied from Debian's
+//! /etc/services (netbase 6.4), not the host's file, so a parse never depends on the host.
+//! Listing and other commands that leave the table alone (`-L`, `-Z`, `-S`,
+//! `--start-daemon`...) parse to [`Action::NoOp`] with [`parse_line`].
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::types::{
@@ -10,7 +19,8 @@ use crate::types::{
     ServiceConfig, ServiceFlags, ServiceKey, Timeouts, Vip,
 };
 
-/// A line ipvsadm would refuse; the message says what is wrong and how to fix it.
+/// A line ipvsadm would refuse, or one lvslab cannot model; the message says what is wrong
+/// and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct IpvsadmError {
@@ -24,225 +34,785 @@ fn err<T>(message: impl Into<String>) -> Result<T, IpvsadmError> {
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmd {
-    AddService,
-    EditService,
-    DelService,
-    Clear,
-    AddDest,
-    EditDest,
-    DelDest,
-    Set,
+/// A parsed line: what it does, and what ipvsadm does silently that a reader should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// The table change, or the command that changes nothing.
+    pub action: Action,
+    /// Things ipvsadm accepts without a word that change what the line says (a real-server
+    /// port it replaces with the service port, a `-M` without `-p`).
+    pub notes: Vec<String>,
 }
 
-/// Parse `[ipvsadm] COMMAND OPTIONS...`.
-pub fn parse(line: &str) -> Result<IpvsCommand, IpvsadmError> {
-    let mut toks: Vec<&str> = line.split_whitespace().collect();
-    if toks.first() == Some(&"ipvsadm") {
-        toks.remove(0);
-    }
-    if toks.is_empty() {
-        return err("empty ipvsadm line: give a command such as -A, -a, -e, -d, -D, -C or --set");
-    }
-    let mut cmd: Option<Cmd> = None;
-    let mut key: Option<ServiceKey> = None;
-    let mut scheduler: Option<Scheduler> = None;
-    let mut persistent: Option<Duration> = None;
-    let mut netmask: Option<IpAddr> = None;
-    let mut flags = ServiceFlags::default();
-    let mut sched_flag_names: Vec<String> = Vec::new();
-    let mut rs: Option<(IpAddr, Option<u16>)> = None;
-    let mut method: Option<ForwardMethod> = None;
-    let mut weight: Option<u32> = None;
-    let mut uth: Option<u32> = None;
-    let mut lth: Option<u32> = None;
-    let mut set_vals: Option<Timeouts> = None;
+/// What a line does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A change to the IPVS table.
+    Table(IpvsCommand),
+    /// A command that leaves the table as it is.
+    NoOp(NoOp),
+}
 
-    let mut i = 0;
-    let value = |i: &mut usize, opt: &str| -> Result<String, IpvsadmError> {
-        *i += 1;
-        match toks.get(*i) {
-            Some(v) => Ok((*v).to_string()),
-            None => err(format!("option {opt} needs a value")),
+/// The ipvsadm commands that do not change the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoOp {
+    /// `-L`, `-l` or a bare `ipvsadm`: list the table.
+    List,
+    /// `-Z`: zero the counters.
+    Zero,
+    /// `-S`: print the table in its save format.
+    Save,
+    /// `-h`: help.
+    Help,
+    /// `-v`: version.
+    Version,
+    /// `--start-daemon master|backup`: the connection sync daemon.
+    StartDaemon,
+    /// `--stop-daemon master|backup`.
+    StopDaemon,
+}
+
+impl NoOp {
+    /// The command as a person would name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NoOp::List => "lists the table (-L)",
+            NoOp::Zero => "zeroes the counters (-Z)",
+            NoOp::Save => "prints the table (-S)",
+            NoOp::Help => "prints help (-h)",
+            NoOp::Version => "prints the version (-v)",
+            NoOp::StartDaemon => "starts a connection sync daemon (--start-daemon)",
+            NoOp::StopDaemon => "stops a connection sync daemon (--stop-daemon)",
         }
+    }
+}
+
+/// ipvsadm's commands, in the order of its `commands_v_options` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Add,
+    Edit,
+    Del,
+    Flush,
+    List,
+    AddDest,
+    DelDest,
+    EditDest,
+    Timeout,
+    StartDaemon,
+    StopDaemon,
+    Restore,
+    Save,
+    Zero,
+    Help,
+    Version,
+}
+
+impl Cmd {
+    /// ipvsadm's `cmdnames`.
+    fn name(self) -> &'static str {
+        match self {
+            Cmd::Add => "add-service",
+            Cmd::Edit => "edit-service",
+            Cmd::Del => "delete-service",
+            Cmd::Flush => "flush",
+            Cmd::List => "list",
+            Cmd::AddDest => "add-server",
+            Cmd::DelDest => "delete-server",
+            Cmd::EditDest => "edit-server",
+            Cmd::Timeout => "timeout",
+            Cmd::StartDaemon => "start-daemon",
+            Cmd::StopDaemon => "stop-daemon",
+            Cmd::Restore => "restore",
+            Cmd::Save => "save",
+            Cmd::Zero => "zero",
+            Cmd::Help => "help",
+            Cmd::Version => "version",
+        }
+    }
+
+    /// The command's row of ipvsadm 1.31's `commands_v_options` (one column per [`OPT_NAMES`]
+    /// entry): '+' compulsory, 'x' illegal, '1' at most one of them, ' ' optional.
+    fn row(self) -> Option<&'static [u8; N_OPT]> {
+        Some(match self {
+            Cmd::Add | Cmd::Edit => b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
+            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::List => b" 11xxxxxxxxx11       xxxxxxx xxxxx",
+            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
+            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::StartDaemon => b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
+            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
+            Cmd::Save => b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Zero => b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Help | Cmd::Version => return None,
+        })
+    }
+}
+
+const N_OPT: usize = 34;
+
+/// ipvsadm's `optnames`, the columns of its option table.
+const OPT_NAMES: [&str; N_OPT] = [
+    "numeric",
+    "connection",
+    "service-address",
+    "scheduler",
+    "persistent",
+    "netmask",
+    "real-server",
+    "forwarding-method",
+    "weight",
+    "u-threshold",
+    "l-threshold",
+    "mcast-interface",
+    "timeout",
+    "daemon",
+    "stats",
+    "rate",
+    "thresholds",
+    "persistent-conn",
+    "nosort",
+    "syncid",
+    "exact",
+    "ops",
+    "pe",
+    "sched-flags",
+    "mcast-group",
+    "mcast-port",
+    "mcast-ttl",
+    "sync-maxlen",
+    "tun-info",
+    "tun-type",
+    "tun-port",
+    "tun-nocsum",
+    "tun-csum",
+    "tun-remcsum",
+];
+
+// Column numbers (OPTC_* in ipvsadm.c) of the options this parser looks at again.
+const C_NUMERIC: usize = 0;
+const C_CONNECTION: usize = 1;
+const C_SERVICE: usize = 2;
+const C_SCHED: usize = 3;
+const C_PERSIST: usize = 4;
+const C_NETMASK: usize = 5;
+const C_SERVER: usize = 6;
+const C_FORWARD: usize = 7;
+const C_WEIGHT: usize = 8;
+const C_UTHR: usize = 9;
+const C_LTHR: usize = 10;
+const C_MCAST_IF: usize = 11;
+const C_TIMEOUT: usize = 12;
+const C_DAEMON: usize = 13;
+const C_STATS: usize = 14;
+const C_RATE: usize = 15;
+const C_THRESHOLDS: usize = 16;
+const C_PCONN: usize = 17;
+const C_NOSORT: usize = 18;
+const C_SYNCID: usize = 19;
+const C_EXACT: usize = 20;
+const C_OPS: usize = 21;
+const C_PE: usize = 22;
+const C_SCHED_FLAGS: usize = 23;
+const C_MCAST_GROUP: usize = 24;
+const C_MCAST_PORT: usize = 25;
+const C_MCAST_TTL: usize = 26;
+const C_SYNC_MAXLEN: usize = 27;
+const C_TUN_INFO: usize = 28;
+const C_TUN_TYPE: usize = 29;
+const C_TUN_PORT: usize = 30;
+const C_TUN_NOCSUM: usize = 31;
+const C_TUN_CSUM: usize = 32;
+const C_TUN_REMCSUM: usize = 33;
+
+/// What an option is, as ipvsadm's popt table declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    Cmd(Cmd),
+    Tcp,
+    Udp,
+    Fwmark,
+    Sched,
+    Persistent,
+    Netmask,
+    Real,
+    Masq,
+    Ipip,
+    Gate,
+    Weight,
+    UThr,
+    LThr,
+    /// Options that only set a column (listing and daemon options).
+    Column(usize),
+    /// Daemon options that take a value (checked, then ignored: the sync daemon is no rule).
+    ColumnArg(usize),
+    Sort,
+    Ipv6,
+    Ops,
+    Pe,
+    SchedFlags,
+    TunType,
+    TunPort,
+    TunNocsum,
+    TunCsum,
+    TunRemcsum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arg {
+    None,
+    Required,
+    Optional,
+}
+
+/// ipvsadm 1.31's popt option table: long name, short letter, argument, meaning.
+const OPTIONS: &[(&str, Option<char>, Arg, Opt)] = &[
+    ("add-service", Some('A'), Arg::None, Opt::Cmd(Cmd::Add)),
+    ("edit-service", Some('E'), Arg::None, Opt::Cmd(Cmd::Edit)),
+    ("delete-service", Some('D'), Arg::None, Opt::Cmd(Cmd::Del)),
+    ("clear", Some('C'), Arg::None, Opt::Cmd(Cmd::Flush)),
+    ("list", Some('L'), Arg::None, Opt::Cmd(Cmd::List)),
+    ("list", Some('l'), Arg::None, Opt::Cmd(Cmd::List)),
+    ("zero", Some('Z'), Arg::None, Opt::Cmd(Cmd::Zero)),
+    ("add-server", Some('a'), Arg::None, Opt::Cmd(Cmd::AddDest)),
+    ("edit-server", Some('e'), Arg::None, Opt::Cmd(Cmd::EditDest)),
+    (
+        "delete-server",
+        Some('d'),
+        Arg::None,
+        Opt::Cmd(Cmd::DelDest),
+    ),
+    ("set", None, Arg::None, Opt::Cmd(Cmd::Timeout)),
+    ("help", Some('h'), Arg::None, Opt::Cmd(Cmd::Help)),
+    ("version", Some('v'), Arg::None, Opt::Cmd(Cmd::Version)),
+    ("restore", Some('R'), Arg::None, Opt::Cmd(Cmd::Restore)),
+    ("save", Some('S'), Arg::None, Opt::Cmd(Cmd::Save)),
+    (
+        "start-daemon",
+        None,
+        Arg::Required,
+        Opt::Cmd(Cmd::StartDaemon),
+    ),
+    (
+        "stop-daemon",
+        None,
+        Arg::Required,
+        Opt::Cmd(Cmd::StopDaemon),
+    ),
+    ("tcp-service", Some('t'), Arg::Required, Opt::Tcp),
+    ("udp-service", Some('u'), Arg::Required, Opt::Udp),
+    ("fwmark-service", Some('f'), Arg::Required, Opt::Fwmark),
+    ("scheduler", Some('s'), Arg::Required, Opt::Sched),
+    ("persistent", Some('p'), Arg::Optional, Opt::Persistent),
+    ("netmask", Some('M'), Arg::Required, Opt::Netmask),
+    ("real-server", Some('r'), Arg::Required, Opt::Real),
+    ("masquerading", Some('m'), Arg::None, Opt::Masq),
+    ("ipip", Some('i'), Arg::None, Opt::Ipip),
+    ("gatewaying", Some('g'), Arg::None, Opt::Gate),
+    ("weight", Some('w'), Arg::Required, Opt::Weight),
+    ("u-threshold", Some('x'), Arg::Required, Opt::UThr),
+    ("l-threshold", Some('y'), Arg::Required, Opt::LThr),
+    ("numeric", Some('n'), Arg::None, Opt::Column(C_NUMERIC)),
+    (
+        "connection",
+        Some('c'),
+        Arg::None,
+        Opt::Column(C_CONNECTION),
+    ),
+    (
+        "mcast-interface",
+        None,
+        Arg::Required,
+        Opt::ColumnArg(C_MCAST_IF),
+    ),
+    ("syncid", None, Arg::Required, Opt::ColumnArg(C_SYNCID)),
+    ("timeout", None, Arg::None, Opt::Column(C_TIMEOUT)),
+    ("daemon", None, Arg::None, Opt::Column(C_DAEMON)),
+    ("stats", None, Arg::None, Opt::Column(C_STATS)),
+    ("rate", None, Arg::None, Opt::Column(C_RATE)),
+    ("thresholds", None, Arg::None, Opt::Column(C_THRESHOLDS)),
+    ("persistent-conn", None, Arg::None, Opt::Column(C_PCONN)),
+    ("nosort", None, Arg::None, Opt::Column(C_NOSORT)),
+    ("sort", None, Arg::None, Opt::Sort),
+    ("exact", Some('X'), Arg::None, Opt::Column(C_EXACT)),
+    ("ipv6", Some('6'), Arg::None, Opt::Ipv6),
+    ("ops", Some('o'), Arg::None, Opt::Ops),
+    ("pe", None, Arg::Required, Opt::Pe),
+    ("sched-flags", Some('b'), Arg::Required, Opt::SchedFlags),
+    (
+        "mcast-group",
+        None,
+        Arg::Required,
+        Opt::ColumnArg(C_MCAST_GROUP),
+    ),
+    (
+        "mcast-port",
+        None,
+        Arg::Required,
+        Opt::ColumnArg(C_MCAST_PORT),
+    ),
+    (
+        "mcast-ttl",
+        None,
+        Arg::Required,
+        Opt::ColumnArg(C_MCAST_TTL),
+    ),
+    (
+        "sync-maxlen",
+        None,
+        Arg::Required,
+        Opt::ColumnArg(C_SYNC_MAXLEN),
+    ),
+    ("tun-info", None, Arg::None, Opt::Column(C_TUN_INFO)),
+    ("tun-type", None, Arg::Required, Opt::TunType),
+    ("tun-port", None, Arg::Required, Opt::TunPort),
+    ("tun-nocsum", None, Arg::None, Opt::TunNocsum),
+    ("tun-csum", None, Arg::None, Opt::TunCsum),
+    ("tun-remcsum", None, Arg::None, Opt::TunRemcsum),
+];
+
+/// One option as popt hands it over: what it is, its argument, and how it was written.
+struct Event {
+    opt: Opt,
+    arg: Option<String>,
+    written: String,
+}
+
+/// popt's scan of argv: options (bundled short ones split, `--long=value` and glued short
+/// arguments taken apart) and the words left over.
+fn scan(toks: &[&str]) -> Result<(Vec<Event>, Vec<String>), IpvsadmError> {
+    let mut events = Vec::new();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    // The word after an option, taken as its argument.
+    let next_arg = |i: &mut usize, optional: bool| -> Option<String> {
+        let v = toks.get(*i + 1)?;
+        // popt leaves a word that starts with '-' alone for an optional argument.
+        if optional && v.starts_with('-') {
+            return None;
+        }
+        *i += 1;
+        Some((*v).to_string())
     };
     while i < toks.len() {
         let t = toks[i];
-        // --opt=value is accepted like getopt_long does.
-        let (opt, inline) = match t.split_once('=') {
-            Some((o, v)) if o.starts_with("--") => (o, Some(v.to_string())),
-            _ => (t, None),
-        };
-        let take = |i: &mut usize, opt: &str| match &inline {
-            Some(v) => Ok(v.clone()),
-            None => value(i, opt),
-        };
-        let mut set_cmd = |c: Cmd| -> Result<(), IpvsadmError> {
-            if let Some(old) = cmd {
-                if old != c {
-                    return err(format!(
-                        "two commands on one line ({t} after another): give one of -A -E -D -C -a -e -d --set"
-                    ));
-                }
+        if let Some(long) = t.strip_prefix("--") {
+            if long.is_empty() {
+                // "--" ends the options: popt hands the rest over as words.
+                rest.extend(toks[i + 1..].iter().map(|s| s.to_string()));
+                break;
             }
-            cmd = Some(c);
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let Some(&(_, _, arg, opt)) = OPTIONS.iter().find(|o| o.0 == name) else {
+                return err(format!(
+                    "unknown option `--{name}`: ipvsadm 1.31 has no such option (see `ipvsadm -h`)"
+                ));
+            };
+            let value = match arg {
+                Arg::None => {
+                    if inline.is_some() {
+                        return err(format!(
+                            "option `--{name}` takes no value: drop `={}`",
+                            inline.unwrap_or_default()
+                        ));
+                    }
+                    None
+                }
+                Arg::Required => match inline {
+                    Some(v) => Some(v),
+                    None => Some(next_arg(&mut i, false).ok_or_else(|| IpvsadmError {
+                        message: format!("option `--{name}` needs a value"),
+                    })?),
+                },
+                Arg::Optional => inline.or_else(|| next_arg(&mut i, true)),
+            };
+            events.push(Event {
+                opt,
+                arg: value,
+                written: format!("--{name}"),
+            });
+        } else if t.len() > 1 && t.starts_with('-') {
+            let letters: Vec<char> = t[1..].chars().collect();
+            let mut k = 0;
+            while k < letters.len() {
+                let c = letters[k];
+                let Some(&(_, _, arg, opt)) = OPTIONS.iter().find(|o| o.1 == Some(c)) else {
+                    return err(format!(
+                        "unknown option `-{c}` in `{t}`: ipvsadm has no such short option (see `ipvsadm -h`)"
+                    ));
+                };
+                let glued: String = letters[k + 1..].iter().collect();
+                let value = match arg {
+                    Arg::None => None,
+                    // popt: the rest of the word is the argument, else the next word.
+                    Arg::Required if !glued.is_empty() => Some(glued.clone()),
+                    Arg::Required => Some(next_arg(&mut i, false).ok_or_else(|| IpvsadmError {
+                        message: format!("option `-{c}` needs a value"),
+                    })?),
+                    Arg::Optional if !glued.is_empty() => Some(glued.clone()),
+                    Arg::Optional => next_arg(&mut i, true),
+                };
+                events.push(Event {
+                    opt,
+                    arg: value,
+                    written: format!("-{c}"),
+                });
+                if arg != Arg::None {
+                    break;
+                }
+                k += 1;
+            }
+        } else {
+            rest.push(t.to_string());
+        }
+        i += 1;
+    }
+    Ok((events, rest))
+}
+
+/// Everything one line sets, as ipvsadm's `struct ipvs_command_entry` holds it.
+struct Entry {
+    cmd: Option<Cmd>,
+    options: [bool; N_OPT],
+    protocol: Option<Protocol>,
+    vip: Option<IpAddr>,
+    port: u16,
+    fwmark: Option<u32>,
+    fwmark_v6: bool,
+    scheduler: Option<String>,
+    persistent: Option<Duration>,
+    netmask: Option<IpAddr>,
+    one_packet: bool,
+    sched_flags: Option<String>,
+    dest: Option<(IpAddr, Option<u16>)>,
+    method: ForwardMethod,
+    weight: u32,
+    uth: u32,
+    lth: u32,
+    tun_type: &'static str,
+}
+
+/// ipvsadm's MAX_TIMEOUT: 31 days.
+const MAX_TIMEOUT: u64 = 86400 * 31;
+
+/// Parse `[ipvsadm] COMMAND OPTIONS...` into a table change. A command that changes
+/// nothing (`-L`...) is an error here; [`parse_line`] returns it as [`Action::NoOp`].
+pub fn parse(line: &str) -> Result<IpvsCommand, IpvsadmError> {
+    match parse_line(line)?.action {
+        Action::Table(c) => Ok(c),
+        Action::NoOp(n) => err(format!(
+            "this line {}: it changes no rule; give a table command such as -A, -a, -e, -d, -D, -C or --set",
+            n.describe()
+        )),
+    }
+}
+
+/// Parse `[ipvsadm] COMMAND OPTIONS...`: the table change or no-op, with notes.
+pub fn parse_line(line: &str) -> Result<Parsed, IpvsadmError> {
+    let mut toks: Vec<&str> = line.split_whitespace().collect();
+    if toks.is_empty() {
+        return err("empty ipvsadm line: give a command such as -A, -a, -e, -d, -D, -C or --set");
+    }
+    if toks.first() == Some(&"ipvsadm") {
+        toks.remove(0);
+    }
+    let mut notes = Vec::new();
+    if toks.is_empty() {
+        // ipvsadm with no arguments lists the table.
+        return Ok(Parsed {
+            action: Action::NoOp(NoOp::List),
+            notes,
+        });
+    }
+    let (events, words) = scan(&toks)?;
+    let mut e = Entry {
+        cmd: None,
+        options: [false; N_OPT],
+        protocol: None,
+        vip: None,
+        port: 0,
+        fwmark: None,
+        fwmark_v6: false,
+        scheduler: None,
+        persistent: None,
+        netmask: None,
+        one_packet: false,
+        sched_flags: None,
+        dest: None,
+        method: ForwardMethod::Dr,
+        weight: 1,
+        uth: 0,
+        lth: 0,
+        tun_type: "ipip",
+    };
+    let Some(first) = events.first() else {
+        return err(format!(
+            "no command in `{}`: start with -A (add service), -E, -D, -C, -a (add server), -e, -d, --set or -L",
+            toks.join(" ")
+        ));
+    };
+    if !matches!(first.opt, Opt::Cmd(_)) {
+        return err(format!(
+            "`{}` comes before the command: ipvsadm wants the command first, e.g. `-A -t VIP:PORT ...` or `-a -t VIP:PORT -r RIP ...`",
+            first.written
+        ));
+    }
+    // The real-server port ipvsadm copies from the service when -r gives none: the
+    // service's port as it stands when -r is read.
+    let mut dest_port_default = 0u16;
+    for ev in &events {
+        let set = |e: &mut Entry, col: usize| -> Result<(), IpvsadmError> {
+            if e.options[col] {
+                return err(format!(
+                    "multiple '{}' options specified (`{}` again): give it once",
+                    OPT_NAMES[col], ev.written
+                ));
+            }
+            e.options[col] = true;
             Ok(())
         };
-        match opt {
-            "-A" | "--add-service" => set_cmd(Cmd::AddService)?,
-            "-E" | "--edit-service" => set_cmd(Cmd::EditService)?,
-            "-D" | "--delete-service" => set_cmd(Cmd::DelService)?,
-            "-C" | "--clear" => set_cmd(Cmd::Clear)?,
-            "-a" | "--add-server" => set_cmd(Cmd::AddDest)?,
-            "-e" | "--edit-server" => set_cmd(Cmd::EditDest)?,
-            "-d" | "--delete-server" => set_cmd(Cmd::DelDest)?,
-            "--set" => {
-                set_cmd(Cmd::Set)?;
-                let mut vals = [Duration::ZERO; 3];
-                for (n, v) in vals.iter_mut().enumerate() {
-                    let s = value(&mut i, "--set")?;
-                    *v = Duration::from_secs(s.parse::<u64>().map_err(|_| IpvsadmError {
-                        message: format!(
-                            "--set takes three whole seconds (tcp tcpfin udp), value {} is `{s}`",
-                            n + 1
-                        ),
-                    })?);
+        let arg = ev.arg.clone().unwrap_or_default();
+        match ev.opt {
+            Opt::Cmd(c) => {
+                if let Some(old) = e.cmd {
+                    return err(format!(
+                        "multiple commands specified (`{}` after {}): one line takes one command",
+                        ev.written,
+                        old.name()
+                    ));
                 }
-                set_vals = Some(Timeouts {
-                    tcp: vals[0],
-                    tcp_fin: vals[1],
-                    udp: vals[2],
-                });
+                if matches!(c, Cmd::StartDaemon | Cmd::StopDaemon)
+                    && arg != "master"
+                    && arg != "backup"
+                {
+                    return err(format!(
+                        "{} `{arg}`: the sync daemon state is master or backup",
+                        ev.written
+                    ));
+                }
+                e.cmd = Some(c);
             }
-            "-t" | "--tcp-service" | "-u" | "--udp-service" => {
-                let protocol = if opt == "-t" || opt == "--tcp-service" {
+            Opt::Tcp | Opt::Udp => {
+                set(&mut e, C_SERVICE)?;
+                let protocol = if ev.opt == Opt::Tcp {
                     Protocol::Tcp
                 } else {
                     Protocol::Udp
                 };
-                let v = take(&mut i, opt)?;
-                let (ip, port) = parse_addr(&v, opt)?;
-                let Some(port) = port else {
-                    return err(format!(
-                        "{opt} {v}: the service needs a port, write {v}:PORT (0 for all ports with -p)"
-                    ));
+                e.protocol = Some(protocol);
+                let (ip, port) =
+                    parse_service(&arg, Some(protocol), &ev.written, "virtual server")?;
+                e.vip = Some(ip);
+                e.port = port.unwrap_or(0);
+            }
+            Opt::Fwmark => {
+                set(&mut e, C_SERVICE)?;
+                e.protocol = Some(Protocol::Tcp);
+                e.fwmark = Some(parse_fwmark(&arg)?);
+            }
+            Opt::Sched => {
+                set(&mut e, C_SCHED)?;
+                e.scheduler = Some(arg);
+            }
+            Opt::Persistent => {
+                set(&mut e, C_PERSIST)?;
+                e.persistent = Some(match &ev.arg {
+                    None => Persistence::DEFAULT_TIMEOUT,
+                    Some(v) => Duration::from_secs(parse_timeout(v, 1, &ev.written)?),
+                });
+            }
+            Opt::Netmask => {
+                set(&mut e, C_NETMASK)?;
+                let v6 = e.vip.is_some_and(|v| v.is_ipv6()) || e.fwmark_v6;
+                e.netmask = Some(parse_netmask(&arg, v6)?);
+            }
+            Opt::Real => {
+                set(&mut e, C_SERVER)?;
+                let (ip, port) = parse_service(&arg, e.protocol, &ev.written, "real server")?;
+                dest_port_default = e.port;
+                e.dest = Some((ip, port));
+            }
+            Opt::Masq | Opt::Ipip | Opt::Gate => {
+                set(&mut e, C_FORWARD)?;
+                e.method = match ev.opt {
+                    Opt::Masq => ForwardMethod::Nat,
+                    Opt::Ipip => ForwardMethod::Tun,
+                    _ => ForwardMethod::Dr,
                 };
-                key = Some(ServiceKey::Addr {
-                    protocol,
-                    vip: Vip(ip),
-                    port,
-                });
             }
-            "-f" | "--fwmark-service" => {
-                let v = take(&mut i, opt)?;
-                let m = parse_num(&v, opt)?;
-                if m == 0 {
-                    return err("-f 0: a firewall mark must be a positive integer");
+            Opt::Weight => {
+                set(&mut e, C_WEIGHT)?;
+                e.weight = parse_ranged(&arg, &ev.written, "weight", MAX_WEIGHT)?;
+            }
+            Opt::UThr => {
+                set(&mut e, C_UTHR)?;
+                e.uth = parse_ranged(&arg, &ev.written, "upper threshold", MAX_THRESHOLD)?;
+            }
+            Opt::LThr => {
+                set(&mut e, C_LTHR)?;
+                e.lth = parse_ranged(&arg, &ev.written, "lower threshold", MAX_THRESHOLD)?;
+            }
+            Opt::Column(col) | Opt::ColumnArg(col) => set(&mut e, col)?,
+            Opt::Sort => {}
+            Opt::Ipv6 => {
+                if e.fwmark.is_none() {
+                    return err("-6 used before -f: write `-f MARK -6`");
                 }
-                key = Some(ServiceKey::FwMark(m));
+                e.fwmark_v6 = true;
             }
-            "-s" | "--scheduler" => {
-                let v = take(&mut i, opt)?;
-                scheduler = Some(v.parse().map_err(|e: crate::types::UnknownScheduler| {
-                    IpvsadmError {
-                        message: e.to_string(),
-                    }
-                })?);
+            Opt::Ops => {
+                set(&mut e, C_OPS)?;
+                e.one_packet = true;
             }
-            "-p" | "--persistent" => {
-                // The timeout is optional: a following token that is a number belongs to -p.
-                let next = inline.clone().or_else(|| {
-                    toks.get(i + 1)
-                        .filter(|s| s.chars().all(|c| c.is_ascii_digit()))
-                        .map(|s| s.to_string())
-                });
-                match next {
-                    Some(v) => {
-                        if inline.is_none() {
-                            i += 1;
-                        }
-                        let secs = parse_num(&v, opt)?;
-                        if secs == 0 {
-                            return err("-p 0: a persistence timeout must be at least 1 second");
-                        }
-                        persistent = Some(Duration::from_secs(u64::from(secs)));
+            Opt::Pe => {
+                set(&mut e, C_PE)?;
+            }
+            Opt::SchedFlags => {
+                set(&mut e, C_SCHED_FLAGS)?;
+                e.sched_flags = Some(arg);
+            }
+            Opt::TunType => {
+                set(&mut e, C_TUN_TYPE)?;
+                e.tun_type = match arg.as_str() {
+                    "ipip" => "ipip",
+                    "gue" => "gue",
+                    "gre" => "gre",
+                    _ => {
+                        return err(format!(
+                            "illegal tunnel type `{arg}`: ipvsadm knows ipip, gue and gre"
+                        ))
                     }
-                    None => persistent = Some(Persistence::DEFAULT_TIMEOUT),
+                };
+            }
+            Opt::TunPort => {
+                set(&mut e, C_TUN_PORT)?;
+                if !(1..=65535).contains(&parse_num(&arg, &ev.written)?) {
+                    return err(format!(
+                        "--tun-port {arg}: illegal tunnel port, use 1-65535"
+                    ));
                 }
             }
-            "-M" | "--netmask" => {
-                let v = take(&mut i, opt)?;
-                netmask = Some(parse_netmask(&v)?);
-            }
-            "-o" | "--ops" => flags.one_packet = true,
-            "-b" | "--sched-flags" => {
-                let v = take(&mut i, opt)?;
-                sched_flag_names.extend(v.split(',').map(str::to_string));
-            }
-            "-r" | "--real-server" => {
-                let v = take(&mut i, opt)?;
-                rs = Some(parse_addr(&v, opt)?);
-            }
-            "-g" | "--gatewaying" => method = Some(ForwardMethod::Dr),
-            "-i" | "--ipip" => method = Some(ForwardMethod::Tun),
-            "-m" | "--masquerading" => method = Some(ForwardMethod::Nat),
-            "-w" | "--weight" => {
-                let v = take(&mut i, opt)?;
-                weight = Some(parse_ranged(&v, opt, "weight", MAX_WEIGHT)?);
-            }
-            "-x" | "--u-threshold" => {
-                let v = take(&mut i, opt)?;
-                uth = Some(parse_ranged(&v, opt, "upper threshold", MAX_THRESHOLD)?);
-            }
-            "-y" | "--l-threshold" => {
-                let v = take(&mut i, opt)?;
-                lth = Some(parse_ranged(&v, opt, "lower threshold", MAX_THRESHOLD)?);
-            }
-            other => {
-                return err(format!(
-                    "unknown option `{other}`: lvslab understands -A -E -D -C -a -e -d --set -t -u -f -s -b -p -M -o -r -g -i -m -w -x -y and their long forms"
-                ))
-            }
+            Opt::TunNocsum => set(&mut e, C_TUN_NOCSUM)?,
+            Opt::TunCsum => set(&mut e, C_TUN_CSUM)?,
+            Opt::TunRemcsum => set(&mut e, C_TUN_REMCSUM)?,
         }
-        i += 1;
     }
-
-    let Some(cmd) = cmd else {
-        return err(
-            "no command: start with -A (add service), -E, -D, -C, -a (add server), -e, -d or --set",
-        );
+    let Some(cmd) = e.cmd else {
+        return err("no command: start with -A, -E, -D, -C, -a, -e, -d, --set or -L");
     };
-    let need_key = |k: Option<ServiceKey>| {
-        k.ok_or_else(|| IpvsadmError {
-            message: "no service given: add -t VIP:PORT, -u VIP:PORT or -f MARK".into(),
+    // --set takes its three values from the words left over; any other leftover is an error.
+    let mut words = words.into_iter();
+    let mut timeouts = None;
+    if cmd == Cmd::Timeout {
+        let vals: Vec<String> = words.by_ref().take(3).collect();
+        if vals.len() < 3 {
+            return err("--set option requires 3 timeout values: --set TCP TCPFIN UDP");
+        }
+        let secs = |v: &str| parse_timeout(v, 0, "--set").map(Duration::from_secs);
+        timeouts = Some(Timeouts {
+            tcp: secs(&vals[0])?,
+            tcp_fin: secs(&vals[1])?,
+            udp: secs(&vals[2])?,
+        });
+    }
+    if let Some(w) = words.next() {
+        return err(format!(
+            "unexpected argument `{w}`: every value belongs to an option (a comment in a rules file must be on a line of its own)"
+        ));
+    }
+    generic_opt_check(cmd, &e.options)?;
+    let noop = |n| {
+        Ok(Parsed {
+            action: Action::NoOp(n),
+            notes: Vec::new(),
         })
     };
     match cmd {
-        Cmd::Clear => Ok(IpvsCommand::Clear),
-        Cmd::Set => set_vals
-            .map(IpvsCommand::SetTimeouts)
-            .ok_or_else(|| IpvsadmError {
+        Cmd::Help => return noop(NoOp::Help),
+        Cmd::Version => return noop(NoOp::Version),
+        Cmd::List => return noop(NoOp::List),
+        Cmd::Save => return noop(NoOp::Save),
+        Cmd::Zero => return noop(NoOp::Zero),
+        Cmd::StartDaemon => return noop(NoOp::StartDaemon),
+        Cmd::StopDaemon => return noop(NoOp::StopDaemon),
+        Cmd::Restore => {
+            return err(
+                "-R reads rules from standard input, which lvslab cannot follow: give lvslab the rules file itself",
+            )
+        }
+        Cmd::Flush => {
+            return Ok(Parsed {
+                action: Action::Table(IpvsCommand::Clear),
+                notes,
+            })
+        }
+        Cmd::Timeout => {
+            let t = timeouts.ok_or_else(|| IpvsadmError {
                 message: "--set needs three values: --set TCP TCPFIN UDP".into(),
-            }),
-        Cmd::DelService => Ok(IpvsCommand::DelService(need_key(key)?)),
-        Cmd::AddService | Cmd::EditService => {
-            let key = need_key(key)?;
-            if rs.is_some() || weight.is_some() || method.is_some() {
-                return err("-r/-w/-g/-i/-m belong to real-server commands (-a/-e), not to -A/-E");
+            })?;
+            return Ok(Parsed {
+                action: Action::Table(IpvsCommand::SetTimeouts(t)),
+                notes,
+            });
+        }
+        _ => {}
+    }
+    if e.options[C_PE] {
+        return err("--pe: lvslab does not model persistence engines (sip); drop --pe");
+    }
+    if e.fwmark_v6 {
+        return err("-f MARK -6: lvslab models IPv4 firewall-mark services only");
+    }
+    let key = match (e.fwmark, e.vip, e.protocol) {
+        (Some(m), _, _) => ServiceKey::FwMark(m),
+        (None, Some(vip), Some(protocol)) => ServiceKey::Addr {
+            protocol,
+            vip: Vip(vip),
+            port: e.port,
+        },
+        _ => return err("no service given: add -t VIP:PORT, -u VIP:PORT or -f MARK"),
+    };
+    let svc_v6 = e.vip.is_some_and(|v| v.is_ipv6());
+    match cmd {
+        Cmd::Del => Ok(Parsed {
+            action: Action::Table(IpvsCommand::DelService(key)),
+            notes,
+        }),
+        Cmd::Add | Cmd::Edit => {
+            if e.fwmark.is_none() && e.port == 0 && e.persistent.is_none() {
+                return err(format!(
+                    "Zero port specified for non-persistent service ({key}): give a port, or add -p to make a persistent all-ports service"
+                ));
             }
-            let scheduler = scheduler.unwrap_or(Scheduler::Wlc);
-            flags.sched = sched_flags(&sched_flag_names, scheduler)?;
-            let v6 = match key {
-                ServiceKey::Addr { vip, .. } => vip.0.is_ipv6(),
-                ServiceKey::FwMark(_) => false,
+            if e.one_packet && e.fwmark.is_none() && e.protocol != Some(Protocol::Udp) {
+                return err(
+                    "One-Packet Scheduling is only for UDP virtual services: drop -o or use -u",
+                );
+            }
+            let scheduler: Scheduler = e.scheduler.as_deref().unwrap_or("wlc").parse().map_err(
+                |x: crate::types::UnknownScheduler| IpvsadmError {
+                    message: x.to_string(),
+                },
+            )?;
+            let mut flags = ServiceFlags {
+                one_packet: e.one_packet,
+                ..ServiceFlags::default()
             };
-            if netmask.is_some() && persistent.is_none() {
-                return err("-M only makes sense with persistence: add -p");
+            if let Some(names) = &e.sched_flags {
+                flags.sched = sched_flags(names, scheduler)?;
             }
-            let persistence = persistent.map(|t| {
-                let mut p = Persistence::new(t, v6);
-                if let Some(m) = netmask {
+            if e.netmask.is_some() && e.persistent.is_none() {
+                notes.push(
+                    "-M without -p: ipvsadm accepts it, but the mask only matters to a persistent service, so it is dropped".to_string(),
+                );
+            }
+            let persistence = e.persistent.map(|t| {
+                let mut p = Persistence::new(t, svc_v6);
+                if let Some(m) = e.netmask {
                     p.netmask = m;
                 }
                 p
@@ -253,61 +823,199 @@ pub fn parse(line: &str) -> Result<IpvsCommand, IpvsadmError> {
                 persistence,
                 flags,
             };
-            Ok(if cmd == Cmd::AddService {
-                IpvsCommand::AddService(cfg)
-            } else {
-                IpvsCommand::EditService(cfg)
+            Ok(Parsed {
+                action: Action::Table(if cmd == Cmd::Add {
+                    IpvsCommand::AddService(cfg)
+                } else {
+                    IpvsCommand::EditService(cfg)
+                }),
+                notes,
             })
         }
         Cmd::AddDest | Cmd::EditDest | Cmd::DelDest => {
-            let key = need_key(key)?;
-            if scheduler.is_some() || persistent.is_some() {
-                return err("-s/-p belong to service commands (-A/-E), not to -a/-e/-d");
-            }
-            let Some((ip, port)) = rs else {
+            let Some((ip, port)) = e.dest else {
                 return err("no real server given: add -r ADDRESS[:PORT]");
             };
-            let svc_port = match key {
-                ServiceKey::Addr { port, .. } => port,
-                ServiceKey::FwMark(_) => 0,
-            };
-            let addr = SocketAddr::new(ip, port.unwrap_or(svc_port));
-            if cmd == Cmd::DelDest {
-                return Ok(IpvsCommand::DelDest(key, addr));
+            let given = port;
+            let mut port = port.unwrap_or(dest_port_default);
+            if cmd != Cmd::DelDest {
+                let fwd = e.method;
+                if e.fwmark.is_none() && fwd != ForwardMethod::Nat {
+                    // process_options: DR and TUN cannot change the port, so ipvsadm puts
+                    // the service's in, whatever -r said.
+                    if let Some(p) = given.filter(|&p| p != e.port) {
+                        notes.push(format!(
+                            "real server {ip} port {p}: ipvsadm uses the service port {} with {} (only -m maps ports)",
+                            e.port,
+                            if fwd == ForwardMethod::Dr { "-g" } else { "-i" }
+                        ));
+                    }
+                    port = e.port;
+                }
+                let dest_v6 = ip.is_ipv6();
+                if dest_v6 != svc_v6 {
+                    if fwd != ForwardMethod::Tun {
+                        return err(format!(
+                            "real server {ip}: Different address family is allowed only for tunneling servers (-i)"
+                        ));
+                    }
+                    return err(format!(
+                        "real server {ip}: lvslab does not model a tunnel to another address family than the service's"
+                    ));
+                }
+                let tun_opt = [
+                    C_TUN_TYPE,
+                    C_TUN_PORT,
+                    C_TUN_NOCSUM,
+                    C_TUN_CSUM,
+                    C_TUN_REMCSUM,
+                ]
+                .into_iter()
+                .find(|&c| e.options[c]);
+                if let Some(c) = tun_opt {
+                    if fwd != ForwardMethod::Tun {
+                        return err(format!(
+                            "--{}: Tunnel options conflict with forward method: they go with -i",
+                            OPT_NAMES[c]
+                        ));
+                    }
+                }
+                match e.tun_type {
+                    "ipip" => {
+                        if let Some(c) = [C_TUN_PORT, C_TUN_NOCSUM, C_TUN_CSUM, C_TUN_REMCSUM]
+                            .into_iter()
+                            .find(|&c| e.options[c])
+                        {
+                            return err(format!(
+                                "Illegal '{}' option with the 'ipip' tunnel type",
+                                OPT_NAMES[c]
+                            ));
+                        }
+                    }
+                    other => {
+                        return err(format!(
+                            "--tun-type {other}: lvslab models IP-in-IP tunnels only (--tun-type ipip, the default)"
+                        ))
+                    }
+                }
             }
-            let method = method.unwrap_or(ForwardMethod::Dr);
-            if method != ForwardMethod::Nat && port.is_some_and(|p| p != svc_port) {
-                return err(format!(
-                    "real server port {} differs from the service port {svc_port}: only NAT (-m) can change ports; drop the port or use -m",
-                    port.unwrap_or(0)
-                ));
+            let addr = SocketAddr::new(ip, port);
+            if cmd == Cmd::DelDest {
+                return Ok(Parsed {
+                    action: Action::Table(IpvsCommand::DelDest(key, addr)),
+                    notes,
+                });
             }
             let dc = DestConfig {
                 addr,
-                method,
-                weight: weight.unwrap_or(1),
-                u_threshold: uth.unwrap_or(0),
-                l_threshold: lth.unwrap_or(0),
+                method: e.method,
+                weight: e.weight,
+                u_threshold: e.uth,
+                l_threshold: e.lth,
             };
-            if dc.l_threshold > dc.u_threshold && dc.u_threshold != 0 {
-                return err(format!(
-                    "-y {} is above -x {}: the lower threshold must not exceed the upper one",
-                    dc.l_threshold, dc.u_threshold
-                ));
-            }
-            Ok(if cmd == Cmd::AddDest {
-                IpvsCommand::AddDest(key, dc)
-            } else {
-                IpvsCommand::EditDest(key, dc)
+            Ok(Parsed {
+                action: Action::Table(if cmd == Cmd::AddDest {
+                    IpvsCommand::AddDest(key, dc)
+                } else {
+                    IpvsCommand::EditDest(key, dc)
+                }),
+                notes,
             })
         }
+        _ => err(format!("the {} command changes no rule", cmd.name())),
     }
 }
 
+/// ipvsadm's `generic_opt_check`: every option allowed with the command, the compulsory
+/// ones there, at most one of the exclusive ones.
+fn generic_opt_check(cmd: Cmd, options: &[bool; N_OPT]) -> Result<(), IpvsadmError> {
+    let Some(row) = cmd.row() else {
+        return Ok(());
+    };
+    let mut exclusive: Option<usize> = None;
+    for (j, &given) in options.iter().enumerate() {
+        let rule = row[j];
+        if !given {
+            if rule == b'+' {
+                let how = match j {
+                    C_SERVICE => ": add -t VIP:PORT, -u VIP:PORT or -f MARK",
+                    C_SERVER => ": add -r ADDRESS[:PORT]",
+                    _ => "",
+                };
+                return err(format!(
+                    "You need to supply the '{}' option for the '{}' command{how}",
+                    OPT_NAMES[j],
+                    cmd.name()
+                ));
+            }
+            continue;
+        }
+        if rule == b'x' {
+            let why = match (cmd, j) {
+                (Cmd::Add | Cmd::Edit, C_SERVER | C_FORWARD | C_WEIGHT | C_UTHR | C_LTHR) => {
+                    ": -r/-g/-i/-m/-w/-x/-y belong to real-server commands (-a/-e)"
+                }
+                (
+                    Cmd::AddDest | Cmd::EditDest | Cmd::DelDest,
+                    C_SCHED | C_PERSIST | C_NETMASK | C_OPS | C_SCHED_FLAGS | C_PE,
+                ) => ": -s/-p/-M/-o/-b belong to service commands (-A/-E)",
+                _ => "",
+            };
+            return err(format!(
+                "Illegal '{}' option with the '{}' command{why}",
+                OPT_NAMES[j],
+                cmd.name()
+            ));
+        }
+        if rule == b'1' {
+            if let Some(last) = exclusive {
+                return err(format!(
+                    "The option '{}' conflicts with the '{}' option in the '{}' command",
+                    OPT_NAMES[j],
+                    OPT_NAMES[last],
+                    cmd.name()
+                ));
+            }
+            exclusive = Some(j);
+        }
+    }
+    // ipvsadm's CMD_LIST conflicts.
+    if cmd == Cmd::List {
+        let any = |cols: &[usize]| cols.iter().any(|&c| options[c]);
+        if (any(&[C_CONNECTION, C_TIMEOUT, C_DAEMON]) && any(&[C_STATS, C_RATE, C_THRESHOLDS]))
+            || (any(&[C_TIMEOUT, C_DAEMON]) && options[C_PCONN])
+        {
+            return err("options conflicts in the list command");
+        }
+    }
+    Ok(())
+}
+
+/// ipvsadm's `string_to_number` for a u32 that is no more than ipvsadm's limit.
 fn parse_num(v: &str, opt: &str) -> Result<u32, IpvsadmError> {
     v.parse::<u32>().map_err(|_| IpvsadmError {
         message: format!("{opt} `{v}`: expected a whole number"),
     })
+}
+
+/// ipvsadm's `parse_timeout`: whole seconds from `min` to 31 days.
+fn parse_timeout(v: &str, min: u64, opt: &str) -> Result<u64, IpvsadmError> {
+    match v.parse::<u64>() {
+        Ok(n) if (min..=MAX_TIMEOUT).contains(&n) => Ok(n),
+        _ => err(format!(
+            "{opt} `{v}`: invalid timeout value: use whole seconds from {min} to {MAX_TIMEOUT} (31 days)"
+        )),
+    }
+}
+
+/// ipvsadm's `parse_fwmark`: 1..=4294967295.
+fn parse_fwmark(v: &str) -> Result<u32, IpvsadmError> {
+    match v.parse::<u32>() {
+        Ok(m) if m > 0 => Ok(m),
+        _ => err(format!(
+            "-f `{v}`: invalid fwmark value: a firewall mark is a whole number from 1 to 4294967295"
+        )),
+    }
 }
 
 /// ipvsadm's limits: weights are 0..65535, thresholds 0..INT_MAX.
@@ -328,81 +1036,225 @@ fn parse_ranged(v: &str, opt: &str, what: &str, max: u32) -> Result<u32, Ipvsadm
     parse_num(v, opt)
 }
 
-/// A port after `ADDRESS:`; `None` when it is not a number at all.
-fn parse_port(p: &str, v: &str, opt: &str) -> Result<Option<u16>, IpvsadmError> {
-    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(None);
+/// inet_aton: `a`, `a.b`, `a.b.c` or `a.b.c.d`, each part decimal, octal (leading 0) or
+/// hex (0x), the last part filling the remaining bytes.
+fn inet_aton(s: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
     }
-    match p.parse::<u16>() {
-        Ok(port) => Ok(Some(port)),
-        Err(_) => err(format!(
-            "{opt} `{v}`: port {p} is out of range: use 0-65535"
+    let mut nums = Vec::with_capacity(4);
+    for p in &parts {
+        let n = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            if h.is_empty() {
+                0
+            } else {
+                u64::from_str_radix(h, 16).ok()?
+            }
+        } else if p.len() > 1 && p.starts_with('0') {
+            u64::from_str_radix(&p[1..], 8).ok()?
+        } else {
+            if p.is_empty() {
+                return None;
+            }
+            p.parse::<u64>().ok()?
+        };
+        nums.push(n);
+    }
+    let (head, last) = nums.split_at(nums.len() - 1);
+    if head.iter().any(|&n| n > 255) {
+        return None;
+    }
+    let last_bits = 8 * (4 - head.len() as u32);
+    if last_bits < 64 && last[0] >> last_bits != 0 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for (i, &n) in head.iter().enumerate() {
+        v |= (n as u32) << (24 - 8 * i as u32);
+    }
+    v |= last[0] as u32;
+    Some(Ipv4Addr::from(v))
+}
+
+/// ipvsadm's `parse_service`: `ADDRESS[:PORT]` or `[V6ADDRESS]:PORT`; a port may be a
+/// service name of `protocol` (see [`service_port`]). An address that is all digits is
+/// refused, as ipvsadm does (`-r 80`).
+fn parse_service(
+    v: &str,
+    protocol: Option<Protocol>,
+    opt: &str,
+    what: &str,
+) -> Result<(IpAddr, Option<u16>), IpvsadmError> {
+    let bad = || {
+        IpvsadmError {
+        message: format!(
+            "{opt} `{v}`: illegal {what} address[:port]: expected ADDRESS[:PORT] such as 192.168.1.250:80 or [2001:db8::1]:80"
+        ),
+    }
+    };
+    if v.is_empty() || v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (host, port) = if let Some(rest) = v.strip_prefix('[') {
+        let (ip, tail) = rest.split_once(']').ok_or_else(bad)?;
+        // ipvsadm wants a port after a bracketed address.
+        let p = tail.strip_prefix(':').ok_or_else(bad)?;
+        (ip, Some(p))
+    } else if v.parse::<Ipv6Addr>().is_ok() {
+        (v, None)
+    } else {
+        match v.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (v, None),
+        }
+    };
+    let ip: IpAddr = if let Ok(a) = host.parse::<Ipv6Addr>() {
+        if v.starts_with('[') || port.is_none() {
+            IpAddr::V6(a)
+        } else {
+            return Err(bad());
+        }
+    } else if let Some(a) = inet_aton(host) {
+        IpAddr::V4(a)
+    } else if host.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return err(format!(
+            "{opt} `{v}`: `{host}` is a host name: ipvsadm would ask the resolver, lvslab does not (so a lab never depends on DNS); write the address"
+        ));
+    } else {
+        return Err(bad());
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            match p.parse::<u16>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return err(format!(
+                        "{opt} `{v}`: port {p} is out of range: use 0-65535"
+                    ))
+                }
+            }
+        }
+        Some(p) => Some(match protocol.and_then(|pr| service_port(p, pr)) {
+            Some(n) => n,
+            None => {
+                let proto = match protocol {
+                    Some(Protocol::Udp) => "udp",
+                    Some(Protocol::Tcp) => "tcp",
+                    None => {
+                        return err(format!(
+                            "{opt} `{v}`: a service name needs the protocol first: put -t/-u before -r, or write the port number"
+                        ))
+                    }
+                };
+                return err(format!(
+                    "{opt} `{v}`: `{p}` is not a {proto} service name lvslab knows (its table holds the common ones from /etc/services: {}); write the port number",
+                    known_services(protocol.unwrap_or(Protocol::Tcp))
+                ));
+            }
+        }),
+    };
+    Ok((ip, port))
+}
+
+/// Service names as ipvsadm resolves them through getservbyname(3): a built-in table of the
+/// common entries (names and aliases) of Debian's /etc/services (netbase 6.4), so parsing
+/// never depends on the host's file.
+const SERVICES: &[(&str, u16, bool, bool)] = &[
+    // (name, port, tcp, udp)
+    ("ftp-data", 20, true, false),
+    ("ftp", 21, true, false),
+    ("ssh", 22, true, false),
+    ("telnet", 23, true, false),
+    ("smtp", 25, true, false),
+    ("mail", 25, true, false),
+    ("domain", 53, true, true),
+    ("http", 80, true, false),
+    ("www", 80, true, false),
+    ("kerberos", 88, true, true),
+    ("pop3", 110, true, false),
+    ("pop-3", 110, true, false),
+    ("ntp", 123, false, true),
+    ("imap2", 143, true, false),
+    ("imap", 143, true, false),
+    ("snmp", 161, true, true),
+    ("ldap", 389, true, true),
+    ("https", 443, true, true),
+    ("submission", 587, true, false),
+    ("ldaps", 636, true, true),
+    ("rsync", 873, true, false),
+    ("imaps", 993, true, false),
+    ("pop3s", 995, true, false),
+    ("openvpn", 1194, true, true),
+    ("ms-sql-s", 1433, true, false),
+    ("mysql", 3306, true, false),
+    ("sip", 5060, true, true),
+    ("postgresql", 5432, true, false),
+    ("postgres", 5432, true, false),
+    ("redis", 6379, true, false),
+];
+
+/// The port of service `name` for `protocol`, from lvslab's built-in copy of the common
+/// /etc/services entries (not the host's file: a parse must not depend on the host).
+pub fn service_port(name: &str, protocol: Protocol) -> Option<u16> {
+    SERVICES
+        .iter()
+        .find(|s| {
+            s.0 == name
+                && match protocol {
+                    Protocol::Tcp => s.2,
+                    Protocol::Udp => s.3,
+                }
+        })
+        .map(|s| s.1)
+}
+
+fn known_services(protocol: Protocol) -> String {
+    SERVICES
+        .iter()
+        .filter(|s| match protocol {
+            Protocol::Tcp => s.2,
+            Protocol::Udp => s.3,
+        })
+        .map(|s| s.0)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// ipvsadm's `-M`: for an IPv4 service a mask as inet_aton reads it (`255.255.255.0`); for
+/// an IPv6 one a prefix length 1..=128.
+fn parse_netmask(v: &str, v6: bool) -> Result<IpAddr, IpvsadmError> {
+    if v6 {
+        return match v.parse::<u32>() {
+            Ok(bits) if (1..=128).contains(&bits) => {
+                Ok(IpAddr::V6((u128::MAX << (128 - bits)).into()))
+            }
+            _ => err(format!(
+                "-M `{v}`: illegal ipv6 netmask: give a prefix length 1-128"
+            )),
+        };
+    }
+    match inet_aton(v) {
+        Some(m) => Ok(IpAddr::V4(m)),
+        None => err(format!(
+            "-M `{v}`: illegal virtual server persistent mask: give a mask such as 255.255.255.0"
         )),
     }
 }
 
-/// `1.2.3.4`, `1.2.3.4:80`, `[::1]`, `[::1]:80`.
-fn parse_addr(v: &str, opt: &str) -> Result<(IpAddr, Option<u16>), IpvsadmError> {
-    let bad = || {
-        IpvsadmError {
-        message: format!(
-            "{opt} `{v}`: expected ADDRESS[:PORT] such as 192.168.1.250:80 or [2001:db8::1]:80 (ports are numbers)"
-        ),
-    }
-    };
-    if let Some(rest) = v.strip_prefix('[') {
-        let (ip, tail) = rest.split_once(']').ok_or_else(bad)?;
-        let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-        let port = match tail.strip_prefix(':') {
-            Some(p) => Some(parse_port(p, v, opt)?.ok_or_else(bad)?),
-            None if tail.is_empty() => None,
-            None => return Err(bad()),
-        };
-        return Ok((ip, port));
-    }
-    if let Ok(ip) = v.parse::<IpAddr>() {
-        return Ok((ip, None));
-    }
-    let (ip, port) = v.rsplit_once(':').ok_or_else(bad)?;
-    let ip = ip.parse().map_err(|_| bad())?;
-    Ok((ip, Some(parse_port(port, v, opt)?.ok_or_else(bad)?)))
-}
-
-/// `-M 255.255.255.0`, or a prefix length (`-M 24`, `-M 64` for IPv6 services).
-fn parse_netmask(v: &str) -> Result<IpAddr, IpvsadmError> {
-    if let Ok(ip) = v.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    if let Ok(bits) = v.parse::<u32>() {
-        if bits <= 32 {
-            let m = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            return Ok(IpAddr::V4(m.into()));
-        }
-        if bits <= 128 {
-            return Ok(IpAddr::V6((u128::MAX << (128 - bits)).into()));
-        }
-    }
-    err(format!(
-        "-M `{v}`: expected a netmask such as 255.255.255.0 or a prefix length such as 24"
-    ))
-}
-
-fn sched_flags(names: &[String], s: Scheduler) -> Result<SchedFlags, IpvsadmError> {
+fn sched_flags(names: &str, s: Scheduler) -> Result<SchedFlags, IpvsadmError> {
     let mut f = SchedFlags::default();
-    for n in names {
+    for n in names.split(',').filter(|n| !n.is_empty()) {
         let needs = |want: Scheduler| -> Result<(), IpvsadmError> {
             if s != want {
                 return err(format!(
-                    "-b {n} only applies to the {want} scheduler, this service uses {s}"
+                    "-b {n}: incompatible scheduler flag: it only applies to the {want} scheduler, this service uses {s}"
                 ));
             }
             Ok(())
         };
-        match n.as_str() {
+        match n {
             "flag-1" => f.fallback = true,
             "flag-2" => f.port = true,
             "flag-3" => f.flag3 = true,
@@ -424,7 +1276,7 @@ fn sched_flags(names: &[String], s: Scheduler) -> Result<SchedFlags, IpvsadmErro
             }
             other => {
                 return err(format!(
-                    "unknown scheduler flag `{other}`: use sh-fallback, sh-port, mh-fallback, mh-port or flag-1..flag-3"
+                    "invalid scheduler flag `{other}`: use sh-fallback, sh-port, mh-fallback, mh-port or flag-1..flag-3"
                 ))
             }
         }
@@ -462,6 +1314,14 @@ mod tests {
         };
         assert_eq!(cfg.scheduler, Scheduler::Wlc);
         assert_eq!(cfg.persistence.unwrap().timeout, Duration::from_secs(60));
+        // popt gives -p the next word unless it starts with '-': a word is a bad timeout.
+        let e = parse("-A -t 192.168.1.250:80 -p rr").unwrap_err();
+        assert!(e.message.contains("invalid timeout value"), "{e}");
+        // Last on the line, -p has no value.
+        let IpvsCommand::AddService(cfg) = parse("-A -t 192.168.1.250:80 -s rr -p").unwrap() else {
+            panic!()
+        };
+        assert_eq!(cfg.persistence.unwrap().timeout, Duration::from_secs(360));
     }
 
     #[test]
@@ -483,8 +1343,24 @@ mod tests {
         let e = parse("-A -t 1.2.3.4:80 -s rr -b sh-port").unwrap_err();
         assert!(e.message.contains("sh scheduler"), "{e}");
         let e = parse("-A -t 1.2.3.4 -s rr").unwrap_err();
-        assert!(e.message.contains(":PORT"), "{e}");
+        assert!(e.message.contains("Zero port specified"), "{e}");
         assert!(parse("-Z").is_err());
+        let e = parse("-a -t 1.2.3.4:80 -s wlc -r 10.0.0.1 -g").unwrap_err();
+        assert!(
+            e.message
+                .contains("Illegal 'scheduler' option with the 'add-server' command"),
+            "{e}"
+        );
+        let e = parse("-t 1.2.3.4:80 -A").unwrap_err();
+        assert!(e.message.contains("command first"), "{e}");
+        let e = parse("-a -t 1.2.3.4:80 -r 10.0.0.1 -g -m").unwrap_err();
+        assert!(e.message.contains("multiple 'forwarding-method'"), "{e}");
+        let e = parse("-A -t 1.2.3.4:80 -a").unwrap_err();
+        assert!(e.message.contains("multiple commands"), "{e}");
+        let e = parse("-A -t www.example.com:80").unwrap_err();
+        assert!(e.message.contains("host name"), "{e}");
+        let e = parse("-A -t 1.2.3.4:80 # web").unwrap_err();
+        assert!(e.message.contains("unexpected argument `#`"), "{e}");
     }
 
     #[test]
@@ -539,9 +1415,8 @@ mod tests {
                 "{line}"
             );
         }
-        // The largest port is fine; a word is still "not a number".
         assert!(parse("-A -t 1.2.3.4:65535 -s rr").is_ok());
-        assert!(message("-A -t 1.2.3.4:http -s rr").contains("ports are numbers"));
+        assert!(message("-A -t 1.2.3.4:gopher -s rr").contains("not a tcp service name"));
     }
 
     #[test]
@@ -565,5 +1440,145 @@ mod tests {
         );
         assert!(parse(&format!("{base} -w 65535 -x 2147483647 -y 1")).is_ok());
         assert!(message(&format!("{base} -w -1")).contains("expected a whole number"));
+    }
+
+    // The lines a new user fed to `lvslab simulate` that the real ipvsadm takes.
+
+    #[test]
+    fn bundled_short_options_as_popt_splits_them() {
+        assert_eq!(
+            parse("-At 10.0.0.1:80 -s rr").unwrap(),
+            parse("-A -t 10.0.0.1:80 -s rr").unwrap()
+        );
+        assert_eq!(
+            parse("ipvsadm -at 200.168.10.10:80 -r 200.168.10.2:80 -i").unwrap(),
+            parse("-a -t 200.168.10.10:80 -r 200.168.10.2:80 -i").unwrap()
+        );
+        // The rest of a bundle is the argument of an option that takes one.
+        assert_eq!(
+            parse("-At10.0.0.1:80 -srr -p600").unwrap(),
+            parse("-A -t 10.0.0.1:80 -s rr -p 600").unwrap()
+        );
+        assert_eq!(
+            parse("-a -t 10.0.0.1:80 -r 10.0.0.2 -mw3").unwrap(),
+            parse("-a -t 10.0.0.1:80 -r 10.0.0.2 -m -w 3").unwrap()
+        );
+        assert_eq!(
+            parse("--add-server --tcp-service=10.0.0.1:80 --real-server=10.0.0.2 --weight=3")
+                .unwrap(),
+            parse("-a -t 10.0.0.1:80 -r 10.0.0.2 -w 3").unwrap()
+        );
+    }
+
+    #[test]
+    fn service_names_come_from_the_built_in_table() {
+        let IpvsCommand::AddService(cfg) = parse("-A -t 10.0.0.1:http -s rr").unwrap() else {
+            panic!()
+        };
+        assert_eq!(cfg.key.to_string(), "TCP  10.0.0.1:80");
+        let IpvsCommand::AddDest(k, dc) =
+            parse("-a -t 192.168.1.112:https -r 10.0.0.64:8443 -m -w 1").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(k.to_string(), "TCP  192.168.1.112:443");
+        assert_eq!(dc.addr.port(), 8443);
+        let IpvsCommand::AddService(cfg) = parse("-A -u 10.0.0.1:domain").unwrap() else {
+            panic!()
+        };
+        assert_eq!(cfg.key.to_string(), "UDP  10.0.0.1:53");
+        // /etc/services has http for tcp only (netbase 6.4): ipvsadm -u VIP:http fails too.
+        let e = message("-A -u 10.0.0.1:http -s rr");
+        assert!(e.contains("not a udp service name"), "{e}");
+        assert!(e.contains("domain"), "{e}");
+        assert_eq!(service_port("mysql", Protocol::Tcp), Some(3306));
+        assert_eq!(service_port("www", Protocol::Tcp), Some(80));
+    }
+
+    #[test]
+    fn tun_type_ipip_as_ipvsadm_save_writes_it() {
+        let c = parse("-a -t 10.0.0.1:80 -r 10.0.1.2:80 -i -w 1 --tun-type ipip").unwrap();
+        assert_eq!(
+            c,
+            parse("-a -t 10.0.0.1:80 -r 10.0.1.2:80 -i -w 1").unwrap()
+        );
+        let e = message("-a -t 10.0.0.1:80 -r 10.0.1.2:80 -g --tun-type ipip");
+        assert!(
+            e.contains("Tunnel options conflict with forward method"),
+            "{e}"
+        );
+        let e = message("-a -t 10.0.0.1:80 -r 10.0.1.2:80 -i --tun-type gue --tun-port 6080");
+        assert!(e.contains("IP-in-IP tunnels only"), "{e}");
+        let e = message("-a -t 10.0.0.1:80 -r 10.0.1.2:80 -i --tun-port 6080");
+        assert!(
+            e.contains("Illegal 'tun-port' option with the 'ipip' tunnel type"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn fwmark_real_server_keeps_its_port() {
+        let IpvsCommand::AddDest(k, dc) = parse("-a -f 3 -r 10.0.1.220:80 -i").unwrap() else {
+            panic!()
+        };
+        assert_eq!(k, ServiceKey::FwMark(3));
+        assert_eq!(dc.addr, "10.0.1.220:80".parse().unwrap());
+        assert_eq!(dc.method, ForwardMethod::Tun);
+        // Without a port it is the service's, 0 for a fwmark service.
+        let IpvsCommand::AddDest(_, dc) = parse("-a -f 3 -r 10.0.1.220 -g").unwrap() else {
+            panic!()
+        };
+        assert_eq!(dc.addr.port(), 0);
+    }
+
+    #[test]
+    fn dr_real_server_port_is_the_service_port_with_a_note() {
+        let p = parse_line("-a -t 10.0.0.1:80 -r 10.0.0.2:8080 -g").unwrap();
+        let Action::Table(IpvsCommand::AddDest(_, dc)) = p.action else {
+            panic!()
+        };
+        assert_eq!(dc.addr.port(), 80);
+        assert!(p.notes[0].contains("service port 80"), "{:?}", p.notes);
+        assert!(parse_line("-a -t 10.0.0.1:80 -r 10.0.0.2:80 -g")
+            .unwrap()
+            .notes
+            .is_empty());
+    }
+
+    #[test]
+    fn listing_commands_are_no_ops() {
+        for (line, what) in [
+            ("-L", NoOp::List),
+            ("-Ln", NoOp::List),
+            ("ipvsadm -L -n", NoOp::List),
+            ("ipvsadm -l -c", NoOp::List),
+            ("ipvsadm", NoOp::List),
+            ("-L -n --stats", NoOp::List),
+            ("-L -t 10.0.0.1:80", NoOp::List),
+            ("-Z", NoOp::Zero),
+            ("-Sn", NoOp::Save),
+            (
+                "--start-daemon master --mcast-interface eth0 --syncid 5",
+                NoOp::StartDaemon,
+            ),
+            ("--stop-daemon backup", NoOp::StopDaemon),
+        ] {
+            assert_eq!(
+                parse_line(line).unwrap().action,
+                Action::NoOp(what),
+                "{line}"
+            );
+        }
+        assert!(message("-L -c --stats").contains("options conflicts"));
+        assert!(message("-L -s rr").contains("Illegal 'scheduler' option with the 'list'"));
+        assert!(message("-R").contains("standard input"));
+    }
+
+    #[test]
+    fn inet_aton_forms() {
+        assert_eq!(inet_aton("10.1"), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(inet_aton("0x0a.0.0.010"), Some(Ipv4Addr::new(10, 0, 0, 8)));
+        assert_eq!(inet_aton("256.0.0.1"), None);
+        assert_eq!(inet_aton("1.2.3.4.5"), None);
     }
 }

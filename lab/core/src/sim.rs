@@ -235,8 +235,16 @@ pub fn parse_line(line: usize, raw: &str) -> Result<Option<ScriptLine>, SimError
     };
     let words: Vec<&str> = body.split_whitespace().collect();
     let step = match words[0] {
-        "ipvsadm" | "-A" | "-E" | "-D" | "-C" | "-a" | "-e" | "-d" | "--set" => {
-            Step::Ipvsadm(crate::ipvsadm::parse(body).map_err(|e| fail(e.message))?)
+        // Any option word starts an ipvsadm line (`-At VIP:80`, `-Ln`), as ipvsadm -R reads it.
+        w if w == "ipvsadm" || w.starts_with('-') => {
+            match crate::ipvsadm::parse_line(body)
+                .map_err(|e| fail(e.message))?
+                .action
+            {
+                crate::ipvsadm::Action::Table(c) => Step::Ipvsadm(c),
+                // -L and the like change no rule: the runner skips them.
+                crate::ipvsadm::Action::NoOp(_) => return Ok(None),
+            }
         }
         "sleep" => {
             let usage = || fail("sleep needs a number of seconds, e.g. `sleep 120`".into());
@@ -670,6 +678,16 @@ fn parse_flow(words: &[&str]) -> Result<Flow, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipvsadm_lines_as_scripts_write_them_and_listings_are_skipped() {
+        let s =
+            "-At 10.0.0.1:http -s rr\nipvsadm -Ln\n-a -t 10.0.0.1:80 -r 10.0.2.1 -m\n-L\nipvsadm\n";
+        let l = parse_script(s).expect("parses");
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert_eq!((l[0].line, l[1].line), (1, 3));
+        assert!(matches!(l[1].step, Step::Ipvsadm(IpvsCommand::AddDest(..))));
+    }
 
     #[test]
     fn a_script_parses_into_steps_with_their_lines() {
