@@ -9,6 +9,7 @@ mod cmd_down;
 mod cmd_exec;
 mod cmd_failover;
 mod cmd_health;
+mod cmd_import;
 mod cmd_list;
 mod cmd_request;
 mod cmd_serve;
@@ -72,6 +73,12 @@ enum Command {
     Explain(director::cmd_stats::ExplainArgs),
     /// Make the VRRP MASTER of a director pair give up; the BACKUP takes the VIPs over.
     Failover(cmd_failover::Args),
+    /// Read an ipvsadm rule set or a keepalived.conf as the real tools do and print its
+    /// services (TOML for a topology, JSON, ipvsadm-save, keepalived.conf) or apply them to
+    /// a running lab (--lab).
+    Import(cmd_import::ImportArgs),
+    /// Write a lab's or a topology's services as ipvsadm-save rules or keepalived.conf.
+    Export(cmd_import::ExportArgs),
     Vm(cmd_vm::Args),
 }
 
@@ -115,6 +122,8 @@ fn main() {
         Command::Explain(a) => director::cmd_stats::run_explain(a),
         Command::Vm(a) => cmd_vm::run(a),
         Command::Failover(a) => cmd_failover::run(a),
+        Command::Import(a) => cmd_import::run_import(a),
+        Command::Export(a) => cmd_import::run_export(a),
     };
     if let Err(e) = res {
         // Topology errors already carry `file:line:col: error:`.
@@ -156,6 +165,7 @@ fn route_to_vm(cmd: &Command) -> anyhow::Result<Option<i32>> {
         Command::Real(a) => forward_if(a.action.lab()),
         Command::Explain(a) => forward_if(a.lab.as_deref()),
         Command::Failover(a) => forward_if(a.lab.name()),
+        Command::Import(a) if a.lab.is_some() => forward_if(a.lab.as_deref()),
         // Only a named lab can live in the VM; a topology file is drawn here.
         Command::Diagram(a) if a.lab.is_some() => forward_if(a.lab.as_deref()),
         Command::Capture(a) => match vmlab::vm_lab_for(a.lab.as_deref()) {

@@ -112,6 +112,19 @@ pub struct ServiceOverride {
     pub health: Option<Spanned<toml::Table>>,
     /// The service's `vrrp` table (replacing the topology's), for a service with a backup.
     pub vrrp: Option<Spanned<toml::Table>>,
+    /// The services imported from a configuration file people already have (replacing the
+    /// topology's; the other `[service]` changes then apply to the first of them).
+    pub import: Option<Spanned<ImportFile>>,
+}
+
+/// A configuration file a scenario takes its services from, relative to the scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportFile {
+    /// A keepalived.conf.
+    pub keepalived: Option<String>,
+    /// An ipvsadm rule set (`ipvsadm-save` output or a script of ipvsadm lines).
+    pub ipvsadm: Option<String>,
 }
 
 /// Capture settings.

@@ -17,6 +17,17 @@ pub fn apply_overrides(scenario: &Scenario, mut topo: Topology) -> Result<Topolo
         .clone()
         .unwrap_or_else(|| Source::new("scenario", String::new()));
     let o = &scenario.service;
+    if let Some(imp) = &o.import {
+        match imported_services(&src.path, imp.get_ref(), &topo) {
+            Ok(services) => topo.services = services,
+            Err((message, help)) => {
+                return Err(FormatError::Located {
+                    src: Box::new(src.clone()),
+                    diagnostics: vec![src.diag(imp.span(), message, help)],
+                })
+            }
+        }
+    }
     let Some(svc) = topo.services.first_mut() else {
         return Err(FormatError::Invalid {
             path: src.path.clone(),
@@ -107,6 +118,79 @@ pub fn apply_overrides(scenario: &Scenario, mut topo: Topology) -> Result<Topolo
         src: Box::new(src),
         diagnostics: diags,
     })
+}
+
+/// The services of `imp` (a keepalived.conf or an ipvsadm rule set, relative to the scenario
+/// at `scenario_path`) fitted to `topo`: directors as the topology's first service names
+/// them, real servers by the node holding their address.
+fn imported_services(
+    scenario_path: &std::path::Path,
+    imp: &crate::format::ImportFile,
+    topo: &Topology,
+) -> Result<Vec<lvslab_netns::ServiceSpec>, (String, Option<String>)> {
+    let dir = scenario_path.parent().unwrap_or(std::path::Path::new("."));
+    let (file, imported) = match (&imp.keepalived, &imp.ipvsadm) {
+        (Some(k), None) => {
+            let file = dir.join(k);
+            let r = lvslab_keepalived::import_keepalived(&file)
+                .map_err(|e| (format!("import: {e}"), None))?;
+            (file, r.services)
+        }
+        (None, Some(i)) => {
+            let file = dir.join(i);
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| (format!("import: read {}: {e}", file.display()), None))?;
+            let r = lvslab_import::import_ipvsadm(&file, &text)
+                .map_err(|e| (format!("import: {e}"), None))?;
+            (file, r.services)
+        }
+        _ => {
+            return Err((
+                "import names no file, or two".to_owned(),
+                Some("write import = { keepalived = \"FILE\" } or import = { ipvsadm = \"FILE\" }, relative to the scenario".to_owned()),
+            ))
+        }
+    };
+    let first = topo.services.first();
+    let mut out = Vec::new();
+    for mut s in imported {
+        if let Some(f) = first {
+            s.director = f.director.clone();
+            if s.backup.is_some() {
+                s.backup = f.backup.clone();
+            }
+        }
+        for r in &mut s.real_servers {
+            let owner = topo.nodes.iter().find(|n| {
+                n.interfaces
+                    .iter()
+                    .flat_map(|i| &i.addresses)
+                    .any(|a| a.addr() == r.address)
+            });
+            match owner {
+                Some(n) => r.node = n.name.clone(),
+                None => {
+                    return Err((
+                        format!(
+                            "import: real server {} of {} is no address of a node in topology {}",
+                            r.address,
+                            file.display(),
+                            topo.name
+                        ),
+                        Some("pick a topology whose real servers hold the imported addresses, or edit the file".to_owned()),
+                    ))
+                }
+            }
+        }
+        out.push(s);
+    }
+    if out.is_empty() {
+        return Err((
+            format!("import: {} holds no virtual service", file.display()),
+            None,
+        ));
+    }
+    Ok(out)
 }
 
 /// A `[service] health` or `vrrp` table checked by the topology validator itself (one set
@@ -202,6 +286,36 @@ mod tests {
         let text = format!("description = \"d\"\ntopology = \"nat-topology\"\n{body}");
         let s = Scenario::parse(Path::new("s.toml"), &text)?;
         apply_overrides(&s, nat())
+    }
+
+    #[test]
+    fn an_imported_keepalived_conf_replaces_the_services_fitted_by_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("k.conf");
+        std::fs::write(
+            &conf,
+            "virtual_server 192.168.1.250 80 {\n lb_algo sh\n lb_kind NAT\n protocol TCP\n real_server 192.168.1.203 80 { weight 2 }\n}\n",
+        )
+        .unwrap();
+        let text = "description = \"d\"\ntopology = \"nat-topology\"\n[service]\nimport = { keepalived = \"k.conf\" }\n";
+        let s = Scenario::parse(&dir.path().join("s.toml"), text).unwrap();
+        let t = apply_overrides(&s, nat()).unwrap();
+        let svc = &t.services[0];
+        assert_eq!(svc.scheduler.to_string(), "sh");
+        assert_eq!(svc.director, "director");
+        assert_eq!(svc.real_servers.len(), 1);
+        assert_eq!(
+            (
+                svc.real_servers[0].node.as_str(),
+                svc.real_servers[0].weight
+            ),
+            ("rs2", 2)
+        );
+        // A real server the topology does not hold is refused, pointing at `import`.
+        std::fs::write(&conf, "virtual_server 192.168.1.250 80 {\n protocol TCP\n real_server 10.9.9.9 80 { weight 1 }\n}\n").unwrap();
+        let s = Scenario::parse(&dir.path().join("s.toml"), text).unwrap();
+        let e = apply_overrides(&s, nat()).unwrap_err().to_string();
+        assert!(e.contains("s.toml:4:") && e.contains("10.9.9.9"), "{e}");
     }
 
     #[test]

@@ -656,22 +656,23 @@ impl StepCtx<'_> {
                 // step waits for either, so what the datagram set off (ARP on both sides,
                 // a first ARP retried when a fresh lab's bridge lost it) is over before the
                 // next step. No answer at all is no failure: sending was the point.
-                let got = lvslab_netns::netns::run_in(&n.netns, move || -> std::io::Result<bool> {
-                    let s = std::net::UdpSocket::bind(SocketAddr::new(source, port))?;
-                    s.connect(to)?;
-                    s.set_read_timeout(Some(wait))?;
-                    s.send(&bytes)?;
-                    let mut buf = [0u8; 2048];
-                    match s.recv(&mut buf) {
-                        Ok(_) => Ok(true),
-                        Err(e) => {
-                            tracing::debug!("no answer to the datagram to {to}: {e}");
-                            Ok(false)
+                let got =
+                    lvslab_netns::netns::run_in(&n.netns, move || -> std::io::Result<bool> {
+                        let s = std::net::UdpSocket::bind(SocketAddr::new(source, port))?;
+                        s.connect(to)?;
+                        s.set_read_timeout(Some(wait))?;
+                        s.send(&bytes)?;
+                        let mut buf = [0u8; 2048];
+                        match s.recv(&mut buf) {
+                            Ok(_) => Ok(true),
+                            Err(e) => {
+                                tracing::debug!("no answer to the datagram to {to}: {e}");
+                                Ok(false)
+                            }
                         }
-                    }
-                })
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("sending from {node} ({source}) to {to}: {e}"))?;
+                    })
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("sending from {node} ({source}) to {to}: {e}"))?;
                 match answered {
                     Some(want) if *want != got => Err(format!(
                         "the datagram from {node} ({source}:{port}) to {to} was {}answered, expected {}",
