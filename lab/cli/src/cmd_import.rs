@@ -151,7 +151,7 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
 /// Run `lvslab export`.
 pub fn run_export(args: ExportArgs) -> Result<()> {
     let up = lvslab_engine::list_labs();
-    let services = if up.iter().any(|l| *l == args.source) {
+    let services = if up.contains(&args.source) {
         Lab::load(&args.source)?.state.topology.services
     } else {
         Topology::find(&args.source)?.services
