@@ -495,6 +495,15 @@ pub(crate) fn trace(
         .map(str::to_owned);
 
     let mut findings = Vec::new();
+    if forwarding == Forwarding::Routed {
+        findings.extend(vip_reached_without_director(
+            ends.map(|(_, service)| service),
+            &hops,
+            conv,
+            roles,
+            server.as_deref(),
+        ));
+    }
     let mut scheduled_at: Option<usize> = None;
     let mut packets = Vec::new();
     for (k, ((j, hops), raws)) in conv.journeys.iter().zip(hops).zip(raws).enumerate() {
@@ -590,6 +599,33 @@ pub(crate) fn trace(
         findings,
         packets,
     }
+}
+
+/// The DR ARP problem, seen from the packets: the client's packets to a VIP reached a real
+/// server with no node acting as director on the way, so the last router must have
+/// resolved the VIP to that server's MAC (the server answered ARP for a VIP it holds).
+fn vip_reached_without_director(
+    service: Option<SocketAddr>,
+    hops: &[Vec<TraceHop>],
+    conv: &ConversationSummary,
+    roles: &RoleMap,
+    server: Option<&str>,
+) -> Option<String> {
+    let service = service?;
+    let label = roles.label_of(&service.ip())?.to_string();
+    if !label.starts_with("VIP") {
+        return None;
+    }
+    let server = server?;
+    let (k, _) = conv.journeys.iter().enumerate().find(|(_, j)| j.c2s)?;
+    let last = hops.get(k)?.last()?;
+    let from = hops.get(k)?.iter().rev().find(|h| h.dir == "out")?;
+    Some(format!(
+        "the client's packets to {label}={} reached {server} with no director on the way: {} sent them to {} ({server} answered ARP for the VIP it holds), so nothing balanced them; a DR/TUN real server must hold the VIP without answering ARP for it (arp_ignore=1, arp_announce=2)",
+        service.ip(),
+        from.hop,
+        last.dst_mac,
+    ))
 }
 
 /// The service endpoint the client addressed (first c2s sighting's destination).

@@ -46,6 +46,27 @@ fn tun_trace() {
     insta::assert_snapshot!("tun-rr", text("tun-rr"));
 }
 
+/// The DR ARP problem (`scenarios/pitfall-dr-arp`): real servers without arp_ignore answer
+/// ARP for the VIP, so the router sends the client straight to rs1: every conversation
+/// is routed with no director, and the trace must say why.
+#[test]
+fn dr_arp_problem_trace_says_why() {
+    let t = traces("dr-arp");
+    let to_vip: Vec<&Trace> = t.iter().filter(|t| t.title.contains("VIP=")).collect();
+    assert!(!to_vip.is_empty());
+    for c in to_vip {
+        assert_eq!(c.forwarding, Forwarding::Routed, "{}", c.title);
+        assert!(
+            c.findings
+                .iter()
+                .any(|f| f.contains("no director on the way") && f.contains("arp_ignore=1")),
+            "{}: {:?}",
+            c.title,
+            c.findings
+        );
+    }
+}
+
 /// The director with the `nat-source-rewrite` fault forwards replies unrewritten: the
 /// trace must say so at the director's hop and at the client.
 #[test]
