@@ -76,7 +76,8 @@ fn the_kernel_restores_and_saves_what_lvslab_writes() {
     let _gone = Gone(ns.clone());
     // IPVS refuses a NAT real server while lo is down.
     run_in(&ns, "ip", &["link", "set", "lo", "up"], None).expect("lo up");
-    // A fwmark fixture of lvslab's own joins the real-world ones: the -f save path.
+    // A case of lvslab's own joins the real-world ones: the -f save path, IPv6, and addresses
+    // more than 2^31 apart (libipvs compares them by an int subtraction: 192.168.x first).
     let mut cases: Vec<(String, String)> = fixtures()
         .into_iter()
         .map(|p| {
@@ -90,11 +91,14 @@ fn the_kernel_restores_and_saves_what_lvslab_writes() {
         Path::new("fwmark"),
         "iptables -t mangle -A PREROUTING -d 10.0.0.1 -p tcp --dport 80 -j MARK --set-mark 3\n\
          -A -f 3 -s wlc -p 600\n-a -f 3 -r 10.0.1.220:80 -g\n-a -f 3 -r 10.0.1.221 -g -w 2\n\
-         -A -u [2001:db8::1]:53 -s sh\n-a -u [2001:db8::1]:53 -r [2001:db8::2]:5353 -m\n",
+         -A -u [2001:db8::1]:53 -s sh\n-a -u [2001:db8::1]:53 -r [2001:db8::2]:5353 -m\n\
+         -A -t 10.0.0.1:80 -s rr\n-A -t 192.168.1.1:80 -s rr\n-A -t 10.0.0.1:22 -s rr\n\
+         -a -t 10.0.0.1:22 -r 192.168.1.9 -g\n-a -t 10.0.0.1:22 -r 10.0.0.9 -g\n",
     )
     .expect("own fixture");
     cases.push(("fwmark+ipv6".into(), to_ipvsadm_save(&own.services)));
-    // ipvsadm-save is a script around `ipvsadm -S`; Debian installs both.
+    // ipvsadm-save is a shell script that runs `ipvsadm -S -n` with a PATH of its own, which
+    // misses the VM's ipvsadm; then the same command is run directly.
     let save_cmd = if run_in(&ns, "ipvsadm-save", &["-n"], None).is_ok() {
         ("ipvsadm-save", vec!["-n"])
     } else {
