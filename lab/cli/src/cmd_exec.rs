@@ -24,6 +24,7 @@ pub fn run(args: Args) -> Result<()> {
     let ns = lab.netns_of(&args.node)?;
     let mut cmd = Command::new(&args.cmd[0]);
     cmd.args(&args.cmd[1..]);
+    crate::cmd_ipvsadm::put_shim_on_path(&lab, &args.node, &mut cmd);
     let status = netns::command_in(&ns, cmd)?
         .status()
         .with_context(|| format!("run {:?} in {ns}", args.cmd[0]))?;

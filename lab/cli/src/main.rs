@@ -10,6 +10,7 @@ mod cmd_exec;
 mod cmd_failover;
 mod cmd_health;
 mod cmd_import;
+mod cmd_ipvsadm;
 mod cmd_list;
 mod cmd_request;
 mod cmd_serve;
@@ -69,6 +70,7 @@ enum Command {
     Stats(director::cmd_stats::StatsArgs),
     /// The connection table, like `ipvsadm -Lnc`.
     Conns(director::cmd_stats::ConnsArgs),
+    Ipvsadm(cmd_ipvsadm::Args),
     /// Why the live director picked each real server (`on`, `off`, `show`).
     Explain(director::cmd_stats::ExplainArgs),
     /// Make the VRRP MASTER of a director pair give up; the BACKUP takes the VIPs over.
@@ -119,6 +121,7 @@ fn main() {
         Command::Real(a) => director::cmd_ctl::run_real(a),
         Command::Stats(a) => director::cmd_stats::run_stats(a),
         Command::Conns(a) => director::cmd_stats::run_conns(a),
+        Command::Ipvsadm(a) => cmd_ipvsadm::run(a),
         Command::Explain(a) => director::cmd_stats::run_explain(a),
         Command::Vm(a) => cmd_vm::run(a),
         Command::Failover(a) => cmd_failover::run(a),
@@ -161,6 +164,7 @@ fn route_to_vm(cmd: &Command) -> anyhow::Result<Option<i32>> {
         Command::Request(a) => forward_if(a.lab.as_deref()),
         Command::Stats(a) => forward_if(a.lab.name()),
         Command::Conns(a) => forward_if(a.lab.name()),
+        Command::Ipvsadm(a) => cmd_ipvsadm::route_to_vm(a),
         Command::Service(a) => forward_if(a.action.lab()),
         Command::Real(a) => forward_if(a.action.lab()),
         Command::Explain(a) => forward_if(a.lab.as_deref()),

@@ -275,6 +275,11 @@ impl Director {
         r
     }
 
+    /// Zero the counters of one service or of all (`ipvsadm -Z`).
+    pub fn zero(&mut self, key: Option<&crate::types::ServiceKey>) -> Result<(), IpvsError> {
+        self.ipvs.zero(key)
+    }
+
     /// Add a mangle MARK rule: packets it matches reach IPVS with its mark, as netfilter
     /// marks them before IPVS in the kernel. Its address is a VIP the director answers for.
     pub fn add_mark(&mut self, rule: crate::mark::MarkRule) {

@@ -49,6 +49,13 @@ pub enum Request {
         /// e.g. `1`.
         value: String,
     },
+    /// The whole table as `ipvsadm -L` and `-S` print it (flags, thresholds, timeouts).
+    Table,
+    /// Zero the counters of one service, or of all (`ipvsadm -Z`).
+    Zero {
+        /// The service; none: every service.
+        service: Option<crate::listing::ListedKey>,
+    },
 }
 
 /// The director's answer.
@@ -81,6 +88,8 @@ pub enum Response {
         /// On or off.
         on: bool,
     },
+    /// Answer to [`Request::Table`].
+    Table(crate::listing::Table),
 }
 
 /// A director's part in a VRRP pair.
@@ -435,6 +444,22 @@ impl ControlClient {
         }
     }
 
+    /// The whole table, as `ipvsadm -L` and `-S` print it.
+    pub fn table(&self) -> Result<crate::listing::Table, ControlError> {
+        match self.call_ok(&Request::Table)? {
+            Response::Table(t) => Ok(t),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Zero the counters of `service`, or of every service.
+    pub fn zero(&self, service: Option<crate::listing::ListedKey>) -> Result<(), ControlError> {
+        match self.call_ok(&Request::Zero { service })? {
+            Response::Ok => Ok(()),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
     /// The director's VRRP instances, their state changes and sync counters.
     pub fn vrrp(&self) -> Result<VrrpReport, ControlError> {
         match self.call_ok(&Request::Vrrp)? {
@@ -533,6 +558,16 @@ pub fn answer(req: Request, director: &mut Director, now: Duration, tx: &mut Tx)
             picks: director.picks().map(PickRow::from).collect(),
         },
         Request::Vrrp => Response::Vrrp(vrrp_report(director)),
+        Request::Table => Response::Table(crate::listing::Table::new(
+            listed_services(director.ipvs()),
+            director.ipvs().timeouts(),
+        )),
+        Request::Zero { service } => match director.zero(service.map(Into::into).as_ref()) {
+            Ok(()) => Response::Ok,
+            Err(e) => Response::Error {
+                message: e.to_string(),
+            },
+        },
         Request::Explaining => Response::Explaining {
             on: director.ipvs().explaining(),
         },
@@ -641,6 +676,22 @@ fn service_stats(ipvs: &Ipvs) -> Vec<ServiceStats> {
                         u64::from(d.inactive),
                         d.stats,
                     )
+                }),
+            )
+        })
+        .collect()
+}
+
+fn listed_services(ipvs: &Ipvs) -> Vec<crate::listing::ListedService> {
+    use crate::listing::{ListedDest, ListedService};
+    ipvs.services()
+        .iter()
+        .map(|s| {
+            ListedService::new(
+                &s.config,
+                s.stats,
+                s.dests.iter().map(|d| {
+                    ListedDest::new(&d.config, d.active, d.inactive, d.persistent, d.stats)
                 }),
             )
         })

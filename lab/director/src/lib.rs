@@ -17,6 +17,7 @@ mod error;
 pub mod faults;
 pub mod hostinfo;
 pub mod ifconf;
+pub mod listing;
 pub mod memory;
 
 pub use control::{

@@ -10,7 +10,8 @@ use lvslab_core::ipvsadm;
 use lvslab_director::control::{
     socket_path, ConnRow, ControlClient, DestStats, PickRow, ServiceStats, Stats,
 };
-use lvslab_ipvs_nl::{KernelIpvs, ServiceEntry};
+use lvslab_director::listing::{ListedDaemon, ListedDest, ListedKey, ListedService, Table};
+use lvslab_ipvs_nl::{KernelIpvs, ServiceEntry, SyncState};
 use lvslab_netns::{Backend, Lab, Topology};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +26,10 @@ pub trait Balancer {
     fn stats(&self) -> Result<Stats>;
     /// The connection table, as `ipvsadm -Lnc` shows it.
     fn conns(&self) -> Result<Vec<ConnRow>>;
+    /// The whole table as `ipvsadm -L` and `-S` print it: flags, thresholds, timeouts.
+    fn table(&self) -> Result<Table>;
+    /// Zero the counters of one service, or of every service (`ipvsadm -Z`).
+    fn zero(&self, service: Option<ListedKey>) -> Result<()>;
     /// Start or stop keeping the scheduler's reasoning for each new connection.
     fn explain(&self, on: bool) -> Result<()>;
     /// The reasoning kept for the newest new connections, oldest first.
@@ -114,6 +119,14 @@ impl Balancer for Userspace {
         Ok(self.client.conns()?)
     }
 
+    fn table(&self) -> Result<Table> {
+        Ok(self.client.table()?)
+    }
+
+    fn zero(&self, service: Option<ListedKey>) -> Result<()> {
+        Ok(self.client.zero(service)?)
+    }
+
     fn explain(&self, on: bool) -> Result<()> {
         Ok(self.client.explain(on)?)
     }
@@ -185,6 +198,46 @@ impl Balancer for Kernel {
             // The kernel keeps no packet-path counters of the userspace director's kind.
             director: BTreeMap::new(),
         })
+    }
+
+    fn table(&self) -> Result<Table> {
+        let (info, services, timeouts, daemons) =
+            self.with(|k| Ok((k.info()?, k.services()?, k.timeouts()?, k.daemons()?)))?;
+        let mut t = Table::new(
+            services
+                .iter()
+                .map(|s| {
+                    ListedService::new(
+                        &s.config,
+                        s.stats,
+                        s.dests.iter().map(|d| {
+                            ListedDest::new(&d.config, d.active, d.inactive, d.persistent, d.stats)
+                        }),
+                    )
+                })
+                .collect(),
+            timeouts,
+        );
+        t.version = info.version;
+        t.conn_tab_size = info.conn_tab_size;
+        t.daemons = daemons
+            .into_iter()
+            .map(|d| ListedDaemon {
+                state: match d.state {
+                    SyncState::Master => "master",
+                    SyncState::Backup => "backup",
+                }
+                .to_owned(),
+                mcast_ifn: d.mcast_ifn,
+                syncid: d.syncid,
+            })
+            .collect();
+        Ok(t)
+    }
+
+    fn zero(&self, service: Option<ListedKey>) -> Result<()> {
+        let key = service.map(lvslab_core::ServiceKey::from);
+        self.with(|k| k.zero(key.as_ref()))
     }
 
     fn conns(&self) -> Result<Vec<ConnRow>> {

@@ -99,6 +99,15 @@ pub enum EngineError {
     /// Kernel IPVS refused, or is missing.
     #[error(transparent)]
     Kernel(#[from] lvslab_ipvs_nl::Error),
+    /// Writing a director namespace's `ipvsadm` script failed.
+    #[error("write {}: {source}", .path.display())]
+    Shim {
+        /// The script.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Kernel IPVS keeps no record of why it picked a server.
     #[error("kernel IPVS does not say why it picked a server\n  help: `lvslab simulate --explain` shows the same scheduler's reasoning for the same steps; the userspace backend explains live picks")]
     KernelCannotExplain,

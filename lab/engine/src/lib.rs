@@ -16,6 +16,7 @@ mod lifecycle;
 pub mod pair;
 mod resolve;
 mod services;
+mod shim;
 mod view;
 
 pub use backend::{balancer, pick_director, Balancer, Kernel, Userspace};
@@ -30,6 +31,7 @@ pub use lifecycle::{down, down_all, up, Injection, LabGuard, UpOptions, INJECT_E
 pub use pair::ha_specs;
 pub use resolve::{resolve_lab, resolve_lab_among};
 pub use services::{director_lines, service_lines, weight_line};
+pub use shim::{ipvsadm_shim, ipvsadm_shim_dir};
 pub use view::{capture_targets, role_map};
 
 pub use lvslab_netns::state::list_labs;

@@ -113,7 +113,8 @@ pub fn up(name: &str, topo: &Topology, opts: &UpOptions) -> Result<Lab> {
     let started = daemons::start(guard.lab_mut(), &opts.daemons)
         .and_then(|()| {
             if opts.backend == Backend::Userspace {
-                crate::pair::wait_for_masters(guard.lab())
+                crate::pair::wait_for_masters(guard.lab())?;
+                crate::shim::write_ipvsadm_shims(guard.lab(), &opts.daemons.exe)
             } else {
                 Ok(())
             }

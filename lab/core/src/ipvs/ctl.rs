@@ -244,6 +244,26 @@ impl Ipvs {
         self.housekeeping_at = next;
     }
 
+    /// `ipvsadm -Z [service]` (ip_vs_zero_service / ip_vs_zero_all): the counters of one
+    /// service and its real servers, or of every service, start again from zero.
+    pub fn zero(&mut self, key: Option<&ServiceKey>) -> Result<(), IpvsError> {
+        let ids: Vec<u32> = match key {
+            Some(k) => vec![self.svc_id(k)?],
+            None => self.by_key.values().copied().collect(),
+        };
+        for id in ids {
+            let svc = self.svc_mut(id);
+            svc.stats = Counters::default();
+            let list = svc.list.clone();
+            for did in list {
+                if let Some(mut d) = self.dests.get_mut(did) {
+                    d.stats = Counters::default();
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every service with its counters and real servers in list order.
     pub fn services(&self) -> Vec<ServiceView> {
         let mut v: Vec<ServiceView> = self
