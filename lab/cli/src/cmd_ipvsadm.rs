@@ -14,7 +14,7 @@ use lvslab_director::listing::{self, Format, Fwd, ListedKey, Names, Numeric, Tab
 use lvslab_engine::Balancer;
 use std::ffi::{CStr, CString};
 use std::io::{BufRead, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -432,8 +432,8 @@ enum Parsed {
     Run(Box<Entry>),
 }
 
-/// Host and service names, both ways, from the system's resolver (what ipvsadm's
-/// gethostbyname/gethostbyaddr and getservbyname/getservbyport answer).
+/// Host and service names, both ways: hosts from /etc/hosts (never DNS), services from
+/// the system's services database (what ipvsadm's getservbyname/getservbyport answer).
 pub struct Resolver;
 
 fn proto_name(p: Option<Protocol>) -> Option<&'static CStr> {
@@ -444,44 +444,25 @@ fn proto_name(p: Option<Protocol>) -> Option<&'static CStr> {
     }
 }
 
-extern "C" {
-    // glibc's; the libc crate does not declare it for Linux.
-    fn getnameinfo(
-        sa: *const libc::sockaddr,
-        salen: libc::socklen_t,
-        host: *mut libc::c_char,
-        hostlen: libc::socklen_t,
-        serv: *mut libc::c_char,
-        servlen: libc::socklen_t,
-        flags: libc::c_int,
-    ) -> libc::c_int;
+/// The first name /etc/hosts gives `ip` (`text` is the file).
+fn hosts_name(text: &str, ip: IpAddr) -> Option<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let addr: IpAddr = w.next()?.parse().ok()?;
+            (addr == ip).then(|| w.next().map(str::to_owned)).flatten()
+        })
+        .next()
 }
-/// glibc's NI_NAMEREQD: fail rather than answer with the number.
-const NI_NAMEREQD: libc::c_int = 8;
 
 impl Names for Resolver {
+    /// From /etc/hosts only: ipvsadm asks the system resolver, which may ask DNS, and lvslab
+    /// never sends traffic outside its labs; an address /etc/hosts does not name prints as
+    /// the number, as ipvsadm prints it when no resolver answers.
     fn host(&self, ip: IpAddr) -> Option<String> {
-        let sa = nix::sys::socket::SockaddrStorage::from(SocketAddr::new(ip, 0));
-        let mut buf = [0 as libc::c_char; 1025];
-        use nix::sys::socket::SockaddrLike;
-        // SAFETY: `sa` is a valid sockaddr of `len` bytes; `buf` is writable for its length.
-        let rc = unsafe {
-            getnameinfo(
-                sa.as_ptr(),
-                sa.len(),
-                buf.as_mut_ptr(),
-                buf.len() as libc::socklen_t,
-                std::ptr::null_mut(),
-                0,
-                NI_NAMEREQD,
-            )
-        };
-        // SAFETY: getnameinfo wrote a NUL-terminated name on success.
-        (rc == 0).then(|| {
-            unsafe { CStr::from_ptr(buf.as_ptr()) }
-                .to_string_lossy()
-                .into_owned()
-        })
+        let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+        hosts_name(&hosts, ip)
     }
 
     fn service(&self, port: u16, protocol: Option<Protocol>) -> Option<String> {
@@ -507,10 +488,13 @@ impl Resolver {
         }
     }
 
+    /// A host name's IPv4 address from /etc/hosts only (never DNS: see `host`).
     fn addr_of(name: &str) -> Option<Ipv4Addr> {
-        (name, 0).to_socket_addrs().ok()?.find_map(|a| match a {
-            SocketAddr::V4(v) => Some(*v.ip()),
-            SocketAddr::V6(_) => None,
+        let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+        hosts.lines().find_map(|l| {
+            let mut w = l.split('#').next().unwrap_or_default().split_whitespace();
+            let addr: Ipv4Addr = w.next()?.parse().ok()?;
+            w.any(|n| n == name).then_some(addr)
         })
     }
 }
@@ -1354,6 +1338,20 @@ pub fn put_shim_on_path(lab: &lvslab_netns::Lab, node: &str, cmd: &mut std::proc
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn host_names_come_from_the_hosts_file_only() {
+        let hosts =
+            "127.0.0.1 localhost\n# 192.168.1.250 commented\n192.168.1.250 vip www  # the VIP\n";
+        assert_eq!(
+            super::hosts_name(hosts, "192.168.1.250".parse().unwrap()),
+            Some("vip".into())
+        );
+        assert_eq!(
+            super::hosts_name(hosts, "192.168.1.201".parse().unwrap()),
+            None
+        );
+    }
+
     use super::*;
 
     fn p(line: &str) -> Res<Parsed> {
