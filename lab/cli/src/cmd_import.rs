@@ -133,7 +133,18 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
     let balancer = lvslab_engine::balancer(&lab, None)?;
     let mut applied = 0;
     for s in &imported.services {
-        for line in lvslab_engine::service_lines(s) {
+        let lines = lvslab_engine::service_lines(s);
+        // The imported service replaces one the lab already has under the same key
+        // (`-A -t VIP:PORT ...` -> `-D -t VIP:PORT`); a lab without it refuses the delete.
+        if let Some(key) = lines.first().and_then(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 3 && w[0] == "-A").then(|| format!("-D {} {}", w[1], w[2]))
+        }) {
+            if balancer.ipvsadm(&key).is_ok() {
+                println!("replaced the lab's service: {key}");
+            }
+        }
+        for line in lines {
             balancer
                 .ipvsadm(&line)
                 .with_context(|| format!("apply `{line}` to lab {}", lab.name()))?;
