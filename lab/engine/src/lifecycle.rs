@@ -171,7 +171,15 @@ fn configure_kernel(lab: &Lab) -> Result<()> {
 /// Stop lab `name`'s daemons by pid and delete exactly what `up` recorded. Returns the
 /// namespaces removed.
 pub fn down(name: &str) -> Result<Vec<String>> {
-    Ok(Lab::load(name)?.down()?)
+    match Lab::load(name) {
+        Ok(lab) => Ok(lab.down()?),
+        // An `up` killed before its first save leaves only a run dir; `down LAB` must be
+        // able to remove it, or only `down --all` could.
+        Err(e) => match state::remove_stateless(name) {
+            Ok(true) => Ok(Vec::new()),
+            _ => Err(e.into()),
+        },
+    }
 }
 
 /// Remove every lab, and leftover `lvs-*` namespaces (and processes in them) whose state
