@@ -28,6 +28,12 @@ pub enum What {
     },
     /// Userspace director vs kernel forwarding + nftables DNAT: throughput and conns/s.
     Director(crate::director::cmd_bench_director::BenchDirectorArgs),
+    /// N NAT labs side by side: time and memory per lab against one alone, `list` and
+    /// `status` with N up, and that a request in one lab reaches no other.
+    Labs(crate::cmd_bench_scale::LabsArgs),
+    /// SYN, UDP and ICMP-error floods at a lab's userspace director: its conn table against
+    /// its bound, its VmRSS against a flood-free baseline, the legitimate client's success.
+    Flood(crate::cmd_bench_scale::FloodArgs),
 }
 
 /// Run the command.
@@ -42,6 +48,8 @@ pub fn run(args: Args) -> Result<()> {
     match args.what {
         What::Up { runs } => bench_up(runs.max(1)),
         What::Director(a) => crate::director::cmd_bench_director::run(a),
+        What::Labs(a) => crate::cmd_bench_scale::labs(a),
+        What::Flood(a) => crate::cmd_bench_scale::floods(a),
     }
 }
 

@@ -35,6 +35,11 @@ pub struct Args {
     /// Where changed paths are written for review (default: beside the snapshots).
     #[arg(long)]
     pub pending: Option<PathBuf>,
+    /// Run only part K of N of the scenarios (e.g. `--shard 2/3`), for a CI matrix of N
+    /// machines: sorted by name, every N-th from the K-th, so shards 1/N..N/N together run
+    /// each scenario exactly once. Merge their `--junit` files with `lvslab junit-merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<suite::Shard>,
     /// Test-only: run the director with deliberate faults, handed to it through the
     /// `LVSLAB_BREAK` environment variable: `nat-source-rewrite` (a scenario must fail at the
     /// hop it breaks) or `timing[:seed=N,max_ms=M]` (seeded delays and reordering of what
@@ -61,9 +66,27 @@ pub fn run(args: Args) -> Result<()> {
         Some(d) => d,
         None => bail!("no scenarios/ directory here or above\n  help: pass --dir DIR"),
     };
-    let files = suite::discover(&dir, &args.scenarios).map_err(anyhow::Error::msg)?;
+    let mut files = suite::discover(&dir, &args.scenarios).map_err(anyhow::Error::msg)?;
     if files.is_empty() {
         bail!("no scenarios in {}", dir.display());
+    }
+    if let Some(shard) = args.shard {
+        let all = files.len();
+        files = suite::shard(&files, shard);
+        println!(
+            "shard {}/{}: {} of {all} scenarios",
+            shard.index,
+            shard.count,
+            files.len()
+        );
+        if files.is_empty() {
+            // More shards than scenarios: this machine has nothing to do, which is fine.
+            if let Some(path) = &args.junit {
+                std::fs::write(path, junit::render("lvslab scenarios", &[]))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            return Ok(());
+        }
     }
     let root = dir.parent().unwrap_or(Path::new(".")).to_owned();
     if args.backend == Some(Backend::Ipvs) && !crate::vmlab::host_has_ipvs() {

@@ -2,6 +2,7 @@
 use clap::Parser;
 
 mod cmd_bench;
+mod cmd_bench_scale;
 mod cmd_capture;
 mod cmd_commands;
 mod cmd_diagram;
@@ -11,6 +12,7 @@ mod cmd_failover;
 mod cmd_health;
 mod cmd_import;
 mod cmd_ipvsadm;
+mod cmd_junit;
 mod cmd_list;
 mod cmd_request;
 mod cmd_serve;
@@ -54,6 +56,8 @@ enum Command {
     Simulate(cmd_simulate::SimulateArgs),
     Capture(cmd_capture::Args),
     Test(cmd_test::Args),
+    /// Merge JUnit files of `lvslab test --shard K/N` runs into one.
+    JunitMerge(cmd_junit::Args),
     Trace(cmd_trace::Args),
     /// Run a lab's userspace director in the foreground (`up` starts it for you).
     Director(director::cmd_director::DirectorArgs),
@@ -113,6 +117,7 @@ fn main() {
         Command::Simulate(a) => cmd_simulate::run(a),
         Command::Capture(a) => cmd_capture::run(a),
         Command::Test(a) => cmd_test::run(a),
+        Command::JunitMerge(a) => cmd_junit::run(a),
         Command::Trace(a) => cmd_trace::run(a),
         Command::Director(a) => director::cmd_director::run(a),
         Command::Tunnel(a) => director::cmd_tunnel::run(a),

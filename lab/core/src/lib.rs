@@ -26,7 +26,7 @@ pub use dest::Counters;
 pub use explain::{Candidate, PickExplain};
 pub use ipvs::{
     ConnView, DestView, Forward, InVerdict, Ipvs, IpvsConfig, IpvsError, IpvsStats, OutVerdict,
-    ServiceView, SyncApplied, SyncConn, SyncError, SyncMessage, SyncRole,
+    ServiceView, SyncApplied, SyncConn, SyncError, SyncMessage, SyncRole, MAX_CONNS_SYSCTL,
 };
 pub use sched::PickBench;
 pub use tcp::ConnState;

@@ -543,10 +543,18 @@ pub fn answer(req: Request, director: &mut Director, now: Duration, tx: &mut Tx)
                 },
             }
         }
-        Request::Stats => Response::Stats(Stats {
-            services: service_stats(director.ipvs()),
-            director: director_counters(director.stats()),
-        }),
+        Request::Stats => {
+            let mut counters = director_counters(director.stats());
+            // The conn table's size against its bound: what a flood test watches.
+            let ipvs = director.ipvs();
+            counters.insert("conn_entries".into(), ipvs.conn_count() as u64);
+            counters.insert("max_conns".into(), ipvs.config().max_conns as u64);
+            counters.insert("dropped_table_full".into(), ipvs.stats().dropped_table_full);
+            Response::Stats(Stats {
+                services: service_stats(ipvs),
+                director: counters,
+            })
+        }
         Request::Conns => Response::Conns {
             conns: conn_rows(director.ipvs(), now),
         },

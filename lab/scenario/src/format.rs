@@ -335,6 +335,59 @@ pub enum Step {
         #[serde(default = "half_second")]
         timeout_ms: u64,
     },
+    /// A bounded flood at the service from a node (inside the lab: the node's own address,
+    /// source ports 1024-29999, so `not portrange 1024-29999` as the capture filter keeps it
+    /// out of the path), while the connections held open by earlier `request` steps
+    /// exchange data between its packets. Fails unless the director's conn table stayed
+    /// within its bound, its VmRSS grew by at most `max_rss_growth_kb`, and at least
+    /// `min_success` of the exchanges were served. Userspace director only. The numbers go
+    /// to `logs/flood-N.log` beside the captures.
+    Flood {
+        /// The node the flood leaves from.
+        from: String,
+        /// `syn` (default), `udp` or `icmp` (port unreachable about unknown flows).
+        #[serde(default)]
+        kind: crate::flood::FloodKind,
+        /// Packets, at most 28976.
+        count: u32,
+        /// Packets per second (default 2000).
+        #[serde(default = "flood_rate")]
+        rate: u32,
+        /// The flood stops after this many ms whatever `count` says (default 10000).
+        #[serde(default = "ten_seconds")]
+        within_ms: u64,
+        /// Set the director's conn table bound first (lvslab's `lvslab_max_conns`).
+        max_conns: Option<u32>,
+        /// Exchanges on the held connections, spread evenly over the flood (default 10).
+        #[serde(default = "ten")]
+        exchanges: u32,
+        /// The share of exchanges that must be served, 0 to 1 (default 1).
+        #[serde(default = "all")]
+        min_success: f64,
+        /// How much the director's VmRSS may grow, KiB (default 16384).
+        #[serde(default = "sixteen_mib")]
+        max_rss_growth_kb: u64,
+    },
+}
+
+fn flood_rate() -> u32 {
+    2000
+}
+
+fn ten_seconds() -> u64 {
+    10_000
+}
+
+fn ten() -> u32 {
+    10
+}
+
+fn all() -> f64 {
+    1.0
+}
+
+fn sixteen_mib() -> u64 {
+    16 * 1024
 }
 
 fn half_second() -> u64 {
@@ -534,6 +587,17 @@ impl Scenario {
                 if !destinations.is_empty() && to != "vip" {
                     return Err(invalid(format!(
                         "step {}: set either `to` or `destinations`, not both",
+                        i + 1
+                    )));
+                }
+            }
+            if let Step::Flood {
+                count, min_success, ..
+            } = step
+            {
+                if *count == 0 || !(0.0..=1.0).contains(min_success) {
+                    return Err(invalid(format!(
+                        "step {}: a flood needs `count` of at least 1 and `min_success` from 0 to 1",
                         i + 1
                     )));
                 }

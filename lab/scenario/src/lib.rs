@@ -1,6 +1,7 @@
 //! lvslab-scenario: scenario files, the scenario runner, path snapshots and JUnit output.
 //! One runner serves both `lvslab test` and the cargo integration test.
 
+pub mod flood;
 pub mod format;
 pub mod ha;
 pub mod junit;

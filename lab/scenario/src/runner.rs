@@ -682,6 +682,30 @@ impl StepCtx<'_> {
                     _ => Ok(()),
                 }
             }
+            Step::Flood {
+                from,
+                kind,
+                count,
+                rate,
+                within_ms,
+                max_conns,
+                exchanges,
+                min_success,
+                max_rss_growth_kb,
+            } => {
+                let spec = crate::flood::FloodSpec {
+                    kind: *kind,
+                    count: *count,
+                    rate: *rate,
+                    within: Duration::from_millis(*within_ms),
+                    max_conns: *max_conns,
+                    exchanges: *exchanges,
+                    new_conns: 0,
+                    min_success: *min_success,
+                    max_rss_growth_kb: *max_rss_growth_kb,
+                };
+                self.flood(from, &spec)
+            }
             Step::Connect { from, timeout_ms } => {
                 let node = self.lab.node(from).map_err(|e| e.to_string())?;
                 let to = SocketAddr::new(self.service.vip, self.service.port);
@@ -750,6 +774,29 @@ fn director_sysctl(lab: &Lab, service: &ServiceSpec, name: &str, value: u32) -> 
 }
 
 impl StepCtx<'_> {
+    /// Runs a flood step; its numbers go to `flood-N.log` in the lab's run directory, which
+    /// the runner copies beside the captures.
+    fn flood(&mut self, from: &str, spec: &crate::flood::FloodSpec) -> Result<(), String> {
+        let node = self.lab.node(from).map_err(|e| e.to_string())?;
+        let held: Vec<&TcpStream> = self
+            .held
+            .iter()
+            .filter(|h| !h.broken)
+            .map(|h| &h.stream)
+            .collect();
+        let report = crate::flood::run(self.lab, self.service, node, spec, &held)?;
+        let run_dir = self.lab.run_dir();
+        let n = (1..)
+            .find(|n| !run_dir.join(format!("flood-{n}.log")).exists())
+            .unwrap_or(1);
+        let _ = std::fs::write(
+            run_dir.join(format!("flood-{n}.log")),
+            report.summary() + "\n",
+        );
+        tracing::info!("{}", report.summary());
+        report.check(spec)
+    }
+
     /// Polls the director's health state file until `node` is in `want`.
     fn wait_health(&self, node: &str, want: HealthState, timeout: Duration) -> Result<(), String> {
         let run_dir = self.lab.run_dir();

@@ -33,6 +33,10 @@ use crate::types::{
     ConnId, DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceKey, Timeouts,
 };
 
+/// The name of lvslab's own setting for the conn table bound ([`IpvsConfig::max_conns`]),
+/// set like a sysctl through [`Ipvs::set_sysctl`]; kernel IPVS has no such sysctl.
+pub const MAX_CONNS_SYSCTL: &str = "lvslab_max_conns";
+
 /// Settings for a balancer instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpvsConfig {
@@ -278,8 +282,28 @@ impl Ipvs {
                 };
                 Ok(())
             }
+            // Not a kernel sysctl (kernel IPVS has no bound but memory): lvslab's own knob
+            // for the table bound, so a flood can show the bound holding without needing
+            // a million packets. Lowering it below the current size drops no entry; new
+            // flows are refused until enough expire (the conn module's policy).
+            MAX_CONNS_SYSCTL => {
+                let max: usize = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        IpvsError::Sysctl(format!(
+                            "{name} = {value:?}: the value is a number of entries, at least 1"
+                        ))
+                    })?;
+                self.cfg.max_conns = max;
+                self.conns.max = max;
+                Ok(())
+            }
             _ => Err(IpvsError::Sysctl(format!(
-                "{name}: lvslab's director models only expire_nodest_conn of net.ipv4.vs.*"
+                "{name}: lvslab's director models only expire_nodest_conn of net.ipv4.vs.* \
+                 (and its own {MAX_CONNS_SYSCTL})"
             ))),
         }
     }
