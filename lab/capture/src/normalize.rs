@@ -274,8 +274,8 @@ pub struct PathReport {
     pub text: String,
     /// Conversations in text order.
     pub conversations: Vec<ConversationSummary>,
-    /// The token each ephemeral port got in the text (`49054` -> `p1`).
-    pub ports: BTreeMap<u16, String>,
+    /// The token each ephemeral port of an address got in the text (`(CIP, 49054)` -> `p1`).
+    pub ports: BTreeMap<(IpAddr, u16), String>,
 }
 
 /// One conversation (a TCP connection, a UDP flow, a ping) of a run.
@@ -715,7 +715,9 @@ fn drop_timing_noise(js: Vec<Journey>, opts: NormalizeOptions) -> Vec<Journey> {
 /// Stable names for values that change every run.
 #[derive(Default)]
 struct Tokens {
-    ports: HashMap<u16, usize>,
+    /// Keyed by address too: with several client addresses the kernel may give two of them
+    /// the same ephemeral port number, and they are two different ends.
+    ports: HashMap<(IpAddr, u16), usize>,
     echo_ids: HashMap<u16, usize>,
     payloads: HashMap<u64, usize>,
     macs: HashMap<Mac, usize>,
@@ -728,9 +730,9 @@ fn token<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, k: K) -> usize {
 }
 
 impl Tokens {
-    fn port(&mut self, p: u16) -> String {
+    fn port(&mut self, ip: IpAddr, p: u16) -> String {
         if p >= EPHEMERAL_PORT_MIN {
-            format!("p{}", token(&mut self.ports, p))
+            format!("p{}", token(&mut self.ports, (ip, p)))
         } else {
             p.to_string()
         }
@@ -778,7 +780,7 @@ struct RenderedLine {
 /// Per conversation (with or without a title), per journey, per sighting: its line's parts.
 struct Rendered {
     conversations: Vec<Vec<Vec<RenderedLine>>>,
-    ports: BTreeMap<u16, String>,
+    ports: BTreeMap<(IpAddr, u16), String>,
 }
 
 fn render(convs: &[Vec<Journey>], roles: &RoleMap) -> (String, Rendered) {
@@ -861,9 +863,9 @@ fn conv_title_ip(ip: &Ip, t: &mut Tokens, roles: &RoleMap) -> String {
             format!(
                 "{name} {}:{} -> {}:{}",
                 addr(&c, roles),
-                t.port(cp),
+                t.port(c, cp),
                 addr(&s, roles),
-                t.port(sp)
+                t.port(s, sp)
             )
         }
         None => format!("{} <-> {}", addr(&ip.src, roles), addr(&ip.dst, roles)),
@@ -932,9 +934,9 @@ fn render_ip(ip: &Ip, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> String {
             let mut s = format!(
                 "{}:{} > {}:{} TCP [{}] seq {}",
                 addr(&ip.src, roles),
-                t.port(tcp.sport),
+                t.port(ip.src, tcp.sport),
                 addr(&ip.dst, roles),
-                t.port(tcp.dport),
+                t.port(ip.dst, tcp.dport),
                 tcp.flags.render(),
                 tcp.seq.wrapping_sub(seq_base)
             );
@@ -956,9 +958,9 @@ fn render_ip(ip: &Ip, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> String {
         } => format!(
             "{}:{} > {}:{} UDP {}",
             addr(&ip.src, roles),
-            t.port(*sport),
+            t.port(ip.src, *sport),
             addr(&ip.dst, roles),
-            t.port(*dport),
+            t.port(ip.dst, *dport),
             t.payload(payload)
         ),
         L4::Echo {
@@ -1019,16 +1021,16 @@ fn render_quoted(ip: &Ip, t: &mut Tokens, roles: &RoleMap) -> String {
         L4::Tcp(tcp) => format!(
             "{}:{} > {}:{} TCP",
             addr(&ip.src, roles),
-            t.port(tcp.sport),
+            t.port(ip.src, tcp.sport),
             addr(&ip.dst, roles),
-            t.port(tcp.dport)
+            t.port(ip.dst, tcp.dport)
         ),
         L4::Udp { sport, dport, .. } => format!(
             "{}:{} > {}:{} UDP",
             addr(&ip.src, roles),
-            t.port(*sport),
+            t.port(ip.src, *sport),
             addr(&ip.dst, roles),
-            t.port(*dport)
+            t.port(ip.dst, *dport)
         ),
         _ => format!("{} > {}", addr(&ip.src, roles), addr(&ip.dst, roles)),
     }
@@ -1053,5 +1055,26 @@ fn icmp_error_name(v6: bool, ty: u8, code: u8) -> &'static str {
         (true, 3, _) => "time-exceeded",
         (true, 4, _) => "parameter-problem",
         _ => "error",
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::Tokens;
+    use std::net::IpAddr;
+
+    #[test]
+    fn one_port_number_at_two_client_addresses_is_two_names() {
+        // The kernel picks ephemeral ports per source address: two clients of one node may
+        // both get 40000, and the path must not depend on whether they did.
+        let mut t = Tokens::default();
+        let (a, b): (IpAddr, IpAddr) = (
+            "198.51.100.11".parse().unwrap(),
+            "198.51.100.12".parse().unwrap(),
+        );
+        assert_eq!(t.port(a, 40000), "p1");
+        assert_eq!(t.port(b, 40000), "p2");
+        assert_eq!(t.port(a, 40000), "p1");
+        assert_eq!(t.port(a, 80), "80");
     }
 }

@@ -10,12 +10,12 @@ use lvslab_capture::decode::{Ip, L4};
 use lvslab_capture::normalize::{ConversationSummary, HopPacket, JourneySummary};
 use lvslab_capture::RoleMap;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Names addresses and ports the way the path text does.
 struct Namer<'a> {
     roles: &'a RoleMap,
-    ports: &'a BTreeMap<u16, String>,
+    ports: &'a BTreeMap<(IpAddr, u16), String>,
 }
 
 impl Namer<'_> {
@@ -26,7 +26,7 @@ impl Namer<'_> {
             addr,
             label: self.roles.label_of(&addr).map(|l| l.to_string()),
             port,
-            port_name: port.map(|p| self.ports.get(&p).cloned().unwrap_or(p.to_string())),
+            port_name: port.map(|p| self.ports.get(&(addr, p)).cloned().unwrap_or(p.to_string())),
         }
     }
 
@@ -445,7 +445,7 @@ pub(crate) fn trace(
     number: usize,
     conv: &ConversationSummary,
     roles: &RoleMap,
-    ports: &BTreeMap<u16, String>,
+    ports: &BTreeMap<(std::net::IpAddr, u16), String>,
     picks: &[Pick],
 ) -> Trace {
     let namer = Namer { roles, ports };

@@ -340,7 +340,7 @@ pub fn trace_conversation(
     number: usize,
     conv: &ConversationSummary,
     roles: &RoleMap,
-    ports: &BTreeMap<u16, String>,
+    ports: &BTreeMap<(std::net::IpAddr, u16), String>,
     picks: &[Pick],
 ) -> Trace {
     detect::trace(number, conv, roles, ports, picks)
