@@ -425,7 +425,9 @@ fn handle_client(
     BufReader::new(&stream).read_line(&mut line)?;
     let resp = match serde_json::from_str::<Request>(&line) {
         Err(e) => Response::Error {
-            message: format!("bad request: {e}"),
+            message: format!(
+                "bad request: {e}; send one JSON object per line, e.g. {{\"op\":\"stats\"}} or {{\"op\":\"ipvsadm\",\"line\":\"-L\"}} (lvslab_director::control::Request lists the ops)"
+            ),
         },
         Ok(req) => answer(req, director, now, tx),
     };
