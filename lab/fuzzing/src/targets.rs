@@ -7,7 +7,8 @@ use lvslab_core::mark::MarkRule;
 use lvslab_core::vrrp::{VrrpConfig, VrrpVersion};
 use lvslab_core::wire::{self, Ipv4Cidr, MacAddr};
 use lvslab_core::{ipvsadm, Ipvs, IpvsConfig, Protocol};
-use lvslab_director::control::{answer, Request, Response};
+use lvslab_director::control::{Request, Response};
+use lvslab_director::engine::answer_line;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
@@ -426,16 +427,13 @@ fn control_run(u: &mut Unstructured) -> Result<()> {
                 line.insert_str(at, &u.arbitrary::<String>()?);
             }
         }
-        // What lvslab_director::engine's handle_client does with the line.
-        let resp = match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::Error {
-                message: format!("bad request: {e}"),
-            },
-            Ok(req) => answer(req, &mut d, now, &mut tx),
+        // What the director's control socket does with the line.
+        let out = answer_line(&line, &mut d, now, &mut tx).expect("a response serialises");
+        let Some(out) = out.strip_suffix('\n') else {
+            panic!("a response ends its line: {out:?}");
         };
-        let out = serde_json::to_string(&resp).expect("a response serialises");
         assert!(!out.contains('\n'), "a response is one line: {out}");
-        if let Err(e) = serde_json::from_str::<Response>(&out) {
+        if let Err(e) = serde_json::from_str::<Response>(out) {
             panic!("a response does not read back ({e}): {out}");
         }
         tx.clear();
