@@ -108,7 +108,17 @@ pub fn write_pcap(path: &Path, capture: &HopCapture) -> Result<(), FileError> {
         w.write_packet(&PcapPacket::new(p.ts, p.orig_len, &p.data))
             .map_err(pcap_err)?;
     }
-    Ok(())
+    flush(path, w.into_writer())
+}
+
+/// Flushes a BufWriter explicitly: dropping it would ignore the error of its last write
+/// (a full disk would leave a cut-off capture and no error).
+fn flush(path: &Path, mut w: BufWriter<File>) -> Result<(), FileError> {
+    use std::io::Write;
+    w.flush().map_err(|source| FileError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Reads a classic pcap written by [`write_pcap`] or `tcpdump -w` (Ethernet only).
@@ -196,7 +206,7 @@ pub fn write_merged_pcapng(path: &Path, captures: &[HopCapture]) -> Result<(), F
         };
         w.write_pcapng_block(epb).map_err(pcap_err)?;
     }
-    Ok(())
+    flush(path, w.into_inner())
 }
 
 /// Writes one pcap per hop plus the merged pcapng into `dir`; returns the paths written.

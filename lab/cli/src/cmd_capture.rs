@@ -73,11 +73,35 @@ pub fn run(args: Args) -> Result<()> {
     let caps = cap.stop()?;
     let picks = explainer.as_ref().map(crate::cmd_trace::Explainer::picks);
     drop(explainer);
-    let written = files::write_run_dir(&out, &caps)?;
-    crate::cmd_trace::write_roles(&out, &lab)?;
-    if let Some(picks) = picks {
-        crate::cmd_trace::write_picks(&out, &picks)?;
-    }
+    let existed = out.exists();
+    let write = || -> Result<Vec<PathBuf>> {
+        let written = files::write_run_dir(&out, &caps)?;
+        crate::cmd_trace::write_roles(&out, &lab)?;
+        if let Some(picks) = &picks {
+            crate::cmd_trace::write_picks(&out, picks)?;
+        }
+        Ok(written)
+    };
+    let written = match write() {
+        Ok(w) => w,
+        Err(e) => {
+            // A run directory with some pcaps missing would be read later as a run where
+            // those hops saw nothing: remove what this run made.
+            if !existed {
+                let _ = std::fs::remove_dir_all(&out);
+            }
+            // `{e:#}` would repeat an io error that the file error already shows.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1).map(|c| c.to_string()) {
+                if !msg.contains(&cause) {
+                    msg = format!("{msg}: {cause}");
+                }
+            }
+            bail!(
+                "{msg}\n  help: free space there, or write the captures elsewhere with --out DIR (nothing of this run was kept)"
+            );
+        }
+    };
     let total: usize = caps.iter().map(|c| c.packets.len()).sum();
     println!("captured {total} packets on {} hops:", caps.len());
     for p in &written {

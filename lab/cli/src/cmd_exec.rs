@@ -1,7 +1,7 @@
 //! `lvslab exec [--lab LAB] NODE -- CMD...`: run a command inside a node's namespace.
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use lvslab_netns::{netns, Lab};
 
 /// Run a command in a node's network namespace (like `ip netns exec lvs-LAB-NODE CMD`);
@@ -25,9 +25,20 @@ pub fn run(args: Args) -> Result<()> {
     let mut cmd = Command::new(&args.cmd[0]);
     cmd.args(&args.cmd[1..]);
     crate::cmd_ipvsadm::put_shim_on_path(&lab, &args.node, &mut cmd);
-    let status = netns::command_in(&ns, cmd)?
-        .status()
-        .with_context(|| format!("run {:?} in {ns}", args.cmd[0]))?;
+    let status = netns::command_in(&ns, cmd)?.status().map_err(|e| {
+        // "No such file or directory" alone does not say that the program is the missing
+        // file, nor what to do about it.
+        let help = if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "\n  help: {:?} is not on PATH ({}); install it (e.g. apt-get install tcpdump) or give its full path",
+                args.cmd[0],
+                std::env::var("PATH").unwrap_or_default()
+            )
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("run {:?} in {ns}: {e}{help}", args.cmd[0])
+    })?;
     use std::os::unix::process::ExitStatusExt;
     let code = status
         .code()

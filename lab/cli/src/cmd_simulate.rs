@@ -85,7 +85,8 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     if !args.compare && args.backend == SimBackend::Userspace {
         return run_userspace(&args, &name, &script);
     }
-    let lines = parse_script(&script).with_context(|| format!("in {name}"))?;
+    let lines =
+        parse_script(&script).map_err(|e| anyhow::anyhow!("{name}:{}: {}", e.line, e.message))?;
     if args.explain && !args.compare {
         bail!("--explain shows the core's reasoning; the kernel backend has none to show (use --compare --explain)");
     }
@@ -137,8 +138,12 @@ fn read_script(file: &str) -> Result<(String, String)> {
         Ok(("<stdin>".to_string(), s))
     } else {
         let path = PathBuf::from(file);
-        let s = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading simulate script {}", path.display()))?;
+        let s = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "reading simulate script {}: {e}\n  help: give a script's path (examples/simulate/ has one per scheduler) or - for standard input",
+                path.display()
+            )
+        })?;
         Ok((path.display().to_string(), s))
     }
 }
@@ -151,9 +156,10 @@ fn run_userspace(args: &SimulateArgs, name: &str, script: &str) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for (i, line) in script.lines().enumerate() {
+        // FILE:LINE: as compilers say it, so editors jump to the line.
         let report = sim
             .step(i + 1, line)
-            .with_context(|| format!("in {name}"))?;
+            .map_err(|e| anyhow::anyhow!("{name}:{}: {}", e.line, e.message))?;
         if let Some(r) = report {
             print_report(&mut out, &r, args.json, args.explain)?;
         }

@@ -32,6 +32,15 @@ pub fn run(args: Args) -> Result<()> {
     if !warnings.is_empty() {
         eprintln!("{warnings}");
     }
+    // Checked before anything is made: without root the first mkdir under /run/lvslab
+    // fails with a bare "Permission denied" that does not say what to do.
+    let uid = nix::unistd::Uid::effective();
+    if !uid.is_root() {
+        anyhow::bail!(
+            "lvslab up builds network namespaces, which needs root (running as uid {uid})\n  help: run it as root, e.g. sudo lvslab up {}",
+            args.topology
+        );
+    }
     let name = args.name.clone().unwrap_or_else(|| topo.name.clone());
     let inject = Injection::from_env()?;
     let daemons = DaemonConfig::new(std::env::current_exe().context("find the lvslab executable")?);

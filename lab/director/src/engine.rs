@@ -423,13 +423,28 @@ fn handle_client(
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
-    let resp = match serde_json::from_str::<Request>(&line) {
+    let out = answer_line(&line, director, now, tx).map_err(std::io::Error::other)?;
+    (&stream).write_all(out.as_bytes())
+}
+
+/// The control protocol on one line: a JSON [`Request`] in, its JSON [`Response`] out
+/// (newline included). A line that is no request is answered with an error saying how to
+/// write one. The fuzz harness (lab/fuzzing) calls this too, so it is what the socket runs.
+pub fn answer_line(
+    line: &str,
+    director: &mut Director,
+    now: Duration,
+    tx: &mut Tx,
+) -> Result<String, serde_json::Error> {
+    let resp = match serde_json::from_str::<Request>(line) {
         Err(e) => Response::Error {
-            message: format!("bad request: {e}"),
+            message: format!(
+                "bad request: {e}; send one JSON object per line, e.g. {{\"op\":\"stats\"}} or {{\"op\":\"ipvsadm\",\"line\":\"-L\"}} (lvslab_director::control::Request lists the ops)"
+            ),
         },
         Ok(req) => answer(req, director, now, tx),
     };
-    let mut out = serde_json::to_string(&resp).map_err(std::io::Error::other)?;
+    let mut out = serde_json::to_string(&resp)?;
     out.push('\n');
-    (&stream).write_all(out.as_bytes())
+    Ok(out)
 }

@@ -28,9 +28,10 @@ pub fn discover(dir: &Path, wanted: &[String]) -> Result<Vec<PathBuf>, String> {
                 Ok(cand)
             } else {
                 Err(format!(
-                    "no scenario {w:?} (looked for {} and {})",
+                    "no scenario {w:?} (looked for {} and {})\n  help: name a scenario file, or one of {}*.toml by its name without .toml",
                     p.display(),
-                    cand.display()
+                    cand.display(),
+                    dir.join("").display()
                 ))
             }
         })

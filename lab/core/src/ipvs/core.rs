@@ -70,7 +70,15 @@ impl Ipvs {
                 return InVerdict::Drop;
             }
         }
-        if self.conns.is_full() {
+        // The first flow of a client of a persistent service makes its template too: room
+        // for both, or the table outgrows its bound (found by fuzzing the frame path: two
+        // entries in a table of one; fuzz/regressions/frame_path/).
+        let svc = self.svc(sid);
+        let needs_template = svc
+            .cfg
+            .persistence
+            .is_some_and(|p| !svc.templates.contains_key(&mask(pkt.src.ip(), p.netmask)));
+        if self.conns.len() + 1 + usize::from(needs_template) > self.conns.max {
             self.stats.dropped_table_full += 1;
             return InVerdict::Drop;
         }
