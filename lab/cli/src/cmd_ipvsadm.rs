@@ -93,23 +93,6 @@ enum Cmd {
     Zero,
 }
 
-const CMDNAMES: [&str; 14] = [
-    "add-service",
-    "edit-service",
-    "delete-service",
-    "flush",
-    "list",
-    "add-server",
-    "delete-server",
-    "edit-server",
-    "set",
-    "start-daemon",
-    "stop-daemon",
-    "restore",
-    "save",
-    "zero",
-];
-
 // Option bits, ipvsadm's OPTC_* order.
 const O_NUMERIC: u32 = 0;
 const O_CONNECTION: u32 = 1;
@@ -146,60 +129,8 @@ const O_TUN_NOCSUM: u32 = 31;
 const O_TUN_CSUM: u32 = 32;
 const O_TUN_REMCSUM: u32 = 33;
 
-const OPTNAMES: [&str; 34] = [
-    "numeric",
-    "connection",
-    "service-address",
-    "scheduler",
-    "persistent",
-    "netmask",
-    "real-server",
-    "forwarding-method",
-    "weight",
-    "u-threshold",
-    "l-threshold",
-    "mcast-interface",
-    "timeout",
-    "daemon",
-    "stats",
-    "rate",
-    "thresholds",
-    "persistent-conn",
-    "nosort",
-    "syncid",
-    "exact",
-    "ops",
-    "pe",
-    "sched-flags",
-    "mcast-group",
-    "mcast-port",
-    "mcast-ttl",
-    "sync-maxlen",
-    "tun-info",
-    "tun-type",
-    "tun-port",
-    "tun-nocsum",
-    "tun-csum",
-    "tun-remcsum",
-];
-
-/// ipvsadm.c's commands_v_options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
-const COMMANDS_V_OPTIONS: [[u8; 34]; 14] = [
-    *b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // ADD
-    *b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // EDIT
-    *b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // DEL
-    *b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // FLUSH
-    *b" 11xxxxxxxxx11       xxxxxxx xxxxx", // LIST
-    *b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ", // ADDSRV
-    *b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx", // DELSRV
-    *b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ", // EDITSRV
-    *b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // TIMEOUT
-    *b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxx", // STARTD
-    *b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx", // STOPD
-    *b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // RESTORE
-    *b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // SAVE
-    *b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // ZERO
-];
+// ipvsadm.c's tables, one transcription shared with the core's line parser.
+use lvslab_core::ipvsadm::{CMD_NAMES as CMDNAMES, COMMANDS_V_OPTIONS, OPT_NAMES as OPTNAMES};
 
 /// What an option takes.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -112,48 +112,64 @@ impl Cmd {
     /// ipvsadm's `cmdnames`.
     fn name(self) -> &'static str {
         match self {
-            Cmd::Add => "add-service",
-            Cmd::Edit => "edit-service",
-            Cmd::Del => "delete-service",
-            Cmd::Flush => "flush",
-            Cmd::List => "list",
-            Cmd::AddDest => "add-server",
-            Cmd::DelDest => "delete-server",
-            Cmd::EditDest => "edit-server",
-            Cmd::Timeout => "timeout",
-            Cmd::StartDaemon => "start-daemon",
-            Cmd::StopDaemon => "stop-daemon",
-            Cmd::Restore => "restore",
-            Cmd::Save => "save",
-            Cmd::Zero => "zero",
             Cmd::Help => "help",
             Cmd::Version => "version",
+            c => CMD_NAMES.get(c as usize).copied().unwrap_or("?"),
         }
     }
 
     /// The command's row of ipvsadm 1.31's `commands_v_options` (one column per [`OPT_NAMES`]
     /// entry): '+' compulsory, 'x' illegal, '1' at most one of them, ' ' optional.
     fn row(self) -> Option<&'static [u8; N_OPT]> {
-        Some(match self {
-            Cmd::Add | Cmd::Edit => b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::List => b" 11xxxxxxxxx11       xxxxxxx xxxxx",
-            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::StartDaemon => b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
-            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
-            Cmd::Save => b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Zero => b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Help | Cmd::Version => return None,
-        })
+        match self {
+            Cmd::Help | Cmd::Version => None,
+            c => COMMANDS_V_OPTIONS.get(c as usize),
+        }
     }
 }
 
-const N_OPT: usize = 34;
+/// How many options ipvsadm 1.31's tables have (its OPTC_* count).
+pub const N_OPT: usize = 34;
+
+/// ipvsadm 1.31's `cmdnames`, in its `CMD_*` order (the rows of [`COMMANDS_V_OPTIONS`]).
+pub const CMD_NAMES: [&str; 14] = [
+    "add-service",
+    "edit-service",
+    "delete-service",
+    "flush",
+    "list",
+    "add-server",
+    "delete-server",
+    "edit-server",
+    "set",
+    "start-daemon",
+    "stop-daemon",
+    "restore",
+    "save",
+    "zero",
+];
+
+/// ipvsadm 1.31's `commands_v_options`, one row per [`CMD_NAMES`] entry and one column per
+/// [`OPT_NAMES`] entry: '+' compulsory, 'x' illegal, '1' at most one of them, ' ' optional.
+pub const COMMANDS_V_OPTIONS: [[u8; N_OPT]; 14] = [
+    *b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // add-service
+    *b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // edit-service
+    *b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    *b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    *b" 11xxxxxxxxx11       xxxxxxx xxxxx", // list
+    *b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ", // add-server
+    *b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
+    *b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ", // edit-server
+    *b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set (timeout)
+    *b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxx", // start-daemon
+    *b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx", // stop-daemon
+    *b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    *b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    *b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+];
 
 /// ipvsadm's `optnames`, the columns of its option table.
-const OPT_NAMES: [&str; N_OPT] = [
+pub const OPT_NAMES: [&str; N_OPT] = [
     "numeric",
     "connection",
     "service-address",
