@@ -3,18 +3,13 @@
 //! left half-made (no namespace, no /run/lvslab entry, no half-written capture run, the
 //! live lab untouched). Needs root (labs, a private mount namespace, dropping to another
 //! uid); without root it fails and says so.
+mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::repo;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_lvslab")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
 }
 
 fn require_root() {

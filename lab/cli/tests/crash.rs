@@ -13,11 +13,12 @@
 //! `LVSLAB_CRASH_ITERS=N` (default 32) sets how many `up`s are killed, spread over the
 //! nat, dr, tun and ha topologies; `LVSLAB_CRASH_SEED=S` the seed (printed, so a failing
 //! run can be replayed).
+mod support;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::repo;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -31,13 +32,6 @@ const TOPOLOGIES: [(&str, u64); 4] = [
     ("tun-topology", 180),
     ("ha-topology", 700),
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
 
 fn require_root() {
     assert!(

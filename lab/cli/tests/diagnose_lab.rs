@@ -2,41 +2,8 @@
 //! its replies via the router instead of the DIP, must make `lvslab request` say so; and a
 //! scenario failed by a broken director must carry the trace's findings in `lvslab test`'s
 //! failure list and JUnit report.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lvslab"))
-        .current_dir(repo())
-        .args(args)
-        .output()
-        .expect("run lvslab")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "lvslab {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "lab tests build network namespaces and must run as root (sudo ./scripts/test)"
-    );
-}
+mod support;
+use support::{ok, repo, require_root, run};
 
 /// Takes the lab down however the test ends.
 struct Guard(String);

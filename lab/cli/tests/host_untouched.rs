@@ -10,19 +10,14 @@
 //! very existence of dynamic neighbour entries (the host's own traffic makes and ages
 //! them); what is compared of the neighbours is every static entry (PERMANENT, NOARP) and
 //! that no dynamic entry for a lab address appears that was not there before.
+mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::repo;
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
 
 fn lvslab(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_lvslab"))

@@ -1,26 +1,14 @@
 //! End-to-end lab tests: they build real network namespaces, so they need root. They never
 //! skip: without root they fail and say why. Every lab gets a unique name and a Drop guard.
+mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::{repo, require_root};
 
 fn lvslab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lvslab"));
     c.current_dir(repo());
     c
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "lab tests build network namespaces and must run as root (sudo ./scripts/test)"
-    );
 }
 
 fn run(args: &[&str]) -> Output {

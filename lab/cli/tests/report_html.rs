@@ -3,18 +3,13 @@
 //! headless Chromium: the DOM it builds must hold a hop row for every hop the trace has,
 //! both lab drawings and the pass cells; a screenshot is kept in the target directory.
 //! Without Chromium the browser half prints SKIPPED (scripts/deps installs it).
+mod support;
 use lvslab_capture::{analyze, NormalizeOptions};
 use lvslab_trace::{load_run, trace_report};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
+use support::repo;
 
 fn lvslab(args: &[&str]) -> Output {
     let o = Command::new(env!("CARGO_BIN_EXE_lvslab"))

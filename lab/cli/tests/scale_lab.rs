@@ -2,27 +2,14 @@
 //! `lvslab bench labs` with a few labs, and `lvslab bench flood` kept short. The bench
 //! tests build namespaces, so they need root and fail (never skip) without it. Numbers are
 //! printed, never asserted: only properties (the bound held, labs independent, all down).
-use std::path::{Path, PathBuf};
+mod support;
 use std::process::{Command, Output};
+use support::{repo, require_root};
 
 fn lvslab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lvslab"));
     c.current_dir(repo());
     c
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "lab tests build network namespaces and must run as root (sudo ./scripts/test)"
-    );
 }
 
 fn ok(args: &[&str]) -> String {

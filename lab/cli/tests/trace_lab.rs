@@ -1,41 +1,8 @@
 //! `lvslab trace` on real labs (root): fresh scenario runs must trace exactly as the
 //! reviewed fixture traces of lvslab-trace, and tracing around a command in a live lab
 //! must explain the director's pick and leave its `explain` setting as it was.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lvslab"))
-        .current_dir(repo())
-        .args(args)
-        .output()
-        .expect("run lvslab")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "lvslab {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "lab tests build network namespaces and must run as root (sudo ./scripts/test)"
-    );
-}
+mod support;
+use support::{ok, repo, require_root, run};
 
 /// The body of a reviewed trace snapshot of lvslab-trace's fixture tests.
 fn reviewed(name: &str) -> String {

@@ -14,16 +14,11 @@
 //!
 //! Every lab the tutorial brings up (`lvslab up ... --name LAB`) is taken down by a guard
 //! however the test ends, and only those: other tests run their own labs beside this one.
-use std::path::{Path, PathBuf};
+mod support;
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
+use support::repo;
 
 /// One `$ ` command of the doc.
 #[derive(Debug)]
