@@ -422,17 +422,18 @@ impl fmt::Display for ServiceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {}:{} {} {} on {} ->",
+            "{} {} {} {} on {} ->",
             self.protocol,
-            self.vip,
-            self.port,
+            // VIP:port, an IPv6 VIP in brackets as ipvsadm writes it.
+            std::net::SocketAddr::new(self.vip, self.port),
             self.scheduler,
             self.method.word(),
             self.director
         )?;
         for (i, r) in self.real_servers.iter().enumerate() {
             let sep = if i == 0 { " " } else { ", " };
-            write!(f, "{sep}{} {}:{} w{}", r.node, r.address, r.port, r.weight)?;
+            let rip = std::net::SocketAddr::new(r.address, r.port);
+            write!(f, "{sep}{} {rip} w{}", r.node, r.weight)?;
         }
         Ok(())
     }
@@ -800,6 +801,21 @@ impl Topology {
     /// The node with this name.
     pub fn node(&self, name: &str) -> Option<&NodeSpec> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Whether the lab asks for IPv6: any IPv6 interface address or VIP. Such a lab has
+    /// IPv6 on in every node; any other stays IPv4-only, as its snapshots expect.
+    pub fn has_ipv6(&self) -> bool {
+        self.nodes
+            .iter()
+            .flat_map(|n| &n.interfaces)
+            .flat_map(|i| &i.addresses)
+            .any(|a| a.addr().is_ipv6())
+            || self
+                .services
+                .iter()
+                .flat_map(ServiceSpec::all_vips)
+                .any(|v| v.is_ipv6())
     }
 
     /// VIPs a realserver must hold on `lo` (services with method dr or tun that name it).
