@@ -1012,6 +1012,43 @@ mod several_addresses_tests {
     }
 
     #[test]
+    fn a_dual_stack_lab_labels_both_families_and_asks_for_ipv6() {
+        let t = shipped("nat6-topology");
+        assert!(t.has_ipv6());
+        assert!(!shipped("nat-topology").has_ipv6());
+        let eth0 = &t.nodes[0].interfaces[0];
+        assert_eq!(eth0.addresses.len(), 2);
+        assert_eq!(eth0.label.map(|l| l.to_string()).as_deref(), Some("CIP"));
+        let more: Vec<String> = eth0.more_labels.iter().map(|l| l.to_string()).collect();
+        assert_eq!(more, ["CIP"]);
+        let v6 = &t.services[1];
+        assert_eq!(
+            v6.to_string(),
+            "TCP [2001:db8:1::250]:80 rr nat on director -> rs1 [2001:db8:1::201]:80 w1, rs2 [2001:db8:1::203]:80 w1"
+        );
+        // Real servers without `address` take the one of the VIP's family.
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/dr6-topology.toml"),
+        )
+        .unwrap()
+        .replace("address = \"2001:db8:1::201\", ", "");
+        let t = Topology::parse("t.toml", text).unwrap();
+        assert_eq!(
+            t.services[1].real_servers[0].address.to_string(),
+            "2001:db8:1::201"
+        );
+        assert_eq!(
+            t.vips_on_lo("rs1")
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>(),
+            ["192.168.1.250", "2001:db8:1::250"]
+        );
+        let back = Topology::parse("t.toml", t.to_toml().unwrap()).unwrap();
+        assert_eq!(back.nodes, t.nodes);
+    }
+
+    #[test]
     fn bad_labels_lists_are_located() {
         assert_eq!(
             errors(
