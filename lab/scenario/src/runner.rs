@@ -263,6 +263,8 @@ fn run_inner(
     }
     let opts = NormalizeOptions {
         arp: scenario.capture.arp,
+        // Neighbour Discovery is IPv6's ARP: asked for together.
+        neighbor_discovery: scenario.capture.arp,
         ..Default::default()
     };
     let report = analyze(&caps, &roles, opts);
