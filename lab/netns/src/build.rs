@@ -308,9 +308,12 @@ fn base_sysctls(
         v.extend([
             ("net.ipv6.conf.all.disable_ipv6", "0"),
             ("net.ipv6.conf.default.disable_ipv6", "0"),
-            // No link-local addresses (1 = IN6_ADDR_GEN_MODE_NONE): only the topology's
-            // addresses exist, and ND and routes use them.
-            ("net.ipv6.conf.default.addr_gen_mode", "1"),
+            // Link-local addresses from the MAC (0 = EUI-64): the fixed MACs make them the
+            // same every run. They are needed: a Neighbour Solicitation for a packet whose
+            // source is not on the outgoing interface (a router forwarding, a DR real
+            // server answering from the VIP on lo) is sent from the link-local address,
+            // and without one the kernel sends none (ndisc_send_ns) and the packet is lost.
+            ("net.ipv6.conf.default.addr_gen_mode", "0"),
             ("net.ipv6.conf.all.accept_ra", "0"),
             ("net.ipv6.conf.default.accept_ra", "0"),
             ("net.ipv6.conf.all.autoconf", "0"),
