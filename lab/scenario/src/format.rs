@@ -135,7 +135,7 @@ pub struct CaptureSpec {
     pub nodes: Option<Vec<String>>,
     /// tcpdump filter applied at every hop.
     pub filter: Option<String>,
-    /// Keep ARP in the path text.
+    /// Keep ARP and IPv6 Neighbour Discovery in the path text.
     #[serde(default)]
     pub arp: bool,
 }
