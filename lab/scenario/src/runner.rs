@@ -693,6 +693,8 @@ impl StepCtx<'_> {
                 max_conns,
                 exchanges,
                 min_success,
+                new_exchanges,
+                min_new_success,
                 max_rss_growth_kb,
             } => {
                 let spec = crate::flood::FloodSpec {
@@ -702,6 +704,8 @@ impl StepCtx<'_> {
                     within: Duration::from_millis(*within_ms),
                     max_conns: *max_conns,
                     exchanges: *exchanges,
+                    new_exchanges: *new_exchanges,
+                    min_new_success: *min_new_success,
                     new_conns: 0,
                     min_success: *min_success,
                     max_rss_growth_kb: *max_rss_growth_kb,
