@@ -11,7 +11,7 @@ use lvslab_ipvs_nl::{conns, KernelConn};
 use nix::errno::Errno;
 use nix::sys::socket::{
     bind, connect, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockType,
-    SockaddrIn,
+    SockaddrStorage,
 };
 use nix::sys::time::TimeVal;
 
@@ -20,15 +20,12 @@ use crate::Error;
 
 const REQUEST: &[u8] = b"lvslab-simk request\n";
 
-fn sockaddr(a: SocketAddr) -> Result<SockaddrIn, Error> {
-    match a {
-        SocketAddr::V4(v4) => Ok(SockaddrIn::from(v4)),
-        SocketAddr::V6(_) => Err(Error::Lab(format!("{a} is IPv6; the lab is IPv4 only"))),
-    }
-}
-
 fn fresh(kind: SockType, flow: &Flow, timeout: Duration, mark: bool) -> Result<OwnedFd, Errno> {
-    let fd = socket(AddressFamily::Inet, kind, SockFlag::SOCK_CLOEXEC, None)?;
+    let family = match flow.client {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, kind, SockFlag::SOCK_CLOEXEC, None)?;
     if mark {
         setsockopt(&fd, sockopt::Mark, &flow.fwmark)?;
     }
@@ -41,10 +38,7 @@ fn fresh(kind: SockType, flow: &Flow, timeout: Duration, mark: bool) -> Result<O
     // SO_SNDTIMEO bounds a blocking connect(); SO_RCVTIMEO bounds every read.
     setsockopt(&fd, sockopt::SendTimeout, &tv)?;
     setsockopt(&fd, sockopt::ReceiveTimeout, &tv)?;
-    let SocketAddr::V4(c) = flow.client else {
-        return Err(Errno::EAFNOSUPPORT);
-    };
-    bind(fd.as_raw_fd(), &SockaddrIn::from(c))?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(flow.client))?;
     Ok(fd)
 }
 
@@ -68,7 +62,7 @@ fn client_socket(
 /// A TCP connection from the flow's client to its VIP: Some(stream) once the answer came
 /// back, None when the director refused it (no server available).
 pub fn tcp_open(lab: &SimLab, flow: &Flow, timeout: Duration) -> Result<Option<TcpStream>, Error> {
-    let vip = sockaddr(flow.vip)?;
+    let vip = SockaddrStorage::from(flow.vip);
     let fd = client_socket(lab, SockType::Stream, flow, timeout)?;
     match connect(fd.as_raw_fd(), &vip) {
         Ok(()) => {}
@@ -159,7 +153,7 @@ pub fn udp_exchange(
     timeout: Duration,
     datagrams: usize,
 ) -> Result<Option<String>, Error> {
-    let vip = sockaddr(flow.vip)?;
+    let vip = SockaddrStorage::from(flow.vip);
     let fd = client_socket(lab, SockType::Datagram, flow, timeout)?;
     connect(fd.as_raw_fd(), &vip)
         .map_err(|e| Error::Step(format!("connect UDP {} > {}: {e}", flow.client, flow.vip)))?;

@@ -106,7 +106,7 @@ impl SimLab {
         for s in &plan.servers {
             let rs_ns = ns(&s.node);
             for &port in &s.tcp {
-                let addr = SocketAddr::new(s.addr.into(), port);
+                let addr = SocketAddr::new(s.addr, port);
                 let l = netns::run_in(&rs_ns, || TcpListener::bind(addr))
                     .map_err(|e| Error::Lab(e.to_string()))?
                     .map_err(|e| Error::Lab(format!("listen on {addr} in {rs_ns}: {e}")))?;
@@ -115,7 +115,7 @@ impl SimLab {
                     .push(std::thread::spawn(move || tcp_server(l, addr, stop)));
             }
             for &port in &s.udp {
-                let addr = SocketAddr::new(s.addr.into(), port);
+                let addr = SocketAddr::new(s.addr, port);
                 let u = netns::run_in(&rs_ns, || UdpSocket::bind(addr))
                     .map_err(|e| Error::Lab(e.to_string()))?
                     .map_err(|e| Error::Lab(format!("bind UDP {addr} in {rs_ns}: {e}")))?;

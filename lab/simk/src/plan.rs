@@ -5,11 +5,13 @@
 //! end `.2`); the script's own addresses sit on top as /32s, so a client and a VIP in the
 //! same /24 (the kernel examples use 10.0.1.2 and 10.0.1.100) never meet on a link. The
 //! director's default route leads to the client side, each real server's default route to
-//! the director: NAT replies come back through IPVS.
+//! the director: NAT replies come back through IPVS. A script with IPv6 addresses gets
+//! the same star twice: every link also carries a /64 out of [`TRANSIT6`] (director `::1`,
+//! the other end `::2`) and the script's IPv6 addresses sit on top as /128s.
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use lvslab_core::sim::{ScriptLine, Step};
 use lvslab_core::{ForwardMethod, IpvsCommand, Protocol, ServiceKey};
 use lvslab_netns::{Endpoint, IfaceSpec, LinkSpec, NodeSpec, Role, RouteSpec, Topology};
@@ -20,27 +22,27 @@ pub const TRANSIT: Ipv4Net = match Ipv4Net::new(Ipv4Addr::new(100, 64, 0, 0), 16
     Err(_) => panic!("a /16 is a valid prefix"),
 };
 
+/// The IPv6 transit range (documentation space, like every IPv6 address in a lab): link k
+/// is `2001:db8:ffff:k::/64`.
+pub const TRANSIT6: Ipv6Net =
+    match Ipv6Net::new(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0), 48) {
+        Ok(n) => n,
+        Err(_) => panic!("a /48 is a valid prefix"),
+    };
+
 /// At most this many real server addresses: one /30 each out of [`TRANSIT`]'s third octet.
 pub const MAX_SERVERS: usize = 250;
 
 /// A script the kernel backend cannot lay out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    /// Only IPv4 is wired up.
-    #[error("line {line}: {addr} is IPv6; the kernel backend's lab is IPv4 only (the userspace backend runs it)")]
-    Ipv6 {
-        /// Script line.
-        line: usize,
-        /// The address.
-        addr: IpAddr,
-    },
     /// One address in two roles.
     #[error("line {line}: {addr} is used as {first} and as {second}; the kernel backend puts each in its own namespace, so give them different addresses")]
     Clash {
         /// Script line.
         line: usize,
         /// The address.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// Its earlier role.
         first: &'static str,
         /// Its role on this line.
@@ -52,7 +54,7 @@ pub enum PlanError {
         /// Script line.
         line: usize,
         /// The address.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// client, VIP or real server.
         role: &'static str,
         /// Why not.
@@ -89,7 +91,7 @@ pub struct ServerPlan {
     /// Node name in the lab (`rs1`, `rs2`, ... in address order).
     pub node: String,
     /// Its address (RIP).
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// TCP ports it accepts on.
     pub tcp: Vec<u16>,
     /// UDP ports it answers on.
@@ -139,9 +141,9 @@ impl std::fmt::Display for Converted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Client addresses, sorted.
-    pub clients: Vec<Ipv4Addr>,
+    pub clients: Vec<IpAddr>,
     /// Addresses the director holds: service VIPs and every flow's destination, sorted.
-    pub vips: Vec<Ipv4Addr>,
+    pub vips: Vec<IpAddr>,
     /// Real servers in address order.
     pub servers: Vec<ServerPlan>,
     /// Flows to mark in the director's nftables, sorted.
@@ -149,12 +151,12 @@ pub struct Plan {
     /// DR/TUN real servers run as NAT.
     pub converted: Vec<Converted>,
     /// Client addresses of flows without a mark, sorted.
-    pub unmarked_clients: Vec<Ipv4Addr>,
+    pub unmarked_clients: Vec<IpAddr>,
 }
 
 #[derive(Default)]
 struct Roles {
-    seen: BTreeMap<Ipv4Addr, &'static str>,
+    seen: BTreeMap<IpAddr, &'static str>,
 }
 
 impl Roles {
@@ -163,20 +165,27 @@ impl Roles {
         line: usize,
         addr: IpAddr,
         role: &'static str,
-    ) -> Result<Ipv4Addr, PlanError> {
-        let IpAddr::V4(a) = addr else {
-            return Err(PlanError::Ipv6 { line, addr });
-        };
+    ) -> Result<IpAddr, PlanError> {
+        let a = addr;
         let why = if a.is_unspecified() {
             Some("unspecified")
         } else if a.is_loopback() {
             Some("loopback")
-        } else if a.is_multicast() || a.is_broadcast() {
-            Some("not unicast")
-        } else if TRANSIT.contains(&a) {
-            Some("100.64.0.0/16 numbers the lab's own links")
         } else {
-            None
+            match a {
+                IpAddr::V4(v4) if v4.is_multicast() || v4.is_broadcast() => Some("not unicast"),
+                IpAddr::V4(v4) if TRANSIT.contains(&v4) => {
+                    Some("100.64.0.0/16 numbers the lab's own links")
+                }
+                IpAddr::V6(v6) if v6.is_multicast() => Some("not unicast"),
+                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+                    Some("link-local: each namespace makes its own")
+                }
+                IpAddr::V6(v6) if TRANSIT6.contains(&v6) => {
+                    Some("2001:db8:ffff::/48 numbers the lab's own links")
+                }
+                _ => None,
+            }
         };
         if let Some(why) = why {
             return Err(PlanError::Unusable {
@@ -230,7 +239,7 @@ pub fn plan(lines: &[ScriptLine]) -> Result<Plan, PlanError> {
     let mut clients = BTreeSet::new();
     let mut vips = BTreeSet::new();
     // Per server: explicit (protocol or None for fwmark, port) and whether a port-0 dest exists.
-    let mut explicit: BTreeMap<Ipv4Addr, BTreeSet<(Option<Protocol>, u16)>> = BTreeMap::new();
+    let mut explicit: BTreeMap<IpAddr, BTreeSet<(Option<Protocol>, u16)>> = BTreeMap::new();
     let mut flow_ports: BTreeSet<(Protocol, u16)> = BTreeSet::new();
     let mut marks: BTreeMap<(Protocol, SocketAddr, SocketAddr), u32> = BTreeMap::new();
     let mut converted = Vec::new();
@@ -358,8 +367,22 @@ fn transit(link: u8, host: u8) -> Ipv4Addr {
     Ipv4Addr::new(o[0], o[1], link, host)
 }
 
+fn transit6(link: u8, host: u16) -> Ipv6Addr {
+    let s = TRANSIT6.network().segments();
+    Ipv6Addr::new(s[0], s[1], s[2], u16::from(link), 0, 0, 0, host)
+}
+
 fn net(a: Ipv4Addr, len: u8) -> IpNet {
     IpNet::V4(Ipv4Net::new(a, len).unwrap_or_else(|_| Ipv4Net::from(a)))
+}
+
+fn net6(a: Ipv6Addr, len: u8) -> IpNet {
+    IpNet::V6(Ipv6Net::new(a, len).unwrap_or_else(|_| Ipv6Net::from(a)))
+}
+
+/// One host: a /32 or a /128.
+fn host(a: IpAddr) -> IpNet {
+    IpNet::from(a)
 }
 
 fn iface(name: &str, addrs: Vec<IpNet>, label: &str) -> IfaceSpec {
@@ -394,21 +417,23 @@ fn ep(node: &str, iface: &str) -> Endpoint {
 
 impl Plan {
     /// Client addresses of marked flows, sorted.
-    pub fn marked_clients(&self) -> Vec<Ipv4Addr> {
-        let s: BTreeSet<Ipv4Addr> = self
-            .marks
-            .iter()
-            .filter_map(|m| match m.client.ip() {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
+    pub fn marked_clients(&self) -> Vec<IpAddr> {
+        let s: BTreeSet<IpAddr> = self.marks.iter().map(|m| m.client.ip()).collect();
         s.into_iter().collect()
+    }
+
+    /// Whether any address of the script is IPv6 (the lab then carries both families).
+    pub fn has_ipv6(&self) -> bool {
+        self.clients
+            .iter()
+            .chain(&self.vips)
+            .chain(self.servers.iter().map(|s| &s.addr))
+            .any(IpAddr::is_ipv6)
     }
 
     /// A client address with both marked and unmarked flows: such a script cannot run its
     /// marked flows as local clients of the director (see [`Plan::topology_with`]).
-    pub fn local_marks_clash(&self) -> Option<Ipv4Addr> {
+    pub fn local_marks_clash(&self) -> Option<IpAddr> {
         self.marked_clients()
             .into_iter()
             .find(|a| self.unmarked_clients.contains(a))
@@ -423,27 +448,44 @@ impl Plan {
     /// addresses of marked flows, which then start on the director itself with SO_MARK
     /// (IPVS schedules local clients at LOCAL_OUT): the way to mark without nf_tables.
     pub fn topology_with(&self, name: &str, local_marks: bool) -> Topology {
-        let mut client_addrs = vec![net(transit(0, 2), 30)];
-        client_addrs.extend(self.clients.iter().map(|a| net(*a, 32)));
+        let v6 = self.has_ipv6();
+        // A link's own addresses: its /30, and its /64 when the script has IPv6.
+        let link = |k: u8, end: u8| {
+            let mut v = vec![net(transit(k, end), 30)];
+            if v6 {
+                v.push(net6(transit6(k, u16::from(end)), 64));
+            }
+            v
+        };
+        // Default routes (one per family) towards the other end of link k.
+        let defaults = |k: u8, end: u8| {
+            let mut v = vec![RouteSpec {
+                dest: None,
+                via: transit(k, end).into(),
+            }];
+            if v6 {
+                v.push(RouteSpec {
+                    dest: None,
+                    via: transit6(k, u16::from(end)).into(),
+                });
+            }
+            v
+        };
+        let mut client_addrs = link(0, 2);
+        client_addrs.extend(self.clients.iter().map(|a| host(*a)));
         let client = node(
             "client",
             Role::Client,
             vec![iface("eth0", client_addrs, "CIP")],
-            vec![RouteSpec {
-                dest: None,
-                via: transit(0, 1).into(),
-            }],
+            defaults(0, 1),
         );
-        let mut dir_eth0 = vec![net(transit(0, 1), 30)];
-        dir_eth0.extend(self.vips.iter().map(|a| net(*a, 32)));
+        let mut dir_eth0 = link(0, 1);
+        dir_eth0.extend(self.vips.iter().map(|a| host(*a)));
         if local_marks {
-            dir_eth0.extend(self.marked_clients().iter().map(|a| net(*a, 32)));
+            dir_eth0.extend(self.marked_clients().iter().map(|a| host(*a)));
         }
         let mut dir_ifaces = vec![iface("eth0", dir_eth0, "VIP")];
-        let mut dir_routes = vec![RouteSpec {
-            dest: None,
-            via: transit(0, 2).into(),
-        }];
+        let mut dir_routes = defaults(0, 2);
         let mut nodes = Vec::new();
         let mut links = vec![LinkSpec {
             endpoints: [ep("client", "eth0"), ep("director", "eth0")],
@@ -451,39 +493,43 @@ impl Plan {
         for (i, s) in self.servers.iter().enumerate() {
             let k = i as u8 + 1;
             let ifn = format!("eth{k}");
-            dir_ifaces.push(iface(&ifn, vec![net(transit(k, 1), 30)], "DIP"));
+            dir_ifaces.push(iface(&ifn, link(k, 1), "DIP"));
             dir_routes.push(RouteSpec {
-                dest: Some(net(s.addr, 32)),
-                via: transit(k, 2).into(),
+                dest: Some(host(s.addr)),
+                via: match s.addr {
+                    IpAddr::V4(_) => transit(k, 2).into(),
+                    IpAddr::V6(_) => transit6(k, 2).into(),
+                },
             });
+            let mut rs_addrs = link(k, 2);
+            rs_addrs.push(host(s.addr));
             nodes.push(node(
                 &s.node,
                 Role::Realserver,
-                vec![iface(
-                    "eth0",
-                    vec![net(transit(k, 2), 30), net(s.addr, 32)],
-                    &format!("RIP{k}"),
-                )],
-                vec![RouteSpec {
-                    dest: None,
-                    via: transit(k, 1).into(),
-                }],
+                vec![iface("eth0", rs_addrs, &format!("RIP{k}"))],
+                defaults(k, 1),
             ));
             links.push(LinkSpec {
                 endpoints: [ep("director", &ifn), ep(&s.node, "eth0")],
             });
         }
         let mut director = node("director", Role::Director, dir_ifaces, dir_routes);
-        director.sysctls = [
+        let mut sysctls = vec![
             // NAT: the director routes between the client side and the real servers.
             ("net.ipv4.ip_forward", "1"),
             // A refused step is an ICMP port unreachable; a burst of them must not be limited.
             ("net.ipv4.icmp_ratelimit", "0"),
             ("net.ipv4.icmp_msgs_per_sec", "100000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ];
+        if v6 {
+            // NAT replies pass the FORWARD hook, where IPVS rewrites them.
+            sysctls.push(("net.ipv6.conf.all.forwarding", "1"));
+            sysctls.push(("net.ipv6.icmp.ratelimit", "0"));
+        }
+        director.sysctls = sysctls
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut all = vec![client, director];
         all.extend(nodes);
         Topology {
@@ -503,15 +549,16 @@ impl Plan {
             return None;
         }
         let mut s = String::from(
-            "table ip lvslab_simk {\n  chain pre {\n    type filter hook prerouting priority mangle; policy accept;\n",
+            "table inet lvslab_simk {\n  chain pre {\n    type filter hook prerouting priority mangle; policy accept;\n",
         );
         for m in &self.marks {
             let p = match m.protocol {
                 Protocol::Tcp => "tcp",
                 Protocol::Udp => "udp",
             };
+            let family = if m.client.is_ipv6() { "ip6" } else { "ip" };
             s.push_str(&format!(
-                "    ip saddr {} ip daddr {} {p} sport {} {p} dport {} meta mark set {}\n",
+                "    {family} saddr {} {family} daddr {} {p} sport {} {p} dport {} meta mark set {}\n",
                 m.client.ip(),
                 m.vip.ip(),
                 m.client.port(),
@@ -533,7 +580,7 @@ mod tests {
         plan(&parse_script(s).expect("script parses"))
     }
 
-    fn v4(s: &str) -> Ipv4Addr {
+    fn v4(s: &str) -> IpAddr {
         s.parse().expect("an IPv4 address")
     }
 
@@ -673,13 +720,70 @@ mod tests {
         );
         let e = plan_of("conn 100.64.0.2:1 > 10.0.1.100:80\n").expect_err("transit");
         assert!(matches!(e, PlanError::Unusable { line: 1, .. }), "{e}");
-        let e = plan_of("conn [2001:db8::1]:1 > [2001:db8::2]:80\n").expect_err("v6");
-        assert!(matches!(e, PlanError::Ipv6 { line: 1, .. }), "{e}");
+        let e = plan_of("conn [2001:db8:ffff:1::9]:1 > [2001:db8::2]:80\n").expect_err("transit6");
+        assert!(matches!(e, PlanError::Unusable { line: 1, .. }), "{e}");
+        let e = plan_of("conn [fe80::1]:1 > [2001:db8::2]:80\n").expect_err("link-local");
+        assert!(matches!(e, PlanError::Unusable { line: 1, .. }), "{e}");
         let e = plan_of(
             "conn 192.0.2.1:1 > 198.51.100.1:80 mark 1\nconn 192.0.2.1:1 > 198.51.100.1:80 mark 2\n",
         )
         .expect_err("two marks");
         assert!(matches!(e, PlanError::MarkConflict { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn an_ipv6_script_gets_both_families_on_every_link_and_v6_routes() {
+        let p = plan_of(
+            "ipvsadm -A -t [2001:db8:1::250]:80 -s sh\nipvsadm -a -t [2001:db8:1::250]:80 -r [2001:db8:1::201]:80 -m\nconn [2001:db8:100::10]:20000 > [2001:db8:1::250]:80\n",
+        )
+        .expect("plan");
+        assert!(p.has_ipv6());
+        let t = p.topology("s");
+        let addrs = |n: &str| -> Vec<String> {
+            t.node(n).expect(n).interfaces[0]
+                .addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect()
+        };
+        assert_eq!(
+            addrs("client"),
+            [
+                "100.64.0.2/30",
+                "2001:db8:ffff::2/64",
+                "2001:db8:100::10/128"
+            ]
+        );
+        assert_eq!(
+            addrs("rs1"),
+            [
+                "100.64.1.2/30",
+                "2001:db8:ffff:1::2/64",
+                "2001:db8:1::201/128"
+            ]
+        );
+        let d = t.node("director").expect("director");
+        let routes: Vec<String> = d
+            .routes
+            .iter()
+            .map(|r| format!("{:?} via {}", r.dest.map(|n| n.to_string()), r.via))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "None via 100.64.0.2",
+                "None via 2001:db8:ffff::2",
+                "Some(\"2001:db8:1::201/128\") via 2001:db8:ffff:1::2"
+            ]
+        );
+        assert!(d
+            .sysctls
+            .iter()
+            .any(|(k, v)| k == "net.ipv6.conf.all.forwarding" && v == "1"));
+        // An IPv4 script's lab stays IPv4 only.
+        let p4 = plan_of("conn 10.0.1.2:1 > 10.0.1.100:80\n").expect("plan");
+        assert!(!p4.has_ipv6());
+        assert!(!p4.topology("s").has_ipv6());
     }
 
     #[test]
