@@ -72,6 +72,7 @@ fn director_config() -> DirectorConfig {
                 mac: MacAddr(DIR_ETH0),
                 addrs: vec![Ipv4Cidr::new(Ipv4Addr::new(203, 0, 113, 2), 24)],
                 mtu: 1500,
+                addrs6: vec![],
                 answers_vip_arp: true,
             },
             Interface {
@@ -79,6 +80,7 @@ fn director_config() -> DirectorConfig {
                 mac: MacAddr(DIR_ETH1),
                 addrs: vec![Ipv4Cidr::new(DIP, 24)],
                 mtu: 1500,
+                addrs6: vec![],
                 answers_vip_arp: true,
             },
         ],
@@ -86,6 +88,7 @@ fn director_config() -> DirectorConfig {
             dest: Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
             via: GW,
         }],
+        routes6: vec![],
     }
 }
 
