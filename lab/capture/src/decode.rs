@@ -5,7 +5,7 @@
 //! nestings LVS produces: IPIP (TUN forwarding) and the quoted packet inside ICMP errors.
 
 use etherparse::{
-    EtherType, Ethernet2HeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice,
+    EtherType, Ethernet2HeaderSlice, IpNumber, Ipv4HeaderSlice, LaxIpv6Slice, TcpHeaderSlice,
     UdpHeaderSlice,
 };
 use std::net::IpAddr;
@@ -113,7 +113,8 @@ pub enum L4 {
         /// ICMP code.
         code: u8,
     },
-    /// IP-in-IP: the director's TUN forwarding.
+    /// IP-in-IP: the director's TUN forwarding (IPv4 protocol 4, or IPv6 next header 41 for
+    /// IPv6-in-IPv6).
     Ipip(Box<Ip>),
     /// Any other protocol number.
     Other {
@@ -280,19 +281,30 @@ pub fn decode_ip(b: &[u8], quoted: bool) -> Option<Ip> {
             )
         }
         6 => {
-            let h = Ipv6HeaderSlice::from_slice(b).ok()?;
-            let hl = h.slice().len();
-            let end = if quoted {
-                b.len()
-            } else {
-                (hl + usize::from(h.payload_length())).min(b.len())
-            };
+            // Extension headers (MLD's hop-by-hop, a tunnel's destination options) are
+            // skipped to the transport header; a quoted copy may be cut anywhere, which the
+            // lax slice tolerates (payload_length larger than what is there).
+            let (v6, _) = LaxIpv6Slice::from_slice(b).ok()?;
+            let h = v6.header();
+            let p = v6.payload();
+            if p.fragmented {
+                let l4 = L4::Other {
+                    protocol: p.ip_number.0,
+                    len: p.payload.len(),
+                };
+                return Some(Ip {
+                    src: h.source_addr().into(),
+                    dst: h.destination_addr().into(),
+                    ttl: h.hop_limit(),
+                    l4,
+                });
+            }
             (
                 h.source_addr().into(),
                 h.destination_addr().into(),
                 h.hop_limit(),
-                h.next_header(),
-                &b[hl..end],
+                p.ip_number,
+                p.payload,
             )
         }
         _ => return None,
@@ -396,6 +408,18 @@ fn decode_icmp(p: &[u8], v6: bool) -> Option<L4> {
             code,
         }
     })
+}
+
+/// Is this ICMPv6 message Multicast Listener Discovery (queries and reports: 130-132, 143)?
+pub fn is_mld(l4: &L4) -> bool {
+    matches!(
+        l4,
+        L4::IcmpOther {
+            v6: true,
+            icmp_type: 130..=132 | 143,
+            ..
+        }
+    )
 }
 
 /// Is this ICMPv6 message Neighbor Discovery or router discovery (types 133-137)?

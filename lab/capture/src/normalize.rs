@@ -17,7 +17,9 @@
 //! MACs become tokens (`p1`, `i1`, relative seq/ack, `d1`, `mac1`); times, IP ids, TTLs
 //! and checksums are not shown at all.
 
-use crate::decode::{decode_ethernet, is_neighbor_discovery, Body, Frame, Ip, Mac, Payload, L4};
+use crate::decode::{
+    decode_ethernet, is_mld, is_neighbor_discovery, Body, Frame, Ip, Mac, Payload, L4,
+};
 use crate::files::HopCapture;
 use crate::roles::{Hop, RoleMap};
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +36,8 @@ pub const EPHEMERAL_PORT_MIN: u16 = 32768;
 pub struct NormalizeOptions {
     /// Show ARP requests and replies.
     pub arp: bool,
-    /// Show IPv6 neighbor and router discovery.
+    /// Show IPv6 neighbor and router discovery (ARP's IPv6 twin; scenarios' `arp = true`
+    /// turns both on).
     pub neighbor_discovery: bool,
     /// Show TCP retransmissions (a second copy of an identical segment), ARP retries (a
     /// second copy of the same request or reply) and repeated ICMP errors about a TCP
@@ -51,13 +54,14 @@ pub struct NormalizeOptions {
     pub multicast: bool,
 }
 
-/// IGMP, or anything sent to link-local multicast (224.0.0.0/24, ff02::/16).
+/// IGMP, MLD (IPv6's IGMP: Linux sends reports from `::` when a lab's IPv6 addresses come
+/// up), or anything sent to link-local multicast (224.0.0.0/24, ff02::/16).
 fn is_link_local_multicast(ip: &Ip) -> bool {
     let to_link_local = match ip.dst {
         IpAddr::V4(a) => a.octets()[..3] == [224, 0, 0],
         IpAddr::V6(a) => a.segments()[0] == 0xff02,
     };
-    to_link_local || matches!(ip.l4, L4::Other { protocol: 2, .. })
+    to_link_local || matches!(ip.l4, L4::Other { protocol: 2, .. }) || is_mld(&ip.l4)
 }
 
 /// One packet seen at one hop.
@@ -763,6 +767,19 @@ impl Tokens {
     }
 }
 
+/// An address and its port (or port token): `CIP=198.51.100.10:p1`, and an IPv6 address in
+/// brackets as in URLs and ipvsadm, `CIP=[2001:db8:100::10]:p1`.
+fn ep(a: &IpAddr, port: &str, roles: &RoleMap) -> String {
+    let bare = match a {
+        IpAddr::V4(_) => format!("{a}:{port}"),
+        IpAddr::V6(_) => format!("[{a}]:{port}"),
+    };
+    match roles.label_of(a) {
+        Some(l) => format!("{l}={bare}"),
+        None => bare,
+    }
+}
+
 fn addr(a: &IpAddr, roles: &RoleMap) -> String {
     match roles.label_of(a) {
         Some(l) => format!("{l}={a}"),
@@ -861,11 +878,9 @@ fn conv_title_ip(ip: &Ip, t: &mut Tokens, roles: &RoleMap) -> String {
                 (ip.dst, dport, ip.src, sport)
             };
             format!(
-                "{name} {}:{} -> {}:{}",
-                addr(&c, roles),
-                t.port(c, cp),
-                addr(&s, roles),
-                t.port(s, sp)
+                "{name} {} -> {}",
+                ep(&c, &t.port(c, cp), roles),
+                ep(&s, &t.port(s, sp), roles)
             )
         }
         None => format!("{} <-> {}", addr(&ip.src, roles), addr(&ip.dst, roles)),
@@ -923,7 +938,8 @@ fn render_line(
 fn render_ip(ip: &Ip, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> String {
     match &ip.l4 {
         L4::Ipip(inner) => format!(
-            "IPIP {} > {} | {}",
+            "{} {} > {} | {}",
+            tunnel_name(ip, inner),
             addr(&ip.src, roles),
             addr(&ip.dst, roles),
             render_ip(inner, j, t, roles)
@@ -932,11 +948,9 @@ fn render_ip(ip: &Ip, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> String {
             let seq_base = t.isn.get(&(j.conv.clone(), j.c2s)).copied().unwrap_or(0);
             let ack_base = t.isn.get(&(j.conv.clone(), !j.c2s)).copied();
             let mut s = format!(
-                "{}:{} > {}:{} TCP [{}] seq {}",
-                addr(&ip.src, roles),
-                t.port(ip.src, tcp.sport),
-                addr(&ip.dst, roles),
-                t.port(ip.dst, tcp.dport),
+                "{} > {} TCP [{}] seq {}",
+                ep(&ip.src, &t.port(ip.src, tcp.sport), roles),
+                ep(&ip.dst, &t.port(ip.dst, tcp.dport), roles),
                 tcp.flags.render(),
                 tcp.seq.wrapping_sub(seq_base)
             );
@@ -956,11 +970,9 @@ fn render_ip(ip: &Ip, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> String {
             dport,
             payload,
         } => format!(
-            "{}:{} > {}:{} UDP {}",
-            addr(&ip.src, roles),
-            t.port(ip.src, *sport),
-            addr(&ip.dst, roles),
-            t.port(ip.dst, *dport),
+            "{} > {} UDP {}",
+            ep(&ip.src, &t.port(ip.src, *sport), roles),
+            ep(&ip.dst, &t.port(ip.dst, *dport), roles),
             t.payload(payload)
         ),
         L4::Echo {
@@ -1015,22 +1027,29 @@ fn render_ip(ip: &Ip, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> String {
     }
 }
 
+/// A tunnel's name by its outer and inner families: `IPIP` (protocol 4), `IP6IP6` (next
+/// header 41, Linux's ip6tnl mode ip6ip6), and the mixed `IPIP6` / `IP6IP` (sit).
+fn tunnel_name(outer: &Ip, inner: &Ip) -> &'static str {
+    match (outer.src.is_ipv4(), inner.src.is_ipv4()) {
+        (true, true) => "IPIP",
+        (false, false) => "IP6IP6",
+        (false, true) => "IPIP6",
+        (true, false) => "IP6IP",
+    }
+}
+
 /// The packet quoted inside an ICMP error: addresses, ports and protocol only.
 fn render_quoted(ip: &Ip, t: &mut Tokens, roles: &RoleMap) -> String {
     match &ip.l4 {
         L4::Tcp(tcp) => format!(
-            "{}:{} > {}:{} TCP",
-            addr(&ip.src, roles),
-            t.port(ip.src, tcp.sport),
-            addr(&ip.dst, roles),
-            t.port(ip.dst, tcp.dport)
+            "{} > {} TCP",
+            ep(&ip.src, &t.port(ip.src, tcp.sport), roles),
+            ep(&ip.dst, &t.port(ip.dst, tcp.dport), roles)
         ),
         L4::Udp { sport, dport, .. } => format!(
-            "{}:{} > {}:{} UDP",
-            addr(&ip.src, roles),
-            t.port(ip.src, *sport),
-            addr(&ip.dst, roles),
-            t.port(ip.dst, *dport)
+            "{} > {} UDP",
+            ep(&ip.src, &t.port(ip.src, *sport), roles),
+            ep(&ip.dst, &t.port(ip.dst, *dport), roles)
         ),
         _ => format!("{} > {}", addr(&ip.src, roles), addr(&ip.dst, roles)),
     }

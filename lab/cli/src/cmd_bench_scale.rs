@@ -316,6 +316,8 @@ pub fn floods(args: FloodArgs) -> Result<()> {
             max_conns: Some(args.max_conns),
             exchanges: 20,
             new_conns: 10,
+            new_exchanges: 0,
+            min_new_success: None,
             min_success: 0.0,
             max_rss_growth_kb: u64::MAX,
         };

@@ -30,7 +30,7 @@ pub struct Args {
     /// Node to send from, e.g. client.
     #[arg(long)]
     pub from: String,
-    /// Destination ADDR:PORT, e.g. 192.168.1.250:80.
+    /// Destination ADDR:PORT, e.g. 192.168.1.250:80 or [2001:db8:1::250]:80.
     #[arg(long)]
     pub to: SocketAddr,
     /// Number of requests.

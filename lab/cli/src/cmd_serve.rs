@@ -8,10 +8,10 @@ use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{
-    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockaddrIn,
+    bind, listen, recvmsg, sendmsg, setsockopt, socket, sockopt, AddressFamily, Backlog,
+    ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrIn, SockaddrIn6,
 };
-use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -19,7 +19,8 @@ use lvslab_netns::{netns, Lab, Protocol};
 
 /// Real-server program: answers HTTP with its node name, echoes other TCP payloads, and
 /// answers each UDP datagram with "<node>\n" followed by the datagram. It listens on
-/// 0.0.0.0 (so DR/TUN traffic for a VIP on lo is served), on TCP and UDP, on every port of the
+/// 0.0.0.0, and in a lab with IPv6 also on [::] (so DR/TUN traffic for a VIP on lo is
+/// served), on TCP and UDP, on every port of the
 /// services that name this node (default 80). `lvslab up` starts it; run it by hand with
 /// `lvslab exec NODE -- lvslab serve --name NODE --port 8080`.
 #[derive(clap::Args, Debug)]
@@ -46,6 +47,12 @@ pub fn run(args: Args) -> Result<()> {
         .or(args.node.clone())
         .context("give --node (or --name)")?;
     let mut ports = args.port.clone();
+    // Without a lab, IPv6 is served where the namespace has it (a bind that fails is
+    // skipped); in a lab, exactly when its topology asks for IPv6.
+    let mut ipv6 = None;
+    if let Some(lab) = &args.lab {
+        ipv6 = Some(Lab::load(lab)?.state.topology.has_ipv6());
+    }
     if ports.is_empty() {
         if let (Some(lab), Some(node)) = (&args.lab, &args.node) {
             let lab = Lab::load(lab)?;
@@ -64,6 +71,7 @@ pub fn run(args: Args) -> Result<()> {
     ports.sort_unstable();
     ports.dedup();
     let mut threads = Vec::new();
+    let mut served_v6 = false;
     for port in &ports {
         let tcp = TcpListener::bind((Ipv4Addr::UNSPECIFIED, *port))
             .with_context(|| format!("bind tcp port {port}"))?;
@@ -73,13 +81,50 @@ pub fn run(args: Args) -> Result<()> {
         threads.push(std::thread::spawn(move || tcp_loop(tcp, n)));
         let n = name.clone();
         threads.push(std::thread::spawn(move || udp_loop(udp, n)));
+        if ipv6 == Some(false) {
+            continue;
+        }
+        match bind_v6(*port) {
+            Ok((tcp, udp)) => {
+                served_v6 = true;
+                let n = name.clone();
+                threads.push(std::thread::spawn(move || tcp_loop(tcp, n)));
+                let n = name.clone();
+                threads.push(std::thread::spawn(move || udp_loop6(udp, n)));
+            }
+            Err(e) if ipv6 == Some(true) => {
+                return Err(e).with_context(|| format!("bind IPv6 port {port}"))
+            }
+            Err(_) => {}
+        }
     }
-    println!("serve {name}: listening on tcp+udp ports {ports:?}");
+    if served_v6 {
+        println!("serve {name}: listening on tcp+udp ports {ports:?} (IPv4 and IPv6)");
+    } else {
+        println!("serve {name}: listening on tcp+udp ports {ports:?}");
+    }
     netns::notify_ready();
     for t in threads {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// TCP and UDP sockets on [::]:port that take IPv6 only (IPV6_V6ONLY), so they sit beside
+/// the IPv4 ones on 0.0.0.0 whatever net.ipv6.bindv6only says.
+fn bind_v6(port: u16) -> Result<(TcpListener, UdpSocket)> {
+    let addr = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+    let make = |ty: SockType| -> Result<std::os::fd::OwnedFd> {
+        let fd = socket(AddressFamily::Inet6, ty, SockFlag::SOCK_CLOEXEC, None)?;
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+        bind(fd.as_raw_fd(), &addr)?;
+        Ok(fd)
+    };
+    let tcp = make(SockType::Stream)?;
+    listen(&tcp, Backlog::new(1024)?)?;
+    let udp = make(SockType::Datagram)?;
+    Ok((TcpListener::from(tcp), UdpSocket::from(udp)))
 }
 
 const HTTP_METHODS: [&[u8]; 9] = [
@@ -225,4 +270,57 @@ fn send_from(
         }
         None => sendmsg(u.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&to)),
     }
+}
+
+fn udp_loop6(u: UdpSocket, name: String) {
+    // As udp_loop: answer from the address the datagram was sent to (the VIP on lo).
+    let _ = setsockopt(&u, sockopt::Ipv6RecvPacketInfo, &true);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Some((n, from, local)) = recv_with_dst6(&u, &mut buf) else {
+            continue;
+        };
+        let mut reply = Vec::with_capacity(name.len() + 1 + n);
+        reply.extend_from_slice(name.as_bytes());
+        reply.push(b'\n');
+        reply.extend_from_slice(&buf[..n]);
+        let iov = [IoSlice::new(&reply)];
+        let sent = match &local {
+            Some(p) => {
+                // ipi6_ifindex 0 lets routing pick the device; the address picks the source.
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: p.ipi6_addr,
+                    ipi6_ifindex: 0,
+                };
+                sendmsg(
+                    u.as_raw_fd(),
+                    &iov,
+                    &[ControlMessage::Ipv6PacketInfo(&info)],
+                    MsgFlags::empty(),
+                    Some(&from),
+                )
+            }
+            None => sendmsg(u.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&from)),
+        };
+        match sent {
+            Ok(_) => println!("udp {from} {n} bytes"),
+            Err(e) => println!("udp {from} error: {e}"),
+        }
+    }
+}
+
+/// One IPv6 datagram: length, sender, and the local address it was sent to (IPV6_PKTINFO).
+fn recv_with_dst6(
+    u: &UdpSocket,
+    buf: &mut [u8],
+) -> Option<(usize, SockaddrIn6, Option<libc::in6_pktinfo>)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(libc::in6_pktinfo);
+    let msg = recvmsg::<SockaddrIn6>(u.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
+        .ok()?;
+    let local = msg.cmsgs().ok()?.find_map(|c| match c {
+        ControlMessageOwned::Ipv6PacketInfo(p) => Some(p),
+        _ => None,
+    });
+    Some((msg.bytes, msg.address?, local))
 }

@@ -71,12 +71,21 @@ fn progress(line: &str) {
 /// Runs this lvslab, with `args`, inside the VM in the current directory; passes its
 /// output through and returns its exit status.
 pub fn forward(args: &[OsString]) -> Result<i32> {
+    forward_keeping(args, None)
+}
+
+/// [`forward`], except that the marker of `building` (the lab this `up` is about to build)
+/// is not taken for one left by a VM that died.
+fn forward_keeping(args: &[OsString], building: Option<&str>) -> Result<i32> {
     let vm = Vm::new(config());
     let (_, booted) = vm.ensure_running(&mut progress)?;
     if booted {
         // A VM that had to boot holds no lab: any recorded here died with a VM that
         // stopped (a crash, a host reboot), so forget them; the command itself says so.
-        for l in vm_labs() {
+        for l in vm_labs()
+            .into_iter()
+            .filter(|l| Some(l.as_str()) != building)
+        {
             eprintln!("lvslab vm: lab {l} was in a VM that is no longer running; it is gone");
             unmark(&l);
         }
@@ -159,9 +168,20 @@ pub fn up(name: &str) -> Result<i32> {
         bail!("lab {name:?} is already up\n  help: `lvslab down --lab {name}` first, or pick another name with --name");
     }
     notice();
-    let code = forward(&own_args())?;
-    if code == 0 {
-        mark(name)?;
+    // Marked before the VM boots: an `up` killed at any point (while qemu boots, while the
+    // guest builds) leaves the marker, so `down NAME` still reaches the VM and stops it.
+    mark(name)?;
+    let code = match forward_keeping(&own_args(), Some(name)) {
+        Ok(c) => c,
+        Err(e) => {
+            unmark(name);
+            let _ = stop_if_idle();
+            return Err(e);
+        }
+    };
+    if code != 0 {
+        unmark(name);
+        stop_if_idle()?;
     }
     Ok(code)
 }
@@ -169,11 +189,28 @@ pub fn up(name: &str) -> Result<i32> {
 /// `down` of a VM lab; the VM stops with its last lab.
 pub fn down(name: &str) -> Result<i32> {
     let code = forward(&own_args())?;
-    if code == 0 {
+    // A lab the guest does not have (its `up` was killed before the guest began it, or the
+    // VM died) is forgotten too, or its marker would keep an idle VM running for ever.
+    if code == 0 || !guest_has(name)? {
         unmark(name);
         stop_if_idle()?;
     }
     Ok(code)
+}
+
+/// Whether the guest holds any state of lab `name`.
+fn guest_has(name: &str) -> Result<bool> {
+    let vm = Vm::new(config());
+    if vm.pid().is_none() {
+        return Ok(false);
+    }
+    let dir = lvslab_netns::state::run_dir(name);
+    let argv = [
+        "test".to_owned(),
+        "-e".to_owned(),
+        dir.to_string_lossy().into_owned(),
+    ];
+    Ok(vm.run_in(Path::new("/"), &argv, None)?.status == 0)
 }
 
 /// `down --all` also removes every VM lab and stops the VM.

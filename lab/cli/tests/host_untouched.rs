@@ -257,7 +257,7 @@ fn every_topology_and_some_scenarios_leave_the_root_namespace_as_it_was() {
                 lab_addrs.extend(iface.addresses.iter().map(|a| a.addr()));
             }
         }
-        lab_addrs.extend(topo.services.iter().map(|s| s.vip));
+        lab_addrs.extend(topo.services.iter().flat_map(|s| s.all_vips()));
         let lab = format!("h{pid}n{i}");
         ok(&["up", "-q", file, "--name", &lab]);
         let guard = Guard(lab.clone());
@@ -273,6 +273,24 @@ fn every_topology_and_some_scenarios_leave_the_root_namespace_as_it_was() {
             }
             // Traffic is what matters here; a pitfall topology fails on purpose.
             let _ = lvslab(&args);
+        }
+        // A dual-stack lab's IPv6 service too: Neighbour Discovery and IPv6 routes must
+        // stay in the lab as ARP does.
+        for s in topo.services.iter().skip(1).filter(|s| s.vip.is_ipv6()) {
+            let Some(c) = client else { break };
+            let to = std::net::SocketAddr::new(s.vip, s.port).to_string();
+            let _ = lvslab(&[
+                "request",
+                "--lab",
+                &lab,
+                "--from",
+                &c.name,
+                "--to",
+                &to,
+                "--no-diagnose",
+                "--timeout-ms",
+                "500",
+            ]);
         }
         drop(guard);
     }

@@ -3,9 +3,18 @@
 //! Bound policy: the table holds at most `max` entries (connections plus persistence
 //! templates). When it is full a packet that would create a new entry is dropped
 //! (`InVerdict::Drop`) and counted in `IpvsStats::dropped_table_full`; existing entries keep
-//! working and nothing is evicted early. This mirrors conntrack's "table full, dropping
-//! packet" rather than IPVS's random drop_entry defence, so a flood cannot push out
-//! established flows.
+//! working. With the `drop_entry` sysctl at 0 (the kernel's default) nothing is evicted
+//! early: this mirrors conntrack's "table full, dropping packet", so a flood cannot push
+//! out established flows, and a *new* client is refused until flood entries expire.
+//!
+//! With `drop_entry` at 1, 2 or 3 the kernel's defence against that applies
+//! (`Ipvs::drop_entries`, ip_vs_random_dropentry's victims): a full table is what lvslab
+//! calls "memory short", and the packet that finds it full first evicts entries the kernel
+//! would drop (half-open TCP, idle low-traffic flows) from a window of [`EVICT_WINDOW`]
+//! slots starting at `cursor`, then takes the freed slot. The cursor moves on past the
+//! window, so the scan walks the slab round and round: the same packets give the same
+//! victims, no randomness (the kernel picks 1/32 of its hash buckets at random, once a
+//! second).
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +37,12 @@ pub(crate) const F_SYNC: u8 = 16;
 
 const NO_CONN: u32 = u32::MAX;
 
+/// How many slots one new flow may look at for a victim when the table is full and
+/// `drop_entry` is on: enough to step over the few entries a flood never makes (held
+/// flows, TIME_WAIT), small enough that a table of entries the kernel keeps costs each
+/// refused packet a bounded scan.
+pub(crate) const EVICT_WINDOW: usize = 64;
+
 /// One entry. Addresses are split into IP and port to keep the entry small (see the bench).
 #[derive(Debug, Clone)]
 pub(crate) struct Conn {
@@ -49,6 +64,8 @@ pub(crate) struct Conn {
     pub expires_ms: u64,
     /// The deadline of this entry's timer in the heap (may be earlier than expires_ms).
     pub heap_ms: u64,
+    /// Packets client -> server (the kernel's `in_pkts`, which todrop_entry reads), saturating.
+    pub in_pkts: u8,
 }
 
 impl Conn {
@@ -85,6 +102,7 @@ impl Conn {
             timeout_ms: 0,
             expires_ms: 0,
             heap_ms: u64::MAX,
+            in_pkts: 0,
         }
     }
 }
@@ -131,6 +149,8 @@ pub(crate) struct ConnTable {
     len: usize,
     /// Upper bound on entries.
     pub max: usize,
+    /// The slot the next drop_entry scan starts at.
+    pub cursor: usize,
 }
 
 impl ConnTable {
@@ -143,7 +163,13 @@ impl ConnTable {
             heap: BinaryHeap::new(),
             len: 0,
             max,
+            cursor: 0,
         }
+    }
+
+    /// Slots in the slab, used or free (the range ids and the scan cursor live in).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     pub fn len(&self) -> usize {

@@ -550,6 +550,10 @@ pub fn answer(req: Request, director: &mut Director, now: Duration, tx: &mut Tx)
             counters.insert("conn_entries".into(), ipvs.conn_count() as u64);
             counters.insert("max_conns".into(), ipvs.config().max_conns as u64);
             counters.insert("dropped_table_full".into(), ipvs.stats().dropped_table_full);
+            // The drop_entry defence: entries it evicted, and the sysctl as the kernel's
+            // reads (2 while the table is full and the defence is working).
+            counters.insert("evicted_drop_entry".into(), ipvs.stats().evicted_drop_entry);
+            counters.insert("drop_entry".into(), u64::from(ipvs.config().drop_entry));
             Response::Stats(Stats {
                 services: service_stats(ipvs),
                 director: counters,

@@ -108,10 +108,13 @@ pub fn daemon_plan(lab: &str, topo: &Topology, backend: Backend) -> Vec<DaemonSp
         plan.push(director_spec(lab, &node));
     }
     let mut tun_vips: Vec<(String, Vec<String>)> = Vec::new();
+    // IPv4 VIPs only: `lvslab tunnel` decapsulates IPIP (protocol 4) and takes IPv4 VIPs;
+    // an IPv6 TUN service's IPv6-in-IPv6 needs its own decapsulation (the IPv6 packet
+    // path's part), and its VIP is on lo already.
     for s in topo
         .services
         .iter()
-        .filter(|s| s.method == ForwardMethod::Tun)
+        .filter(|s| s.method == ForwardMethod::Tun && s.vip.is_ipv4())
     {
         let vip = s.vip.to_string();
         for r in &s.real_servers {

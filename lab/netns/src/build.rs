@@ -302,16 +302,32 @@ fn base_sysctls(
         ),
     ];
     if ipv6 {
+        // Quiet IPv6: nothing may appear on the wire that the lab did not send, so captures
+        // stay deterministic. `default` is copied into every interface created after this
+        // (all of them: lo exists already but sends nothing).
         v.extend([
             ("net.ipv6.conf.all.disable_ipv6", "0"),
             ("net.ipv6.conf.default.disable_ipv6", "0"),
+            // Link-local addresses from the MAC (0 = EUI-64): the fixed MACs make them the
+            // same every run. They are needed: a Neighbour Solicitation for a packet whose
+            // source is not on the outgoing interface (a router forwarding, a DR real
+            // server answering from the VIP on lo) is sent from the link-local address,
+            // and without one the kernel sends none (ndisc_send_ns) and the packet is lost.
+            ("net.ipv6.conf.default.addr_gen_mode", "0"),
             ("net.ipv6.conf.all.accept_ra", "0"),
             ("net.ipv6.conf.default.accept_ra", "0"),
             ("net.ipv6.conf.all.autoconf", "0"),
             ("net.ipv6.conf.default.autoconf", "0"),
+            ("net.ipv6.conf.all.router_solicitations", "0"),
+            ("net.ipv6.conf.default.router_solicitations", "0"),
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv6.conf.all.dad_transmits", "0"),
+            ("net.ipv6.conf.default.dad_transmits", "0"),
+            // Forwarding where IPv4 forwards (all.forwarding also sets `default`).
             (
                 "net.ipv6.conf.all.forwarding",
-                if role == Some(Role::Router) { "1" } else { "0" },
+                if forwards { "1" } else { "0" },
             ),
         ]);
     } else {
@@ -424,7 +440,9 @@ fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<
         .iter()
         .map(|n| {
             let spec = topo.node(&n.name);
-            let ipv6 = spec.is_some_and(|s| s.ipv6);
+            // A lab with any IPv6 address has IPv6 on in every node (the switch stays
+            // IPv4-only: its bridges forward frames and need no addresses).
+            let ipv6 = topo.has_ipv6() || spec.is_some_and(|s| s.ipv6);
             // A node built wrong on purpose (mistakes = ["no-arp-ignore"]) keeps the kernel's
             // defaults, 0 and 0, as a real server set up from a tutorial that forgot them.
             let dr_rs = n.role == Role::Realserver

@@ -422,17 +422,18 @@ impl fmt::Display for ServiceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {}:{} {} {} on {} ->",
+            "{} {} {} {} on {} ->",
             self.protocol,
-            self.vip,
-            self.port,
+            // VIP:port, an IPv6 VIP in brackets as ipvsadm writes it.
+            std::net::SocketAddr::new(self.vip, self.port),
             self.scheduler,
             self.method.word(),
             self.director
         )?;
         for (i, r) in self.real_servers.iter().enumerate() {
             let sep = if i == 0 { " " } else { ", " };
-            write!(f, "{sep}{} {}:{} w{}", r.node, r.address, r.port, r.weight)?;
+            let rip = std::net::SocketAddr::new(r.address, r.port);
+            write!(f, "{sep}{} {rip} w{}", r.node, r.weight)?;
         }
         Ok(())
     }
@@ -802,6 +803,21 @@ impl Topology {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// Whether the lab asks for IPv6: any IPv6 interface address or VIP. Such a lab has
+    /// IPv6 on in every node; any other stays IPv4-only, as its snapshots expect.
+    pub fn has_ipv6(&self) -> bool {
+        self.nodes
+            .iter()
+            .flat_map(|n| &n.interfaces)
+            .flat_map(|i| &i.addresses)
+            .any(|a| a.addr().is_ipv6())
+            || self
+                .services
+                .iter()
+                .flat_map(ServiceSpec::all_vips)
+                .any(|v| v.is_ipv6())
+    }
+
     /// VIPs a realserver must hold on `lo` (services with method dr or tun that name it).
     pub fn vips_on_lo(&self, node: &str) -> Vec<IpAddr> {
         let mut v: Vec<IpAddr> = self
@@ -993,6 +1009,43 @@ mod several_addresses_tests {
         assert_eq!(more, ["CIP2", "CIP3", "CIP4", "CIP5", "CIP6"]);
         let t = Topology::parse("t.toml", nat_with(TWO, "")).unwrap();
         assert_eq!(t.nodes[0].interfaces[0].more_labels.len(), 1);
+    }
+
+    #[test]
+    fn a_dual_stack_lab_labels_both_families_and_asks_for_ipv6() {
+        let t = shipped("nat6-topology");
+        assert!(t.has_ipv6());
+        assert!(!shipped("nat-topology").has_ipv6());
+        let eth0 = &t.nodes[0].interfaces[0];
+        assert_eq!(eth0.addresses.len(), 2);
+        assert_eq!(eth0.label.map(|l| l.to_string()).as_deref(), Some("CIP"));
+        let more: Vec<String> = eth0.more_labels.iter().map(|l| l.to_string()).collect();
+        assert_eq!(more, ["CIP"]);
+        let v6 = &t.services[1];
+        assert_eq!(
+            v6.to_string(),
+            "TCP [2001:db8:1::250]:80 rr nat on director -> rs1 [2001:db8:1::201]:80 w1, rs2 [2001:db8:1::203]:80 w1"
+        );
+        // Real servers without `address` take the one of the VIP's family.
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/dr6-topology.toml"),
+        )
+        .unwrap()
+        .replace("address = \"2001:db8:1::201\", ", "");
+        let t = Topology::parse("t.toml", text).unwrap();
+        assert_eq!(
+            t.services[1].real_servers[0].address.to_string(),
+            "2001:db8:1::201"
+        );
+        assert_eq!(
+            t.vips_on_lo("rs1")
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>(),
+            ["192.168.1.250", "2001:db8:1::250"]
+        );
+        let back = Topology::parse("t.toml", t.to_toml().unwrap()).unwrap();
+        assert_eq!(back.nodes, t.nodes);
     }
 
     #[test]

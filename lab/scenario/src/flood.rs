@@ -2,19 +2,25 @@
 //! bench flood`): SYNs, UDP datagrams or ICMP errors written with a raw socket in a node's
 //! namespace, while the connections the scenario holds open keep exchanging data. It
 //! watches the userspace director's conn table against its bound and the director's
-//! resident memory, and counts how many of the legitimate exchanges were served.
+//! resident memory, and counts how many of the legitimate exchanges were served: those on
+//! connections held from before, and new connections (or, for a UDP flood, new UDP flows)
+//! opened between the flood's packets once it has had time to fill the table.
 //!
 //! Honest traffic only: every packet leaves from the node's own address (CIP), so the real
 //! server's answers route back to it and its kernel resets what it never opened, as a host
 //! under a real flood from one source would. Source ports come from [`FLOOD_PORTS`], below
 //! the `transfer` step's port and Linux's ephemeral range, so a capture filter
 //! (`not portrange 1024-29999`) leaves the flood out of a scenario's path and keeps the
-//! legitimate client's.
+//! legitimate client's. The new connections come from [`NEW_PORTS`] (fixed ports between
+//! the transfer step's 30000 and Linux's ephemeral range): whether one gets through
+//! depends on timing without a defence, and which real server it reaches depends on how
+//! many flood packets the scheduler saw before it, so scenarios leave them out of the path
+//! too (`not portrange 31000-31999`) and check their rate instead.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use lvslab_netns::{Backend, Lab, NodeInfo, ServiceSpec};
@@ -22,6 +28,17 @@ use serde::Deserialize;
 
 /// The flood's source ports: 1024 to 29999, each used once (28976 of them).
 pub const FLOOD_PORTS: std::ops::RangeInclusive<u16> = 1024..=29_999;
+
+/// The source ports of the new legitimate connections made during a flood, taken in turn
+/// by every flood of the process (labs run side by side in one `lvslab test`; a port
+/// used again within a minute could meet its own TIME_WAIT in the client).
+pub const NEW_PORTS: std::ops::RangeInclusive<u16> = 31_000..=31_999;
+
+/// How long a new connection during a flood waits for its handshake: below Linux's first
+/// SYN retransmission (1 s), so a refused SYN is one SYN, whatever the timing.
+const NEW_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+static NEXT_NEW_PORT: AtomicU32 = AtomicU32::new(0);
 
 /// What the flood sends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -63,6 +80,12 @@ pub struct FloodSpec {
     pub max_conns: Option<u32>,
     /// Exchanges on held connections, spread evenly over the flood.
     pub exchanges: u32,
+    /// New connections (a UDP flood: new UDP flows) during the flood, each opened, one
+    /// request answered, closed; spread evenly over the packets that follow the first
+    /// `bound` ones (by then the table is full, unless entries were refused or evicted).
+    pub new_exchanges: u32,
+    /// The share of `new_exchanges` that must be served, 0 to 1 (None: reported only).
+    pub min_new_success: Option<f64>,
     /// New connections to open (and close) after the flood, while its entries are still in
     /// the table (each gives up connecting after 500 ms).
     pub new_conns: u32,
@@ -79,8 +102,10 @@ pub struct FloodReport {
     pub kind: Option<FloodKind>,
     /// Packets sent.
     pub sent: u32,
-    /// How long sending took.
+    /// How long sending took (the pauses for new connections not counted).
     pub elapsed: Duration,
+    /// How long the flood paused for the new connections.
+    pub paused: Duration,
     /// The conn table bound in force.
     pub bound: u64,
     /// Table entries before the flood.
@@ -91,10 +116,16 @@ pub struct FloodReport {
     pub entries_after: u64,
     /// New flows the director refused because the table was full, during the flood.
     pub dropped_table_full: u64,
+    /// Entries the director's drop_entry defence evicted during the flood.
+    pub evicted: u64,
+    /// The director's drop_entry sysctl when the flood began.
+    pub drop_entry: u64,
     /// The director's VmRSS before, at its highest, and after, KiB.
     pub rss_kb: (u64, u64, u64),
     /// Exchanges on held connections served, of those tried.
     pub legit: (u32, u32),
+    /// New connections (UDP flows) during the flood that were answered, of those tried.
+    pub new_during: (u32, u32),
     /// New connections that opened and were answered, of those tried.
     pub new_conns: (u32, u32),
 }
@@ -109,25 +140,35 @@ impl FloodReport {
                 format!("{ok}/{n} ({:.1} %)", 100.0 * f64::from(ok) / f64::from(n))
             }
         };
+        let new_what = if self.kind == Some(FloodKind::Udp) {
+            "UDP flows"
+        } else {
+            "connections"
+        };
         format!(
-            "{} flood: {} packets in {:.2} s\n\
-             conn table: bound {}, {} entries before, at most {} during, {} after; {} new flows refused (table full)\n\
+            "{} flood: {} packets in {:.2} s (and {:.2} s paused for new {new_what})\n\
+             conn table: bound {}, {} entries before, at most {} during, {} after; {} new flows refused (table full), {} entries evicted (drop_entry {})\n\
              director VmRSS: {} KiB before, {} KiB peak, {} KiB after (+{} KiB)\n\
              legitimate exchanges on held connections: {}\n\
+             new {new_what} during the flood: {}\n\
              new connections after the flood: {}",
             self.kind.map_or("no", FloodKind::name),
             self.sent,
             self.elapsed.as_secs_f64(),
+            self.paused.as_secs_f64(),
             self.bound,
             self.entries_before,
             self.max_entries,
             self.entries_after,
             self.dropped_table_full,
+            self.evicted,
+            self.drop_entry,
             self.rss_kb.0,
             self.rss_kb.1,
             self.rss_kb.2,
             self.rss_kb.1.saturating_sub(self.rss_kb.0),
             pct(self.legit),
+            pct(self.new_during),
             pct(self.new_conns),
         )
     }
@@ -155,6 +196,14 @@ impl FloodReport {
                 "only {ok} of {n} legitimate exchanges were served, below min_success = {}",
                 spec.min_success
             ));
+        }
+        let (ok, n) = self.new_during;
+        if let Some(min) = spec.min_new_success {
+            if n > 0 && f64::from(ok) < min * f64::from(n) {
+                bad.push(format!(
+                    "only {ok} of {n} new legitimate connections during the flood were served, below min_new_success = {min}"
+                ));
+            }
         }
         if bad.is_empty() {
             Ok(())
@@ -227,6 +276,8 @@ pub fn run(
         ..FloodReport::default()
     };
     let dropped_before = table("dropped_table_full")?;
+    let evicted_before = table("evicted_drop_entry")?;
+    report.drop_entry = table("drop_entry")?;
     let rss_before = vm_rss_kb(pid)?;
 
     let sock = lvslab_netns::netns::run_in(&from.netns, raw_socket)
@@ -250,7 +301,12 @@ pub fn run(
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
-        let sent = flood(&sock, spec, src, vip, service.port, held, &mut report);
+        let target = NewTarget {
+            netns: &from.netns,
+            to: SocketAddr::new(service.vip, service.port),
+            udp: spec.kind == FloodKind::Udp,
+        };
+        let sent = flood(&sock, spec, src, vip, &target, held, &mut report);
         // Let what is in flight reach the director before the last sample.
         std::thread::sleep(Duration::from_millis(300));
         stop.store(true, Ordering::Relaxed);
@@ -261,6 +317,7 @@ pub fn run(
     report.entries_after = table("conn_entries")?;
     report.max_entries = report.max_entries.max(report.entries_after);
     report.dropped_table_full = table("dropped_table_full")?.saturating_sub(dropped_before);
+    report.evicted = table("evicted_drop_entry")?.saturating_sub(evicted_before);
     let target = SocketAddr::new(service.vip, service.port);
     let mut opened = 0;
     for _ in 0..spec.new_conns {
@@ -274,24 +331,45 @@ pub fn run(
     Ok(report)
 }
 
+/// Where the new legitimate connections go, and from which namespace.
+struct NewTarget<'a> {
+    netns: &'a str,
+    to: SocketAddr,
+    /// New UDP flows (a UDP flood's service) rather than TCP connections.
+    udp: bool,
+}
+
+/// After which packet (1-based) the k-th of `n` new connections is made: evenly over the
+/// packets after the first `fill` (the whole flood when it is no larger than that).
+fn new_exchange_at(k: u32, n: u32, count: u32, fill: u64) -> u64 {
+    let count = u64::from(count);
+    let fill = if fill >= count { 0 } else { fill };
+    fill + (u64::from(k) + 1) * (count - fill) / (u64::from(n) + 1)
+}
+
 /// Sends the packets at `spec.rate`, stopping at `spec.within`; between them, at even
-/// intervals, one exchange on the next held connection. Returns the packets sent.
+/// intervals, one exchange on the next held connection, and once the table has had time
+/// to fill, the new connections. Returns the packets sent.
 fn flood(
     sock: &OwnedFd,
     spec: &FloodSpec,
     src: Ipv4Addr,
     vip: Ipv4Addr,
-    vport: u16,
+    target: &NewTarget<'_>,
     held: &[&TcpStream],
     report: &mut FloodReport,
 ) -> u32 {
+    let vport = target.to.port();
     let t0 = Instant::now();
     let (mut ok, mut tried) = (0u32, 0u32);
+    let (mut new_ok, mut new_tried) = (0u32, 0u32);
+    let mut paused = Duration::ZERO;
+    let fill = report.bound.saturating_sub(report.entries_before);
     let mut sent = 0u32;
     let every = u64::from(spec.count) / (u64::from(spec.exchanges) + 1);
     let per_packet = Duration::from_secs(1) / spec.rate.max(1);
     for i in 0..spec.count {
-        if t0.elapsed() > spec.within {
+        if t0.elapsed().saturating_sub(paused) > spec.within {
             break;
         }
         let sport = flood_port(i);
@@ -308,21 +386,107 @@ fn flood(
             ok += u32::from(exchange(stream));
             tried += 1;
         }
+        while new_tried < spec.new_exchanges
+            && new_exchange_at(new_tried, spec.new_exchanges, spec.count, fill) <= u64::from(i) + 1
+        {
+            // The flood waits while the client connects (a refused SYN costs the whole
+            // connect timeout); the pause is taken out of its schedule, so it does not
+            // catch up afterwards in a burst.
+            let t = Instant::now();
+            new_ok += u32::from(new_exchange(target));
+            new_tried += 1;
+            paused += t.elapsed();
+        }
         // Pace by the schedule, not by sleeping a fixed time per packet, so slow sends
         // and exchanges do not stretch the flood.
-        let due = per_packet * (i + 1);
+        let due = per_packet * (i + 1) + paused;
         if let Some(wait) = due.checked_sub(t0.elapsed()) {
             std::thread::sleep(wait);
         }
     }
-    report.elapsed = t0.elapsed();
+    report.elapsed = t0.elapsed().saturating_sub(paused);
+    report.paused = paused;
     // A flood cut short by its time limit still owes the exchanges: they are the point.
     while tried < spec.exchanges && !held.is_empty() {
         ok += u32::from(exchange(held[tried as usize % held.len()]));
         tried += 1;
     }
+    while new_tried < spec.new_exchanges {
+        new_ok += u32::from(new_exchange(target));
+        new_tried += 1;
+    }
     report.legit = (ok, tried);
+    report.new_during = (new_ok, new_tried);
     sent
+}
+
+/// One new legitimate connection (or UDP flow) from the next of [`NEW_PORTS`], in the
+/// flooding node's namespace: opened, one request answered, closed.
+fn new_exchange(target: &NewTarget<'_>) -> bool {
+    let span = u32::from(NEW_PORTS.end() - NEW_PORTS.start()) + 1;
+    let port = NEW_PORTS.start() + (NEXT_NEW_PORT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+    let (to, udp) = (target.to, target.udp);
+    let r = lvslab_netns::netns::run_in(target.netns, move || {
+        if udp {
+            udp_exchange_from(port, to)
+        } else {
+            tcp_exchange_from(port, to)
+        }
+    });
+    match r {
+        Ok(Ok(answered)) => answered,
+        Ok(Err(e)) => {
+            tracing::debug!("new connection from port {port} to {to}: {e}");
+            false
+        }
+        Err(e) => {
+            tracing::debug!("new connection from port {port}: {e}");
+            false
+        }
+    }
+}
+
+/// A TCP connection from `port` that gives up connecting after [`NEW_CONNECT_TIMEOUT`],
+/// one HTTP request on it, read to the end.
+fn tcp_exchange_from(port: u16, to: SocketAddr) -> std::io::Result<bool> {
+    use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use nix::sys::time::TimeVal;
+    let SocketAddr::V4(to) = to else {
+        return Err(std::io::Error::other("floods are IPv4 only"));
+    };
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    // Linux's connect(2) on a blocking socket gives up after SO_SNDTIMEO.
+    let limit = TimeVal::new(0, NEW_CONNECT_TIMEOUT.as_micros() as i64);
+    socket::setsockopt(&fd, sockopt::SendTimeout, &limit)?;
+    let local = std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+    socket::bind(fd.as_raw_fd(), &SockaddrIn::from(local))?;
+    if socket::connect(fd.as_raw_fd(), &SockaddrIn::from(to)).is_err() {
+        return Ok(false);
+    }
+    let mut s = TcpStream::from(fd);
+    s.set_write_timeout(Some(Duration::from_secs(3)))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut buf = Vec::new();
+    Ok(s.write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .and_then(|()| s.read_to_end(&mut buf))
+        .is_ok_and(|n| n > 0))
+}
+
+/// A UDP datagram from `port`, answered within [`NEW_CONNECT_TIMEOUT`] (`serve` echoes).
+fn udp_exchange_from(port: u16, to: SocketAddr) -> std::io::Result<bool> {
+    const PAYLOAD: &[u8] = b"new flow\n";
+    let s = std::net::UdpSocket::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))?;
+    s.connect(to)?;
+    s.set_read_timeout(Some(NEW_CONNECT_TIMEOUT))?;
+    s.send(PAYLOAD)?;
+    let mut buf = [0u8; 64];
+    Ok(s.recv(&mut buf).is_ok_and(|n| n > 0))
 }
 
 /// The i-th flood port: a fixed permutation of [`FLOOD_PORTS`] (7919 is prime and shares
@@ -540,6 +704,8 @@ mod tests {
             max_conns: Some(5),
             exchanges: 4,
             new_conns: 0,
+            new_exchanges: 0,
+            min_new_success: None,
             min_success: 0.75,
             max_rss_growth_kb: 100,
         };
@@ -566,8 +732,45 @@ mod tests {
         assert!(fat.check(&spec).is_err_and(|e| e.contains("VmRSS")));
         let starved = FloodReport {
             legit: (2, 4),
-            ..good
+            ..good.clone()
         };
         assert!(starved.check(&spec).is_err_and(|e| e.contains("2 of 4")));
+        // New connections: reported only, unless a minimum is set.
+        let refused = FloodReport {
+            new_during: (1, 10),
+            ..good
+        };
+        assert_eq!(refused.check(&spec), Ok(()));
+        assert!(refused
+            .summary()
+            .contains("new connections during the flood: 1/10"));
+        let demanding = FloodSpec {
+            new_exchanges: 10,
+            min_new_success: Some(0.9),
+            ..spec
+        };
+        assert!(refused
+            .check(&demanding)
+            .is_err_and(|e| e.contains("1 of 10 new legitimate connections")));
+        let served = FloodReport {
+            new_during: (9, 10),
+            ..refused
+        };
+        assert_eq!(served.check(&demanding), Ok(()));
+    }
+
+    #[test]
+    fn new_connections_come_after_the_table_had_time_to_fill() {
+        // 3000 packets, a table of 1000 empty: 10 new connections after packets 1181,
+        // 1363, ..., 2818, so the first comes once 1000 SYNs went and the last before the
+        // flood ends.
+        let at: Vec<u64> = (0..10)
+            .map(|k| new_exchange_at(k, 10, 3000, 1000))
+            .collect();
+        assert_eq!(at[0], 1000 + 2000 / 11);
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        assert!(at[9] < 3000);
+        // A flood no larger than the table spreads them over all of it.
+        assert_eq!(new_exchange_at(0, 1, 500, 1000), 250);
     }
 }

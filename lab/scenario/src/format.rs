@@ -135,7 +135,7 @@ pub struct CaptureSpec {
     pub nodes: Option<Vec<String>>,
     /// tcpdump filter applied at every hop.
     pub filter: Option<String>,
-    /// Keep ARP in the path text.
+    /// Keep ARP and IPv6 Neighbour Discovery in the path text.
     #[serde(default)]
     pub arp: bool,
 }
@@ -338,10 +338,12 @@ pub enum Step {
     /// A bounded flood at the service from a node (inside the lab: the node's own address,
     /// source ports 1024-29999, so `not portrange 1024-29999` as the capture filter keeps it
     /// out of the path), while the connections held open by earlier `request` steps
-    /// exchange data between its packets. Fails unless the director's conn table stayed
-    /// within its bound, its VmRSS grew by at most `max_rss_growth_kb`, and at least
-    /// `min_success` of the exchanges were served. Userspace director only. The numbers go
-    /// to `logs/flood-N.log` beside the captures.
+    /// exchange data between its packets, and `new_exchanges` new connections (new UDP
+    /// flows for a UDP flood) from source ports 31000-31999 are made once the flood has had
+    /// time to fill the table. Fails unless the director's conn table stayed within its
+    /// bound, its VmRSS grew by at most `max_rss_growth_kb`, at least `min_success` of the
+    /// held exchanges and `min_new_success` of the new ones were served. Userspace
+    /// director only. The numbers go to `logs/flood-N.log` beside the captures.
     Flood {
         /// The node the flood leaves from.
         from: String,
@@ -364,6 +366,13 @@ pub enum Step {
         /// The share of exchanges that must be served, 0 to 1 (default 1).
         #[serde(default = "all")]
         min_success: f64,
+        /// New connections during the flood, each opened, one request answered, closed
+        /// (default 0); for a UDP flood new UDP flows, one datagram answered.
+        #[serde(default)]
+        new_exchanges: u32,
+        /// The share of `new_exchanges` that must be served, 0 to 1 (default: reported,
+        /// not checked).
+        min_new_success: Option<f64>,
         /// How much the director's VmRSS may grow, KiB (default 16384).
         #[serde(default = "sixteen_mib")]
         max_rss_growth_kb: u64,
@@ -592,12 +601,25 @@ impl Scenario {
                 }
             }
             if let Step::Flood {
-                count, min_success, ..
+                count,
+                min_success,
+                new_exchanges,
+                min_new_success,
+                ..
             } = step
             {
-                if *count == 0 || !(0.0..=1.0).contains(min_success) {
+                if *count == 0
+                    || !(0.0..=1.0).contains(min_success)
+                    || min_new_success.is_some_and(|m| !(0.0..=1.0).contains(&m))
+                {
                     return Err(invalid(format!(
-                        "step {}: a flood needs `count` of at least 1 and `min_success` from 0 to 1",
+                        "step {}: a flood needs `count` of at least 1, and `min_success` and `min_new_success` from 0 to 1",
+                        i + 1
+                    )));
+                }
+                if min_new_success.is_some() && *new_exchanges == 0 {
+                    return Err(invalid(format!(
+                        "step {}: `min_new_success` needs `new_exchanges` of at least 1 to measure",
                         i + 1
                     )));
                 }
@@ -701,6 +723,27 @@ responses = { rs1 = 1, rs2 = 3 }
         .to_string();
         assert!(e.starts_with("bad.toml:3:1: error: "), "{e}");
         assert!(e.contains("cuont") && e.contains("help: "), "{e}");
+    }
+
+    #[test]
+    fn a_flood_checks_new_connections_only_when_it_makes_some() {
+        let flood = |extra: &str| {
+            Scenario::parse(
+                Path::new("f.toml"),
+                &format!("description = \"d\"\ntopology = \"t\"\n[[steps]]\ndo = \"flood\"\nfrom = \"client\"\ncount = 10\n{extra}"),
+            )
+        };
+        let s = flood("new_exchanges = 5\nmin_new_success = 0.9\n").unwrap();
+        assert!(matches!(
+            s.steps[0],
+            Step::Flood { new_exchanges: 5, min_new_success: Some(m), .. } if m == 0.9
+        ));
+        let e = flood("min_new_success = 0.9\n").unwrap_err().to_string();
+        assert!(e.contains("needs `new_exchanges`"), "{e}");
+        let e = flood("new_exchanges = 5\nmin_new_success = 1.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("from 0 to 1"), "{e}");
     }
 
     #[test]

@@ -263,6 +263,8 @@ fn run_inner(
     }
     let opts = NormalizeOptions {
         arp: scenario.capture.arp,
+        // Neighbour Discovery is IPv6's ARP: asked for together.
+        neighbor_discovery: scenario.capture.arp,
         ..Default::default()
     };
     let report = analyze(&caps, &roles, opts);
@@ -448,12 +450,12 @@ impl StepCtx<'_> {
                     SocketAddr::new(self.service.vip, self.service.port)
                 } else {
                     to.parse().map_err(|_| {
-                        format!("`to = {to:?}`: use \"vip\" or ADDR:PORT like \"192.168.1.201:80\"")
+                        format!("`to = {to:?}`: use \"vip\" or ADDR:PORT like \"192.168.1.201:80\" or \"[2001:db8:1::201]:80\"")
                     })?
                 };
                 let sources = sources
                     .iter()
-                    .map(|s| source_addr(node, s))
+                    .map(|s| source_addr(node, s, target.is_ipv4()))
                     .collect::<Result<Vec<IpAddr>, String>>()?;
                 let destinations = destinations
                     .iter()
@@ -691,6 +693,8 @@ impl StepCtx<'_> {
                 max_conns,
                 exchanges,
                 min_success,
+                new_exchanges,
+                min_new_success,
                 max_rss_growth_kb,
             } => {
                 let spec = crate::flood::FloodSpec {
@@ -700,6 +704,8 @@ impl StepCtx<'_> {
                     within: Duration::from_millis(*within_ms),
                     max_conns: *max_conns,
                     exchanges: *exchanges,
+                    new_exchanges: *new_exchanges,
+                    min_new_success: *min_new_success,
                     new_conns: 0,
                     min_success: *min_success,
                     max_rss_growth_kb: *max_rss_growth_kb,
@@ -950,7 +956,9 @@ impl StepCtx<'_> {
 
 /// A source address of `node`, by label (`CIP2`) or written out; either way one the node
 /// holds, so a typo is a step error rather than requests that fail to bind.
-fn source_addr(node: &NodeInfo, s: &str) -> Result<IpAddr, String> {
+/// A source address of `node` by address or label; a label that names addresses of both
+/// families (a dual-stack CIP) gives the one of the target's family (`v4`).
+fn source_addr(node: &NodeInfo, s: &str, v4: bool) -> Result<IpAddr, String> {
     let held: Vec<(IpAddr, Option<Label>)> = node
         .interfaces
         .iter()
@@ -966,7 +974,11 @@ fn source_addr(node: &NodeInfo, s: &str) -> Result<IpAddr, String> {
         Ok(ip) => held.iter().find(|(a, _)| *a == ip),
         Err(_) => {
             let label = s.parse::<Label>().ok();
-            held.iter().find(|(_, l)| label.is_some() && *l == label)
+            let named = |(_, l): &&(IpAddr, Option<Label>)| label.is_some() && *l == label;
+            held.iter()
+                .filter(named)
+                .find(|(a, _)| a.is_ipv4() == v4)
+                .or_else(|| held.iter().find(named))
         }
     };
     found.map(|(a, _)| *a).ok_or_else(|| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::ctl::TRASH_PERIOD;
 use super::{ms, ConnView, Ipvs, IpvsError};
-use crate::conn::{Conn, F_INACTIVE, F_NOOUTPUT, F_TEMPLATE};
+use crate::conn::{Conn, EVICT_WINDOW, F_INACTIVE, F_NOOUTPUT, F_TEMPLATE};
 use crate::tcp::{next_state, ConnState, Direction};
 use crate::types::{ConnId, FlowPacket, ForwardMethod, Protocol, ServiceKey};
 
@@ -97,6 +97,149 @@ impl Ipvs {
             }
             self.remove_conn(now, id);
         }
+    }
+
+    /// update_defense_level's drop_entry part: whether the defence is on, given whether
+    /// memory is short (for lvslab: the table at its bound). As in the kernel, 1 turns into
+    /// 2 when memory runs short and 2 back into 1 when it no longer is, so the sysctl
+    /// reads 2 while the defence is working.
+    fn update_defense_level(&mut self, nomem: bool) -> bool {
+        match self.cfg.drop_entry {
+            0 => false,
+            1 if nomem => {
+                self.cfg.drop_entry = 2;
+                true
+            }
+            1 => false,
+            2 if nomem => true,
+            2 => {
+                self.cfg.drop_entry = 1;
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// defense_work_handler: once a second, check the level and, while the defence is on,
+    /// sweep 1/32 of the table as ip_vs_random_dropentry does (from the cursor rather than
+    /// from random buckets). With the table full, new flows do not wait for this: they
+    /// make room themselves (`make_room`).
+    pub(super) fn defense_timer(&mut self, now: Duration) {
+        self.defense_at = now + Duration::from_secs(1);
+        let full = self.conns.is_full();
+        if self.update_defense_level(full) {
+            let window = (self.conns.slot_count() / 32).max(1);
+            self.drop_entries(now, usize::MAX, window);
+        }
+    }
+
+    /// Make room for `need` more entries in a full table by the drop_entry defence, when it
+    /// is on; returns whether there is room now. With drop_entry 0 it only says whether
+    /// there was room, so the bound policy is exactly the conn module's.
+    pub(super) fn make_room(&mut self, now: Duration, need: usize) -> bool {
+        let over = |s: &Self| (s.conns.len() + need).saturating_sub(s.conns.max);
+        if over(self) == 0 {
+            return true;
+        }
+        if self.cfg.drop_entry == 0 || !self.update_defense_level(true) {
+            return false;
+        }
+        let want = over(self);
+        self.drop_entries(now, want, EVICT_WINDOW);
+        over(self) == 0
+    }
+
+    /// ip_vs_random_dropentry over `window` slots from the table's cursor, stopping once
+    /// `want` entries are free; returns how many went. The victims are the kernel's:
+    /// - TCP in SYN_RECV or SYNACK (half-open: what a SYN flood leaves) always;
+    /// - TCP ESTABLISHED and every non-TCP flow only when `todrop_entry` says so;
+    /// - a template only when it controls no flow and its service is one-packet (OPS),
+    ///   and then by `todrop_entry` too;
+    /// - everything else (TIME_WAIT, CLOSE, FIN_WAIT, ...) never: it expires soon anyway.
+    ///
+    /// A dropped flow's template goes with it when it then controls nothing
+    /// (ip_vs_conn_expire_now on cp->control; a template still in use lives on).
+    pub(super) fn drop_entries(&mut self, now: Duration, want: usize, window: usize) -> usize {
+        let slots = self.conns.slot_count();
+        if slots == 0 || want == 0 {
+            return 0;
+        }
+        let now_ms = ms(now);
+        let mut pos = self.conns.cursor % slots;
+        let mut freed = 0;
+        for _ in 0..window.min(slots) {
+            let id = pos as u32;
+            pos = (pos + 1) % slots;
+            if !self.is_drop_victim(id, now_ms) {
+                continue;
+            }
+            let control = self.conns.get(id).and_then(Conn::control);
+            self.remove_conn(now, id);
+            freed += 1;
+            if let Some(t) = control {
+                if self.conns.get(t).is_some_and(|t| t.n_control == 0) {
+                    self.remove_conn(now, t);
+                    freed += 1;
+                }
+            }
+            if freed >= want {
+                break;
+            }
+        }
+        self.conns.cursor = pos;
+        self.stats.evicted_drop_entry += freed as u64;
+        freed
+    }
+
+    /// ip_vs_random_dropentry's choice for one entry (see `drop_entries`).
+    fn is_drop_victim(&mut self, id: u32, now_ms: u64) -> bool {
+        let Some(c) = self.conns.get(id) else {
+            return false;
+        };
+        if c.flags & F_TEMPLATE != 0 {
+            // ip_vs_conn_ops_mode: the template's service schedules one packet at a time.
+            let ops = self
+                .services
+                .get(c.svc as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.cfg.flags.one_packet);
+            if c.n_control > 0 || !ops {
+                return false;
+            }
+            return self.todrop_entry(id, now_ms);
+        }
+        match (c.protocol, c.state) {
+            (Protocol::Tcp, ConnState::SynRecv | ConnState::SynAck) => true,
+            (Protocol::Tcp, ConnState::Established) => self.todrop_entry(id, now_ms),
+            (Protocol::Tcp, _) => false,
+            (Protocol::Udp, _) => self.todrop_entry(id, now_ms),
+        }
+    }
+
+    /// todrop_entry (ip_vs_conn.c): an entry whose timer was last restarted less than 60 s
+    /// ago is kept ("enough time for normal connection to get through"), and so is one
+    /// that has seen no incoming packet or more than 8; of the others with i incoming
+    /// packets, one in i is dropped (the rate counters, `todrop_rate[i] = i`).
+    fn todrop_entry(&mut self, id: u32, now_ms: u64) -> bool {
+        let Some(c) = self.conns.get(id) else {
+            return false;
+        };
+        // time_before(cp->timeout + jiffies, cp->timer.expires + 60 * HZ): the timer is
+        // armed at timeout from the last packet, so this is "idle for under 60 s".
+        if u64::from(c.timeout_ms) + now_ms < c.expires_ms + 60_000 {
+            return false;
+        }
+        let i = usize::from(c.in_pkts);
+        if !(1..=8).contains(&i) {
+            return false;
+        }
+        let counter = &mut self.dropentry_counters[i];
+        *counter -= 1;
+        if *counter > 0 {
+            return false;
+        }
+        *counter = i as i8;
+        true
     }
 
     /// The timeout of a state, ipvsadm --set overriding three of them.

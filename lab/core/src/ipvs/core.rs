@@ -73,12 +73,17 @@ impl Ipvs {
         // The first flow of a client of a persistent service makes its template too: room
         // for both, or the table outgrows its bound (found by fuzzing the frame path: two
         // entries in a table of one; fuzz/regressions/frame_path/).
-        let svc = self.svc(sid);
-        let needs_template = svc
-            .cfg
-            .persistence
-            .is_some_and(|p| !svc.templates.contains_key(&mask(pkt.src.ip(), p.netmask)));
-        if self.conns.len() + 1 + usize::from(needs_template) > self.conns.max {
+        let needs_template = |s: &Self| {
+            let svc = s.svc(sid);
+            svc.cfg
+                .persistence
+                .is_some_and(|p| !svc.templates.contains_key(&mask(pkt.src.ip(), p.netmask)))
+        };
+        // A full table first makes room by the drop_entry defence when it is on; that may
+        // drop this client's template with its last flow, so its need is asked again.
+        let room = self.make_room(now, 1 + usize::from(needs_template(self)))
+            && self.make_room(now, 1 + usize::from(needs_template(self)));
+        if !room {
             self.stats.dropped_table_full += 1;
             return InVerdict::Drop;
         }
@@ -108,6 +113,7 @@ impl Ipvs {
             Direction::Input
         };
         self.count(svc, did, pkt.len, true);
+        self.count_in_pkt(id);
         self.transition(now, id, dir, pkt);
         self.conns.arm(id, now_ms);
         if self.sync.is_some() {
@@ -142,6 +148,14 @@ impl Ipvs {
         }
         if let Some(Some(s)) = self.services.get_mut(sid as usize) {
             bump(&mut s.stats);
+        }
+    }
+
+    /// cp->in_pkts: ip_vs_in counts every packet of a flow from the client, the first
+    /// included (todrop_entry reads it; it stops counting where the rule stops looking).
+    fn count_in_pkt(&mut self, id: u32) {
+        if let Some(c) = self.conns.get_mut(id) {
+            c.in_pkts = c.in_pkts.saturating_add(1);
         }
     }
 
@@ -308,6 +322,7 @@ impl Ipvs {
         }
         self.svc_mut(sid).stats.conns += 1;
         self.count(sid, did, pkt.len, true);
+        self.count_in_pkt(id);
         let dir = if method == ForwardMethod::Nat {
             Direction::Input
         } else {

@@ -54,6 +54,13 @@ pub struct IpvsConfig {
     /// and a SYN on an entry whose server has weight 0 is scheduled anew. Off, such packets
     /// are dropped and the entry lives out its timeout.
     pub expire_nodest_conn: bool,
+    /// The kernel's `net.ipv4.vs.drop_entry` (0 to 3, default 0): the defence that drops
+    /// entries a flood makes (half-open TCP, idle low-traffic flows) when memory is short.
+    /// lvslab's "memory short" is the conn table at its bound (`max_conns`): 0 never drops,
+    /// 1 drops while the table is full and then reads 2 until it is not, 3 always drops
+    /// (also in the once-a-second sweep while the table has room). Which entries go and
+    /// why is `Ipvs::drop_entries`.
+    pub drop_entry: u8,
 }
 
 impl Default for IpvsConfig {
@@ -64,6 +71,7 @@ impl Default for IpvsConfig {
             timeouts: Timeouts::default(),
             explain: false,
             expire_nodest_conn: false,
+            drop_entry: 0,
         }
     }
 }
@@ -197,6 +205,9 @@ pub struct ConnView {
 pub struct IpvsStats {
     /// New flows refused because the conn table was full.
     pub dropped_table_full: u64,
+    /// Entries dropped early by the `drop_entry` defence (flows and the templates that
+    /// went with them), to make room or in its once-a-second sweep.
+    pub evicted_drop_entry: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +238,11 @@ pub struct Ipvs {
     housekeeping_at: Duration,
     /// Connection sync; None (one check per packet) while it is off.
     sync: Option<Box<sync::SyncState>>,
+    /// todrop_entry's rate counters, one per in_pkts count 1 to 8 (index 0 unused): an
+    /// idle entry with i incoming packets is dropped once in i times.
+    dropentry_counters: [i8; 9],
+    /// When the next once-a-second defence check (update_defense_level) is due.
+    defense_at: Duration,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -256,6 +272,8 @@ impl Ipvs {
             stats: IpvsStats::default(),
             housekeeping_at: Duration::ZERO,
             sync: None,
+            dropentry_counters: [0; 9],
+            defense_at: Duration::ZERO,
         }
     }
 
@@ -270,10 +288,35 @@ impl Ipvs {
     }
 
     /// Set one of the kernel's `net.ipv4.vs.*` sysctls that the core models, by its name
-    /// under /proc/sys/net/ipv4/vs/ (`expire_nodest_conn`); the value is the sysctl's text.
+    /// under /proc/sys/net/ipv4/vs/ (`expire_nodest_conn`, `drop_entry`); the value is the
+    /// sysctl's text.
     pub fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), IpvsError> {
         let bad = || IpvsError::Sysctl(format!("{name} = {value:?}: the value is 0 or 1"));
         match name {
+            // proc_do_defense_mode: 0 to 3, anything else is EINVAL.
+            "drop_entry" => {
+                self.cfg.drop_entry = match value.trim() {
+                    "0" => 0,
+                    "1" => 1,
+                    "2" => 2,
+                    "3" => 3,
+                    _ => {
+                        return Err(IpvsError::Sysctl(format!(
+                            "{name} = {value:?}: the value is 0 (off), 1 (on when the table \
+                             is full), 2 (on now, back to 1 when it has room) or 3 (always on)"
+                        )))
+                    }
+                };
+                // The kernel runs update_defense_level on every write.
+                self.defense_at = Duration::ZERO;
+                Ok(())
+            }
+            // The kernel's trigger is free memory under amemthresh pages; lvslab's is the
+            // table at its bound, so this one has nothing to set.
+            "amemthresh" => Err(IpvsError::Sysctl(format!(
+                "{name}: lvslab's director counts the table full (its {MAX_CONNS_SYSCTL}) as \
+                 memory short, not free pages; set {MAX_CONNS_SYSCTL} instead"
+            ))),
             "expire_nodest_conn" => {
                 self.cfg.expire_nodest_conn = match value.trim() {
                     "0" => false,
@@ -302,8 +345,8 @@ impl Ipvs {
                 Ok(())
             }
             _ => Err(IpvsError::Sysctl(format!(
-                "{name}: lvslab's director models only expire_nodest_conn of net.ipv4.vs.* \
-                 (and its own {MAX_CONNS_SYSCTL})"
+                "{name}: lvslab's director models only expire_nodest_conn and drop_entry of \
+                 net.ipv4.vs.* (and its own {MAX_CONNS_SYSCTL})"
             ))),
         }
     }
@@ -363,6 +406,9 @@ impl Ipvs {
     /// Run timers: expire conns and templates, lblc/lblcr caches, and empty the trash.
     pub fn expire(&mut self, now: Duration) {
         self.expire_conns(now);
+        if self.cfg.drop_entry != 0 && now >= self.defense_at {
+            self.defense_timer(now);
+        }
         if now < self.housekeeping_at {
             return;
         }

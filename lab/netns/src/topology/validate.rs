@@ -141,6 +141,17 @@ impl Validator<'_> {
                     .insert((nname.clone(), iname.clone()), ikey.span());
                 self.iface_name(&ikey);
                 let iface = iface.into_inner();
+                if let (Some(a), Some(first)) = (&iface.address, iface.addresses.first()) {
+                    self.err(
+                        a.span(),
+                        "an interface has `address` or `addresses`, not both",
+                        format!(
+                            "`addresses` lists every address of the interface: write addresses = [\"{}\", \"{}\", ...] and drop `address`",
+                            a.get_ref(),
+                            first.get_ref()
+                        ),
+                    );
+                }
                 let mut addrs_raw: Vec<S<String>> = iface.address.into_iter().collect();
                 addrs_raw.extend(iface.addresses);
                 let n_addrs = addrs_raw.len();
@@ -245,6 +256,19 @@ impl Validator<'_> {
                 return None;
             }
         };
+        if let IpNet::V6(v6) = net {
+            if !lab_v6(v6.addr()) {
+                self.err(
+                    a.span(),
+                    format!(
+                        "IPv6 address {} is outside the documentation prefix 2001:db8::/32",
+                        net.addr()
+                    ),
+                    V6_HELP,
+                );
+                return None;
+            }
+        }
         if let Some(prev) = assigned.iter().find(|p| p.net.addr() == net.addr()) {
             let line = self.line_of(&prev.span);
             self.err(
@@ -328,8 +352,28 @@ impl Validator<'_> {
             let on_subnet = own
                 .iter()
                 .any(|a| a.net.contains(&route.via) && a.net.addr() != route.via);
-            if !on_subnet {
-                let subnets: Vec<String> = own.iter().map(|a| a.net.trunc().to_string()).collect();
+            let family = if route.via.is_ipv4() { "IPv4" } else { "IPv6" };
+            let same_family: Vec<&&Assigned> = own
+                .iter()
+                .filter(|a| a.net.addr().is_ipv4() == route.via.is_ipv4())
+                .collect();
+            if !on_subnet && same_family.is_empty() && !own.is_empty() {
+                // The family follows the gateway: an IPv6 route needs an IPv6 address.
+                self.err(
+                    r.span(),
+                    format!(
+                        "gateway {} of node {nname} is {family}, but node {nname} has no {family} address",
+                        route.via
+                    ),
+                    format!(
+                        "a route's family follows its gateway: give {nname} an {family} address on the gateway's subnet (addresses = [...] holds both families), or route via a gateway of the family it has"
+                    ),
+                );
+            } else if !on_subnet {
+                let subnets: Vec<String> = same_family
+                    .iter()
+                    .map(|a| a.net.trunc().to_string())
+                    .collect();
                 self.err(
                     r.span(),
                     format!(
@@ -975,7 +1019,13 @@ impl Validator<'_> {
         role: Role,
     ) -> (Option<Label>, Vec<Label>) {
         let Some(labels) = labels else {
-            return (label.and_then(|l| self.label(&l, node, role)), Vec::new());
+            // One `label` names every address of the interface: a dual-stack client's v4
+            // and v6 addresses are both its CIP.
+            let label = label.and_then(|l| self.label(&l, node, role));
+            let more = label
+                .map(|l| vec![l; n_addrs.saturating_sub(1)])
+                .unwrap_or_default();
+            return (label, more);
         };
         if let Some(l) = &label {
             self.err(
@@ -1164,6 +1214,14 @@ impl Validator<'_> {
             }
         }
         let vip = match IpAddr::from_str(s.vip.get_ref()) {
+            Ok(IpAddr::V6(v)) if !lab_v6(v) => {
+                self.err(
+                    s.vip.span(),
+                    format!("IPv6 VIP {v} is outside the documentation prefix 2001:db8::/32"),
+                    V6_HELP,
+                );
+                None
+            }
             Ok(v) => self.vip_is_free(&s.vip, v, nodes, assigned),
             Err(_) => {
                 self.err(
@@ -1602,6 +1660,28 @@ impl Validator<'_> {
             .collect();
         let address = match &r.address {
             Some(a) => match IpAddr::from_str(a.get_ref()) {
+                Ok(ip) if vip.is_some_and(|v| v.is_ipv4() != ip.is_ipv4()) => {
+                    let (fam, vip_fam) = if ip.is_ipv4() {
+                        ("IPv4", "IPv6")
+                    } else {
+                        ("IPv6", "IPv4")
+                    };
+                    let same: Vec<String> = own
+                        .iter()
+                        .filter(|o| o.is_ipv4() != ip.is_ipv4())
+                        .map(ToString::to_string)
+                        .collect();
+                    self.err(
+                        a.span(),
+                        format!("real server address {ip} is {fam}, but the service's VIP is {vip_fam}"),
+                        if same.is_empty() {
+                            format!("a service's VIP and real servers have one family: give {node} an {vip_fam} address, or write a second [[services]] for {fam}")
+                        } else {
+                            format!("a service's VIP and real servers have one family: use {node}'s {vip_fam} address ({}), and write a second [[services]] for {fam}", same.join(", "))
+                        },
+                    );
+                    None
+                }
                 Ok(ip) if own.contains(&ip) => Some(ip),
                 Ok(ip) => {
                     let owned: Vec<String> = own.iter().map(ToString::to_string).collect();
@@ -1657,6 +1737,14 @@ impl Validator<'_> {
         })
     }
 }
+
+/// Lab IPv6 addresses come from the documentation prefix 2001:db8::/32 (RFC 3849) only, as
+/// the client side of IPv4 comes from RFC 5737: nothing in a lab can look like a real host.
+fn lab_v6(a: std::net::Ipv6Addr) -> bool {
+    a.segments()[..2] == [0x2001, 0x0db8]
+}
+
+const V6_HELP: &str = "lab IPv6 addresses come from 2001:db8::/32 (RFC 3849), e.g. \"2001:db8:1::201/64\"; link-local and global addresses are not used in a lab";
 
 fn parse_cidr(s: &str) -> Result<IpNet, String> {
     if !s.contains('/') {
