@@ -5,10 +5,13 @@
 //!
 //! Routing is deliberately small: the director's connected subnets (from its interface
 //! addresses) plus static routes "PREFIX via GATEWAY" (typically the topology's
-//! `default via ...`), longest prefix first, connected before static on a tie. The
-//! director forwards only virtual-service traffic and answers ARP and ping for the VIPs (the
-//! director's kernel does not hold them); everything else addressed to it (ARP for its own
-//! addresses, pings to the DIP, ssh, ...) is left to its kernel.
+//! `default via ...`), longest prefix first, connected before static on a tie, per address
+//! family. The director forwards only virtual-service traffic and answers ARP, Neighbour
+//! Solicitations and ping for the VIPs (the director's kernel does not hold them);
+//! everything else addressed to it (ARP and ND for its own addresses, pings to the DIP,
+//! ssh, ...) is left to its kernel. IPv6 (the `v6` module) is handled only when an interface
+//! has an IPv6 address or a service has an IPv6 VIP; otherwise IPv6 frames are ignored as
+//! before.
 
 use crate::wire::{
     self, IcmpError, IcmpInner, Ipv4Cidr, Ipv4Meta, MacAddr, Parsed, ETH_HDR_LEN, L4,
@@ -18,11 +21,13 @@ use crate::{
     ServiceKey, TcpFlags,
 };
 use etherparse::{ArpEthIpv4Packet, ArpOperation};
+use ipnet::Ipv6Net;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 mod ha;
+mod v6;
 pub use ha::{HaEvent, HaInstance, HaStatus, SyncCounters, EVENTS_KEPT};
 
 /// Index of one of the director's interfaces, in the order of [`DirectorConfig::interfaces`].
@@ -38,9 +43,13 @@ pub struct Interface {
     pub mac: MacAddr,
     /// Its IPv4 addresses with prefixes; the prefixes are the connected subnets.
     pub addrs: Vec<Ipv4Cidr>,
-    /// Its MTU (for TUN's fragmentation-needed check).
+    /// Its IPv6 addresses (global ones; link-local addresses stay the kernel's) with
+    /// prefixes, the connected IPv6 subnets. Empty on an IPv4-only lab.
+    pub addrs6: Vec<Ipv6Net>,
+    /// Its MTU (for TUN's fragmentation-needed / packet-too-big check).
     pub mtu: u16,
-    /// Whether the director answers ARP for the VIPs here (interfaces facing clients).
+    /// Whether the director answers ARP and Neighbour Solicitations for the VIPs here
+    /// (interfaces facing clients).
     pub answers_vip_arp: bool,
 }
 
@@ -53,13 +62,24 @@ pub struct Route {
     pub via: Ipv4Addr,
 }
 
+/// A static IPv6 route: `dest` is reached through the gateway `via` on a connected subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route6 {
+    /// Destination prefix (::/0 for the default route).
+    pub dest: Ipv6Net,
+    /// Next hop; must lie in one of the interfaces' IPv6 subnets.
+    pub via: Ipv6Addr,
+}
+
 /// Everything the director needs to know about its own host.
 #[derive(Debug, Clone, Default)]
 pub struct DirectorConfig {
     /// The interfaces the device layer attaches to.
     pub interfaces: Vec<Interface>,
-    /// Static routes besides the connected subnets.
+    /// Static IPv4 routes besides the connected subnets.
     pub routes: Vec<Route>,
+    /// Static IPv6 routes besides the connected subnets.
+    pub routes6: Vec<Route6>,
 }
 
 /// A configuration the director cannot work with.
@@ -72,6 +92,14 @@ pub enum DirectorError {
         dest: Ipv4Cidr,
         /// Its gateway.
         via: Ipv4Addr,
+    },
+    /// A static IPv6 route's gateway is on none of the interfaces' IPv6 subnets.
+    #[error("route {dest} via {via}: the gateway is on no connected IPv6 subnet of the director; give it an interface address in that subnet or fix the route")]
+    UnreachableGateway6 {
+        /// The route's prefix.
+        dest: Ipv6Net,
+        /// Its gateway.
+        via: Ipv6Addr,
     },
     /// Two interfaces share a name.
     #[error("interface {0} is listed twice")]
@@ -104,7 +132,8 @@ pub struct DirectorStats {
     pub ipvs_drops: u64,
     /// Packets with no route to their next hop.
     pub no_route: u64,
-    /// Packets dropped because the next hop never answered ARP (or its queue overflowed).
+    /// Packets dropped because the next hop never answered ARP or a Neighbour Solicitation
+    /// (or its queue overflowed).
     pub arp_failed: u64,
     /// Fragments of virtual-service traffic (the director does not reassemble).
     pub fragments: u64,
@@ -148,12 +177,12 @@ struct Pending {
     last_sent: Duration,
 }
 
-/// Where a packet goes next.
+/// Where a packet goes next (`A` is the address family's address type).
 #[derive(Debug, Clone, Copy)]
-struct NextHop {
+struct NextHop<A = Ipv4Addr> {
     iface: IfaceId,
-    gateway: Ipv4Addr,
-    src: Ipv4Addr,
+    gateway: A,
+    src: A,
 }
 
 /// Frames to transmit: interface and the full Ethernet frame.
@@ -164,10 +193,15 @@ pub struct Director {
     ipvs: Ipvs,
     ifaces: Vec<Interface>,
     routes: Vec<Route>,
+    routes6: Vec<Route6>,
     vips: Vec<Ipv4Addr>,
+    vips6: Vec<Ipv6Addr>,
+    /// Whether IPv6 frames are the director's business at all (an IPv6 address or VIP).
+    v6_on: bool,
     marks: Vec<crate::mark::MarkRule>,
-    neigh: HashMap<(IfaceId, Ipv4Addr), Neighbour>,
-    pending: HashMap<(IfaceId, Ipv4Addr), Pending>,
+    /// Neighbour caches of both families: ARP for IPv4, Neighbour Discovery for IPv6.
+    neigh: HashMap<(IfaceId, IpAddr), Neighbour>,
+    pending: HashMap<(IfaceId, IpAddr), Pending>,
     ip_id: u16,
     stats: DirectorStats,
     picks: std::collections::VecDeque<Pick>,
@@ -210,11 +244,26 @@ impl Director {
                 });
             }
         }
+        for r in &config.routes6 {
+            let on_link = config
+                .interfaces
+                .iter()
+                .any(|i| i.addrs6.iter().any(|a| a.contains(&r.via)));
+            if !on_link {
+                return Err(DirectorError::UnreachableGateway6 {
+                    dest: r.dest,
+                    via: r.via,
+                });
+            }
+        }
         let mut d = Director {
             ipvs,
             ifaces: config.interfaces,
             routes: config.routes,
+            routes6: config.routes6,
             vips: Vec::new(),
+            vips6: Vec::new(),
+            v6_on: false,
             marks: Vec::new(),
             neigh: HashMap::new(),
             pending: HashMap::new(),
@@ -314,6 +363,22 @@ impl Director {
         vips.sort();
         vips.dedup();
         self.vips = vips;
+        let mut vips6: Vec<Ipv6Addr> = self
+            .ipvs
+            .services()
+            .iter()
+            .filter_map(|s| match s.config.key {
+                ServiceKey::Addr { vip, .. } => match vip.0 {
+                    IpAddr::V6(v6) => Some(v6),
+                    IpAddr::V4(_) => None,
+                },
+                ServiceKey::FwMark(_) => None,
+            })
+            .collect();
+        vips6.sort();
+        vips6.dedup();
+        self.vips6 = vips6;
+        self.v6_on = !self.vips6.is_empty() || self.ifaces.iter().any(|i| !i.addrs6.is_empty());
     }
 
     /// Handle one received frame; returns the frames to send.
@@ -324,6 +389,9 @@ impl Director {
             return tx;
         };
         match wire::parse(frame) {
+            // Before the director knew IPv6 every IPv6 frame was "other": a broken one
+            // still is, unless IPv6 is on.
+            Err(_) if !self.v6_on && is_ipv6(frame) => {}
             Err(_) => self.stats.malformed += 1,
             Ok(Parsed::Other) => {}
             Ok(Parsed::Arp { arp, .. }) => self.on_arp(now, iface, &arp, &mut tx),
@@ -337,6 +405,9 @@ impl Director {
                     self.on_ipv4(now, iface, frame, &meta, &mut tx);
                 }
             }
+            // An IPv4-only director leaves IPv6 alone, as it did before it knew IPv6.
+            Ok(Parsed::Ipv6(_)) if !self.v6_on => {}
+            Ok(Parsed::Ipv6(meta)) => self.on_ipv6_frame(now, iface, my_mac, frame, &meta, &mut tx),
         }
         self.stats.tx_frames += tx.len() as u64;
         tx
@@ -365,7 +436,7 @@ impl Director {
             }
         }
         for (iface, ip) in ask {
-            if let Some(f) = self.arp_request(iface, ip) {
+            if let Some(f) = self.solicit(iface, ip, None) {
                 tx.push((iface, f));
             }
         }
@@ -392,7 +463,7 @@ impl Director {
         let sender = Ipv4Addr::from(arp.sender_ipv4);
         let target = Ipv4Addr::from(arp.target_ipv4);
         let ours = self.vips.contains(&target) || self.is_local(target);
-        let key = (iface, sender);
+        let key = (iface, IpAddr::V4(sender));
         // Learn like the kernel: from anyone we are waiting for or already know, and from
         // whoever asks for one of our addresses (they will talk to us next).
         if !sender.is_unspecified()
@@ -407,13 +478,7 @@ impl Director {
                     last_probe: None,
                 },
             );
-            if let Some(p) = self.pending.remove(&key) {
-                let src = self.ifaces[iface.0].mac;
-                for mut f in p.frames {
-                    wire::set_macs(&mut f, mac, src);
-                    tx.push((iface, f));
-                }
-            }
+            self.release_pending(iface, key.1, mac, tx);
         }
         let answers = self.ifaces[iface.0].answers_vip_arp;
         if arp.operation == ArpOperation::REQUEST
@@ -715,18 +780,31 @@ impl Director {
         self.emit(now, hop.iface, hop.gateway, pkt, tx);
     }
 
-    /// Put `pkt` (Ethernet header to be filled) on `iface` towards `gateway`, resolving its MAC.
+    /// Send the frames queued for `(iface, ip)`, now known to be at `mac`.
+    fn release_pending(&mut self, iface: IfaceId, ip: IpAddr, mac: MacAddr, tx: &mut Tx) {
+        if let Some(p) = self.pending.remove(&(iface, ip)) {
+            let src = self.ifaces[iface.0].mac;
+            for mut f in p.frames {
+                set_macs_for(&mut f, ip, mac, src);
+                tx.push((iface, f));
+            }
+        }
+    }
+
+    /// Put `pkt` (Ethernet header to be filled) on `iface` towards `gateway`, resolving its
+    /// MAC with ARP (IPv4) or Neighbour Discovery (IPv6).
     fn emit(
         &mut self,
         now: Duration,
         iface: IfaceId,
-        gateway: Ipv4Addr,
+        gateway: impl Into<IpAddr>,
         mut pkt: Vec<u8>,
         tx: &mut Tx,
     ) {
+        let gateway: IpAddr = gateway.into();
         let src_mac = self.ifaces[iface.0].mac;
         if let Some(n) = self.neigh.get_mut(&(iface, gateway)) {
-            wire::set_macs(&mut pkt, n.mac, src_mac);
+            set_macs_for(&mut pkt, gateway, n.mac, src_mac);
             tx.push((iface, pkt));
             let stale = now.saturating_sub(n.confirmed) >= NEIGH_REACHABLE;
             let probed_recently = n
@@ -734,7 +812,9 @@ impl Director {
                 .is_some_and(|t| now.saturating_sub(t) < ARP_RETRY);
             if stale && !probed_recently {
                 n.last_probe = Some(now);
-                if let Some(f) = self.arp_request(iface, gateway) {
+                // IPv6 re-confirms a known neighbour with a unicast solicitation (PROBE).
+                let known = n.mac;
+                if let Some(f) = self.solicit(iface, gateway, Some(known)) {
                     tx.push((iface, f));
                 }
             }
@@ -755,16 +835,29 @@ impl Director {
         if p.tries == 0 {
             p.tries = 1;
             p.last_sent = now;
-            if let Some(f) = self.arp_request(iface, gateway) {
+            if let Some(f) = self.solicit(iface, gateway, None) {
                 tx.push((iface, f));
             }
         }
     }
 
-    fn arp_request(&self, iface: IfaceId, target: Ipv4Addr) -> Option<Vec<u8>> {
+    /// Ask who has `target`: a broadcast ARP request for IPv4 (re-probes too, as before); a
+    /// Neighbour Solicitation for IPv6, to the solicited-node group, or unicast to
+    /// `probe_mac` when re-confirming a known neighbour.
+    fn solicit(
+        &self,
+        iface: IfaceId,
+        target: IpAddr,
+        probe_mac: Option<MacAddr>,
+    ) -> Option<Vec<u8>> {
         let i = self.ifaces.get(iface.0)?;
-        let src = self.iface_addr(iface, target);
-        Some(wire::arp_request(i.mac, src, target))
+        match target {
+            IpAddr::V4(t) => Some(wire::arp_request(i.mac, self.iface_addr(iface, t), t)),
+            IpAddr::V6(t) => {
+                let src = self.iface_addr6(iface, t)?;
+                Some(wire::neighbour_solicitation(i.mac, src, t, probe_mac))
+            }
+        }
     }
 
     /// The interface's address in `peer`'s subnet, else its first address.
@@ -820,6 +913,19 @@ impl Director {
     }
 }
 
+/// Fill in the Ethernet header of a frame for `gateway`'s family.
+fn set_macs_for(frame: &mut [u8], gateway: IpAddr, dst: MacAddr, src: MacAddr) {
+    match gateway {
+        IpAddr::V4(_) => wire::set_macs(frame, dst, src),
+        IpAddr::V6(_) => wire::set_macs6(frame, dst, src),
+    }
+}
+
+/// Whether the frame's EtherType says IPv6.
+fn is_ipv6(frame: &[u8]) -> bool {
+    frame.get(12..14) == Some(&wire::ETHERTYPE_IPV6.to_be_bytes()[..])
+}
+
 fn v4(addr: SocketAddr) -> Option<Ipv4Addr> {
     match addr.ip() {
         IpAddr::V4(v) => Some(v),
@@ -850,6 +956,7 @@ mod tests {
             name: name.into(),
             mac,
             addrs: vec![addr.parse().unwrap()],
+            addrs6: vec![],
             mtu: 1500,
             answers_vip_arp: true,
         };
@@ -862,6 +969,7 @@ mod tests {
                 dest: "0.0.0.0/0".parse().unwrap(),
                 via: Ipv4Addr::new(203, 0, 113, 1),
             }],
+            routes6: vec![],
         };
         Director::new(cfg, ipvs).unwrap()
     }
@@ -1013,6 +1121,7 @@ mod tests {
                 dest: "0.0.0.0/0".parse().unwrap(),
                 via: Ipv4Addr::new(10, 0, 0, 1),
             }],
+            routes6: vec![],
         };
         assert!(matches!(
             Director::new(cfg, Ipvs::new(IpvsConfig::default())),

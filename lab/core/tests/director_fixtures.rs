@@ -69,6 +69,7 @@ fn director(lines: &[&str]) -> Director {
                 mac: DIR_ETH0,
                 addrs: vec!["203.0.113.2/24".parse().unwrap()],
                 mtu: 1500,
+                addrs6: vec![],
                 answers_vip_arp: true,
             },
             Interface {
@@ -76,6 +77,7 @@ fn director(lines: &[&str]) -> Director {
                 mac: DIR_ETH1,
                 addrs: vec!["192.168.1.202/24".parse().unwrap()],
                 mtu: 1500,
+                addrs6: vec![],
                 answers_vip_arp: true,
             },
         ],
@@ -83,6 +85,7 @@ fn director(lines: &[&str]) -> Director {
             dest: Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
             via: GW,
         }],
+        routes6: vec![],
     };
     Director::new(cfg, ipvs).unwrap()
 }

@@ -64,12 +64,14 @@ fn director(i: usize) -> Director {
             mac: D_MAC[i],
             addrs: vec![Ipv4Cidr::new(DIP[i], 24)],
             mtu: 1500,
+            addrs6: vec![],
             answers_vip_arp: true,
         }],
         routes: vec![Route {
             dest: Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
             via: GW,
         }],
+        routes6: vec![],
     };
     let mut d = Director::new(cfg, ipvs).unwrap();
     // Through Director::apply, so the VIPs the director answers for follow the table.

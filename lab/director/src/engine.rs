@@ -21,7 +21,7 @@ use lvslab_core::mark::MarkRule;
 use lvslab_core::vrrp::{VrrpConfig, VrrpVersion};
 use lvslab_core::{ipvsadm, Ipvs, IpvsConfig};
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -179,11 +179,26 @@ fn log_drops(what: &str, r: &SendReport) {
     tracing::debug!(iface = %what, dropped = r.dropped, ?error, "the kernel refused frames; dropped, not resent");
 }
 
-/// A director with the table `lines` builds, at time `now`.
+/// A director with the table `lines` builds, at time `now` (IPv4 routes only).
 pub fn build_director(
     lines: &[String],
     interfaces: Vec<Interface>,
     routes: Vec<Route>,
+    now: Duration,
+) -> Result<Director, Error> {
+    let config = DirectorConfig {
+        interfaces,
+        routes,
+        routes6: Vec::new(),
+    };
+    build_director_with(lines, config, now)
+}
+
+/// A director on `config` (interfaces and routes of both families) with the table `lines`
+/// builds, at time `now`.
+pub fn build_director_with(
+    lines: &[String],
+    config: DirectorConfig,
     now: Duration,
 ) -> Result<Director, Error> {
     let mut ipvs = Ipvs::new(IpvsConfig::default());
@@ -201,7 +216,7 @@ pub fn build_director(
         let cmd = ipvsadm::parse(line).map_err(|e| rule(e.to_string()))?;
         ipvs.apply(now, cmd).map_err(|e| rule(e.to_string()))?;
     }
-    let mut director = Director::new(DirectorConfig { interfaces, routes }, ipvs)?;
+    let mut director = Director::new(config, ipvs)?;
     for m in marks {
         director.add_mark(m);
     }
@@ -283,20 +298,30 @@ pub fn serve(
     ready: impl FnOnce(),
 ) -> Result<(), Error> {
     let clock = MonotonicClock::start();
-    let vips = vips_of(lines);
+    let vips: Vec<IpAddr> = vips_of(lines)
+        .into_iter()
+        .map(IpAddr::V4)
+        .chain(vips6_of(lines).into_iter().map(IpAddr::V6))
+        .collect();
     let routes = crate::hostinfo::gateway_routes()?;
-    let interfaces = crate::hostinfo::interfaces(&routes, &vips)?;
+    let routes6 = crate::hostinfo::gateway_routes6()?;
+    let interfaces = crate::hostinfo::interfaces(&routes, &routes6, &vips)?;
     if interfaces.is_empty() {
         return Err(Error::NoInterfaces);
     }
     let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
     let device = PacketDevice::open(&names)?;
     for i in &interfaces {
-        tracing::info!(iface = %i.name, mac = %i.mac, addrs = ?i.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), answers_vip_arp = i.answers_vip_arp, "attached");
+        tracing::info!(iface = %i.name, mac = %i.mac, addrs = ?i.addrs.iter().map(|a| a.to_string()).chain(i.addrs6.iter().map(|a| a.to_string())).collect::<Vec<_>>(), answers_vip_arp = i.answers_vip_arp, "attached");
     }
     // A deliberate fault only when a test asks for one (the scenario runner's --break).
     let faults = FaultSpec::from_env()?;
-    let mut director = build_director(lines, interfaces, routes, clock.now())?;
+    let config = DirectorConfig {
+        interfaces,
+        routes,
+        routes6,
+    };
+    let mut director = build_director_with(lines, config, clock.now())?;
     let first = join_pairs(&mut director, ha, clock.now())?;
     let control = ControlServer::bind(socket)?;
     tracing::info!(socket = %socket.display(), "control socket ready");
@@ -334,6 +359,28 @@ fn log_transitions<D: Device>() -> impl FnMut(&DeviceLoop<D>, Duration) -> bool 
         }
         true
     }
+}
+
+/// The IPv6 VIPs named by `-A -t/-u [VIP]:port` rules.
+pub fn vips6_of(lines: &[String]) -> Vec<Ipv6Addr> {
+    let mut out = Vec::new();
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for w in words.windows(2) {
+            if matches!(w[0], "-t" | "-u" | "--tcp-service" | "--udp-service") {
+                let ip = w[1]
+                    .strip_prefix('[')
+                    .and_then(|r| r.split_once(']'))
+                    .and_then(|(ip, _)| ip.parse().ok());
+                if let Some(ip) = ip {
+                    if !out.contains(&ip) {
+                        out.push(ip);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The VIPs named by `-A -t/-u VIP:port` rules and by mangle MARK rules (`-d VIP`).

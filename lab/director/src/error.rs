@@ -27,7 +27,7 @@ pub enum Error {
     #[error("interface name {0:?} is longer than 15 bytes or has a NUL byte")]
     BadInterfaceName(String),
     /// The namespace has nothing to attach to.
-    #[error("the director's namespace has no interface with an IPv4 address")]
+    #[error("the director's namespace has no interface with an IPv4 or global IPv6 address")]
     NoInterfaces,
     /// A service rule given at start does not parse or apply.
     #[error("service rule `{line}`: {message}")]

@@ -97,3 +97,57 @@ pub fn add_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), Error> {
     ifr.ifr_ifru.ifru_netmask = sin(Ipv4Addr::from(mask));
     ioctl(libc::SIOCSIFNETMASK, &mut ifr, "SIOCSIFNETMASK", name)
 }
+
+/// The kernel's `struct in6_ifreq` (linux/ipv6.h): SIOCSIFADDR on an AF_INET6 socket takes
+/// it instead of an ifreq.
+#[repr(C)]
+struct In6Ifreq {
+    addr: libc::in6_addr,
+    prefixlen: u32,
+    ifindex: libc::c_int,
+}
+
+/// Give `name` the IPv6 address `addr/prefix`.
+pub fn add_ipv6(name: &str, addr: std::net::Ipv6Addr, prefix: u8) -> Result<(), Error> {
+    let c_name = std::ffi::CString::new(name).map_err(|_| Error::BadInterfaceName(name.into()))?;
+    // SAFETY: a NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    if ifindex == 0 {
+        return Err(Error::io(
+            format!("if_nametoindex {name}"),
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: plain socket(2); checked below.
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::io(
+            "socket(AF_INET6, SOCK_DGRAM)",
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fd is fresh and owned.
+    let s = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = In6Ifreq {
+        addr: libc::in6_addr {
+            s6_addr: addr.octets(),
+        },
+        prefixlen: u32::from(prefix.min(128)),
+        ifindex: ifindex as libc::c_int,
+    };
+    // SAFETY: SIOCSIFADDR on an AF_INET6 socket takes a pointer to an in6_ifreq.
+    let rc = unsafe {
+        libc::ioctl(
+            s.as_raw_fd(),
+            libc::SIOCSIFADDR as _,
+            &mut req as *mut In6Ifreq,
+        )
+    };
+    if rc < 0 {
+        return Err(Error::io(
+            format!("SIOCSIFADDR (IPv6) on {name}"),
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}

@@ -65,6 +65,7 @@ fn host() -> (Vec<Interface>, Vec<Route>) {
         mac: MacAddr([0x02, 0, 0, 0, 0x02, last]),
         addrs: vec![addr.parse().unwrap()],
         mtu: 1500,
+        addrs6: vec![],
         answers_vip_arp: true,
     };
     (

@@ -108,13 +108,12 @@ pub fn daemon_plan(lab: &str, topo: &Topology, backend: Backend) -> Vec<DaemonSp
         plan.push(director_spec(lab, &node));
     }
     let mut tun_vips: Vec<(String, Vec<String>)> = Vec::new();
-    // IPv4 VIPs only: `lvslab tunnel` decapsulates IPIP (protocol 4) and takes IPv4 VIPs;
-    // an IPv6 TUN service's IPv6-in-IPv6 needs its own decapsulation (the IPv6 packet
-    // path's part), and its VIP is on lo already.
+    // `lvslab tunnel` decapsulates IPIP for IPv4 VIPs and IPv6-in-IPv6 (next header 41)
+    // for IPv6 VIPs, so every TUN service's VIP goes to it.
     for s in topo
         .services
         .iter()
-        .filter(|s| s.method == ForwardMethod::Tun && s.vip.is_ipv4())
+        .filter(|s| s.method == ForwardMethod::Tun)
     {
         let vip = s.vip.to_string();
         for r in &s.real_servers {
@@ -374,6 +373,27 @@ mod tests {
         for d in tunnels {
             assert_eq!(d.args, ["tunnel", "--vip", vip.as_str()], "{d:?}");
         }
+    }
+
+    #[test]
+    fn a_dual_stack_tun_lab_decapsulates_both_families() {
+        let t = topo("tun6-topology");
+        let plan = daemon_plan("x", &t, Backend::Userspace);
+        let d = plan
+            .iter()
+            .find(|d| d.name == "tunnel-rs1")
+            .expect("a decapsulator on rs1");
+        assert_eq!(
+            d.args,
+            [
+                "tunnel",
+                "--vip",
+                "192.168.1.250",
+                "--vip",
+                "2001:db8:1::250"
+            ],
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use arbitrary::{Result, Unstructured};
 use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder};
+use lvslab_core::wire::{self, MacAddr};
 use std::net::Ipv4Addr;
 
 /// The director's eth0 (towards the router).
@@ -295,6 +296,264 @@ fn mutate(u: &mut Unstructured, f: &mut Vec<u8>) -> Result<()> {
                 f.extend(u.bytes(n.min(u.len()))?);
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The dual-stack lab's IPv6 addresses (topologies/nat6-topology.toml's plan).
+pub mod v6 {
+    use std::net::Ipv6Addr;
+
+    /// Client.
+    pub const CIP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0x10);
+    /// The router on the director's side (its default gateway).
+    pub const GW: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x203, 0, 0, 0, 0, 1);
+    /// The director's eth0 address.
+    pub const DIR0: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x203, 0, 0, 0, 0, 2);
+    /// The VIP.
+    pub const VIP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x250);
+    /// The director's eth1 address.
+    pub const DIP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x202);
+    /// Real server 1.
+    pub const RIP1: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x201);
+    /// Real server 2.
+    pub const RIP2: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x203);
+
+    pub(super) const IPS: [Ipv6Addr; 11] = [
+        CIP,
+        GW,
+        DIR0,
+        VIP,
+        DIP,
+        RIP1,
+        RIP2,
+        // All nodes, the VIP's solicited-node group, a link-local router, unspecified (DAD).
+        Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+        Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 0x250),
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
+        Ipv6Addr::UNSPECIFIED,
+    ];
+}
+
+fn ip6(u: &mut Unstructured) -> Result<std::net::Ipv6Addr> {
+    if u.ratio(1, 8)? {
+        Ok(std::net::Ipv6Addr::from(u.arbitrary::<[u8; 16]>()?))
+    } else {
+        Ok(*u.choose(&v6::IPS)?)
+    }
+}
+
+/// An IPv6 packet (no Ethernet header) carrying TCP or UDP, for ICMPv6 quotes and
+/// IPv6-in-IPv6.
+fn inner_ipv6(u: &mut Unstructured) -> Result<Vec<u8>> {
+    let b = PacketBuilder::ipv6(ip6(u)?.octets(), ip6(u)?.octets(), u.arbitrary()?);
+    let mut out = Vec::new();
+    let body = payload(u, 32)?;
+    let r = if u.arbitrary()? {
+        b.tcp(port(u)?, port(u)?, u.arbitrary()?, u.arbitrary()?)
+            .write(&mut out, &body)
+    } else {
+        b.udp(port(u)?, port(u)?).write(&mut out, &body)
+    };
+    r.map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    Ok(out)
+}
+
+/// Ethernet + a fixed IPv6 header with next header `next` around `body` (payload length
+/// from the body: extension headers and odd protocols go in `body`).
+fn ipv6_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    hop_limit: u8,
+    next: u8,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(54 + body.len());
+    out.extend_from_slice(&dst_mac);
+    out.extend_from_slice(&src_mac);
+    out.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    let len = u16::try_from(body.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&[next, hop_limit]);
+    out.extend_from_slice(&src.octets());
+    out.extend_from_slice(&dst.octets());
+    out.extend_from_slice(body);
+    out
+}
+
+/// One IPv6 frame, as a dual-stack director could receive it: TCP and UDP between the
+/// lab's addresses, echo, ICMPv6 errors quoting a packet, Neighbour Discovery (mostly valid,
+/// so the solicitation path is reached), extension-header chains, IPv6-in-IPv6, anything.
+pub fn frame6(u: &mut Unstructured) -> Result<Vec<u8>> {
+    let (src_mac, dst_mac) = (mac(u)?, mac(u)?);
+    let hl = if u.ratio(1, 8)? {
+        u.int_in_range(0..=2)?
+    } else {
+        64
+    };
+    let mut f = Vec::new();
+    let fail = |_| arbitrary::Error::IncorrectFormat;
+    match u.int_in_range(0u8..=9)? {
+        0..=2 => {
+            let mut t = PacketBuilder::ethernet2(src_mac, dst_mac)
+                .ipv6(ip6(u)?.octets(), ip6(u)?.octets(), hl)
+                .tcp(port(u)?, port(u)?, u.arbitrary()?, u.arbitrary()?);
+            let flags: u8 = u.arbitrary()?;
+            if flags & 1 != 0 {
+                t = t.fin();
+            }
+            if flags & 2 != 0 {
+                t = t.syn();
+            }
+            if flags & 4 != 0 {
+                t = t.rst();
+            }
+            if flags & 16 != 0 {
+                t = t.ack(u.arbitrary()?);
+            }
+            let body = payload(u, 1500)?;
+            t.write(&mut f, &body).map_err(fail)?;
+        }
+        3 => {
+            let body = payload(u, 64)?;
+            PacketBuilder::ethernet2(src_mac, dst_mac)
+                .ipv6(ip6(u)?.octets(), ip6(u)?.octets(), hl)
+                .udp(port(u)?, port(u)?)
+                .write(&mut f, &body)
+                .map_err(fail)?;
+        }
+        4 => {
+            let b = PacketBuilder::ethernet2(src_mac, dst_mac).ipv6(
+                ip6(u)?.octets(),
+                ip6(u)?.octets(),
+                hl,
+            );
+            let (id, seq) = (u.arbitrary()?, u.arbitrary()?);
+            let body = payload(u, 32)?;
+            let r = if u.arbitrary()? {
+                b.icmpv6_echo_request(id, seq).write(&mut f, &body)
+            } else {
+                b.icmpv6_echo_reply(id, seq).write(&mut f, &body)
+            };
+            r.map_err(fail)?;
+        }
+        5 => {
+            let ty = *u.choose(&[1u8, 2, 3, 4, 128])?;
+            let mut quote = inner_ipv6(u)?;
+            if u.ratio(1, 3)? {
+                let keep = u.int_in_range(0..=quote.len())?;
+                quote.truncate(keep);
+            }
+            PacketBuilder::ethernet2(src_mac, dst_mac)
+                .ipv6(ip6(u)?.octets(), ip6(u)?.octets(), hl)
+                .icmpv6_raw(ty, u.int_in_range(0..=5)?, u.arbitrary()?)
+                .write(&mut f, &quote)
+                .map_err(fail)?;
+        }
+        // Neighbour Discovery, built right (checksum and all) most of the time.
+        6 => {
+            let (src, target) = (ip6(u)?, ip6(u)?);
+            let mac_opt = MacAddr(mac(u)?);
+            f = if u.arbitrary()? {
+                let probe = if u.arbitrary()? {
+                    Some(MacAddr(dst_mac))
+                } else {
+                    None
+                };
+                wire::neighbour_solicitation(mac_opt, src, target, probe)
+            } else {
+                let flags = wire::NaFlags {
+                    router: u.arbitrary()?,
+                    solicited: u.arbitrary()?,
+                    override_: u.arbitrary()?,
+                };
+                wire::neighbour_advertisement(
+                    mac_opt,
+                    target,
+                    ip6(u)?,
+                    MacAddr(dst_mac),
+                    flags,
+                    u.arbitrary()?,
+                )
+            };
+            if u.ratio(1, 4)? {
+                // Options of any length (0 is invalid and must be refused).
+                f.extend(payload(u, 24)?);
+                let pl = (f.len() - 54) as u16;
+                f[18..20].copy_from_slice(&pl.to_be_bytes());
+            }
+        }
+        // Extension headers before a transport header, possibly a fragment header.
+        7 => {
+            let inner = inner_ipv6(u)?;
+            let (src, dst) = (ip6(u)?, ip6(u)?);
+            let mut body = Vec::new();
+            let mut next = inner.get(6).copied().unwrap_or(59);
+            for _ in 0..u.int_in_range(1..=3)? {
+                let kind = *u.choose(&[0u8, 43, 44, 60, 51])?;
+                let mut h = vec![next, 0, 0, 0, 0, 0, 0, 0];
+                if kind == 44 {
+                    h[2] = u.arbitrary()?;
+                    h[3] = u.arbitrary()?;
+                } else if u.ratio(1, 4)? {
+                    h[1] = u.arbitrary()?;
+                }
+                h.extend(body);
+                body = h;
+                next = kind;
+            }
+            body.extend_from_slice(inner.get(40..).unwrap_or(&[]));
+            f = ipv6_frame(src_mac, dst_mac, src, dst, hl, next, &body);
+        }
+        8 => {
+            let (src, dst) = (ip6(u)?, ip6(u)?);
+            let body = if u.arbitrary()? {
+                inner_ipv6(u)?
+            } else {
+                payload(u, 64)?
+            };
+            let next = if u.ratio(3, 4)? { 41 } else { u.arbitrary()? };
+            f = ipv6_frame(src_mac, dst_mac, src, dst, hl, next, &body);
+        }
+        _ => {
+            f.extend_from_slice(&dst_mac);
+            f.extend_from_slice(&src_mac);
+            f.extend_from_slice(&[0x86, 0xdd]);
+            f.extend(payload(u, 1600)?);
+        }
+    }
+    mutate6(u, &mut f)?;
+    Ok(f)
+}
+
+/// A few edits to a well-formed IPv6 frame: payload lengths that lie, next headers that
+/// change, cut-off packets.
+fn mutate6(u: &mut Unstructured, f: &mut Vec<u8>) -> Result<()> {
+    if !u.ratio(1, 3)? {
+        return Ok(());
+    }
+    for _ in 0..u.int_in_range(1..=4)? {
+        match u.int_in_range(0u8..=3)? {
+            0 if !f.is_empty() => {
+                let i = u.int_in_range(0..=f.len() - 1)?;
+                f[i] = u.arbitrary()?;
+            }
+            1 => {
+                let keep = u.int_in_range(0..=f.len())?;
+                f.truncate(keep);
+            }
+            // Version, payload length, next header, hop limit.
+            2 if f.len() > 22 => {
+                let i = *u.choose(&[14usize, 18, 19, 20, 21])?;
+                f[i] = u.arbitrary()?;
+            }
+            _ => {
+                let n = u.int_in_range(0..=64)?;
+                f.extend(u.bytes(n.min(u.len()))?);
+            }
         }
     }
     Ok(())

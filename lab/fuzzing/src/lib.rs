@@ -16,7 +16,8 @@ pub mod smoke;
 mod targets;
 
 pub use targets::{
-    capture, control, frame_path, import_ipvsadm, import_keepalived, scenario, simulate, topology,
+    capture, control, frame_path, frame_path_v6, import_ipvsadm, import_keepalived, scenario,
+    simulate, topology,
 };
 
 /// A fuzz target: its name (the cargo-fuzz target's name) and its harness.
@@ -25,6 +26,7 @@ pub type Target = (&'static str, fn(&[u8]));
 /// Every target, in the order `scripts/fuzz` runs them.
 pub const TARGETS: &[Target] = &[
     ("frame_path", frame_path),
+    ("frame_path_v6", frame_path_v6),
     ("topology", topology),
     ("scenario", scenario),
     ("simulate", simulate),

@@ -2,7 +2,9 @@
 
 use crate::frames::{self, DIP, DIR_ETH0, DIR_ETH1, GW, VIP};
 use arbitrary::{Result, Unstructured};
-use lvslab_core::director::{Director, DirectorConfig, HaInstance, IfaceId, Interface, Route, Tx};
+use lvslab_core::director::{
+    Director, DirectorConfig, HaInstance, IfaceId, Interface, Route, Route6, Tx,
+};
 use lvslab_core::mark::MarkRule;
 use lvslab_core::vrrp::{VrrpConfig, VrrpVersion};
 use lvslab_core::wire::{self, Ipv4Cidr, MacAddr};
@@ -48,6 +50,41 @@ const SETUPS: &[&[&str]] = &[
     &["-A -t 192.168.1.250:80 -s rr"],
 ];
 
+/// IPv6 services added to each of [`SETUPS`] in the dual-stack harness: the same methods
+/// and schedulers over the dual-stack lab's IPv6 addresses.
+const SETUPS6: &[&[&str]] = &[
+    &[
+        "-A -t [2001:db8:1::250]:80 -s rr",
+        "-a -t [2001:db8:1::250]:80 -r [2001:db8:1::201]:80 -m",
+        "-a -t [2001:db8:1::250]:80 -r [2001:db8:1::203]:80 -m -w 2",
+        "-A -u [2001:db8:1::250]:53 -s wrr",
+        "-a -u [2001:db8:1::250]:53 -r [2001:db8:1::201]:53 -m",
+    ],
+    &[
+        "-A -t [2001:db8:1::250]:80 -s wlc -p 30",
+        "-a -t [2001:db8:1::250]:80 -r [2001:db8:1::201]:80 -g",
+        "-a -t [2001:db8:1::250]:80 -r [2001:db8:1::203]:80 -g",
+    ],
+    &[
+        "-A -u [2001:db8:1::250]:53 -s sh",
+        "-a -u [2001:db8:1::250]:53 -r [2001:db8:1::201]:53 -i",
+        "-a -u [2001:db8:1::250]:53 -r [2001:db8:1::203]:53 -i",
+        "-A -t [2001:db8:1::250]:80 -s mh",
+        "-a -t [2001:db8:1::250]:80 -r [2001:db8:1::201]:80 -i",
+    ],
+    &[
+        "-A -t [2001:db8:1::250]:0 -s lc -p 60 -M 64",
+        "-a -t [2001:db8:1::250]:0 -r [2001:db8:1::201]:0 -m",
+        "-a -t [2001:db8:1::250]:0 -r [2001:db8:1::203]:0 -g",
+    ],
+    &[
+        "-A -t [2001:db8:1::250]:80 -s lblcr",
+        "-a -t [2001:db8:1::250]:80 -r [2001:db8:1::201]:80 -i",
+        "-a -t [2001:db8:1::250]:80 -r [2001:db8:1::203]:80 -m",
+    ],
+    &["-A -t [2001:db8:1::250]:80 -s rr"],
+];
+
 /// Table changes made while traffic flows (errors are fine: they are refused).
 const EDITS: &[&str] = &[
     "-e -t 192.168.1.250:80 -r 192.168.1.201:80 -m -w 0",
@@ -62,7 +99,24 @@ const EDITS: &[&str] = &[
     "-A -t 192.168.1.250:80 -s nq",
     "-C",
     "--set 1 1 1",
+    "-e -t [2001:db8:1::250]:80 -r [2001:db8:1::201]:80 -i -w 0",
+    "-d -t [2001:db8:1::250]:80 -r [2001:db8:1::201]:80",
+    "-D -t [2001:db8:1::250]:80",
+    "-a -t [2001:db8:1::250]:80 -r [2001:db8:1::205]:80 -g",
 ];
+
+/// The dual-stack lab's director: [`director_config`] with an IPv6 address beside each
+/// IPv4 one and an IPv6 default route.
+fn director_config6() -> DirectorConfig {
+    let mut c = director_config();
+    c.interfaces[0].addrs6 = vec!["2001:db8:203::2/64".parse().expect("a prefix")];
+    c.interfaces[1].addrs6 = vec!["2001:db8:1::202/64".parse().expect("a prefix")];
+    c.routes6 = vec![Route6 {
+        dest: "::/0".parse().expect("a prefix"),
+        via: frames::v6::GW,
+    }];
+    c
+}
 
 fn director_config() -> DirectorConfig {
     DirectorConfig {
@@ -72,6 +126,7 @@ fn director_config() -> DirectorConfig {
                 mac: MacAddr(DIR_ETH0),
                 addrs: vec![Ipv4Cidr::new(Ipv4Addr::new(203, 0, 113, 2), 24)],
                 mtu: 1500,
+                addrs6: vec![],
                 answers_vip_arp: true,
             },
             Interface {
@@ -79,6 +134,7 @@ fn director_config() -> DirectorConfig {
                 mac: MacAddr(DIR_ETH1),
                 addrs: vec![Ipv4Cidr::new(DIP, 24)],
                 mtu: 1500,
+                addrs6: vec![],
                 answers_vip_arp: true,
             },
         ],
@@ -86,22 +142,33 @@ fn director_config() -> DirectorConfig {
             dest: Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
             via: GW,
         }],
+        routes6: vec![],
     }
 }
 
 /// The seed NAT lab's director with table `setup` (an index into [`SETUPS`]).
-fn director(setup: usize, max_conns: usize, rng_seed: u64) -> Director {
+fn director(setup: usize, max_conns: usize, rng_seed: u64, v6: bool) -> Director {
     let mut ipvs = Ipvs::new(IpvsConfig {
         max_conns,
         rng_seed,
         ..IpvsConfig::default()
     });
-    for line in SETUPS[setup % SETUPS.len()] {
+    let extra: &[&str] = if v6 {
+        SETUPS6[setup % SETUPS6.len()]
+    } else {
+        &[]
+    };
+    for line in SETUPS[setup % SETUPS.len()].iter().chain(extra) {
         let cmd = ipvsadm::parse(line).expect("the harness's own rules parse");
         ipvs.apply(Duration::ZERO, cmd)
             .expect("the harness's own rules apply");
     }
-    let mut d = Director::new(director_config(), ipvs).expect("the harness's own config");
+    let config = if v6 {
+        director_config6()
+    } else {
+        director_config()
+    };
+    let mut d = Director::new(config, ipvs).expect("the harness's own config");
     if setup % SETUPS.len() == 4 {
         d.add_mark(MarkRule {
             dst: VIP,
@@ -203,14 +270,22 @@ fn advance(u: &mut Unstructured) -> Result<Duration> {
 /// Checks: no panic, the conn table within its bound, the counters consistent, and every
 /// frame sent parseable.
 pub fn frame_path(data: &[u8]) {
-    let _ = frame_path_run(&mut Unstructured::new(data));
+    let _ = frame_path_run(&mut Unstructured::new(data), false);
 }
 
-fn frame_path_run(u: &mut Unstructured) -> Result<()> {
+/// [`frame_path`] on a dual-stack director (IPv6 addresses, routes and services beside the
+/// IPv4 ones), with IPv6 frames (Neighbour Discovery, ICMPv6, extension headers,
+/// IPv6-in-IPv6) mixed into the IPv4 ones. A separate target, so the kept IPv4 inputs of
+/// `frame_path` still decode to the frames they were found with.
+pub fn frame_path_v6(data: &[u8]) {
+    let _ = frame_path_run(&mut Unstructured::new(data), true);
+}
+
+fn frame_path_run(u: &mut Unstructured, v6: bool) -> Result<()> {
     // A small table, so a few hundred frames reach its bound.
     let max_conns = u.int_in_range(1..=64)?;
     let setup = u.int_in_range(0..=SETUPS.len() - 1)?;
-    let mut d = director(setup, max_conns, u.arbitrary()?);
+    let mut d = director(setup, max_conns, u.arbitrary()?, v6);
     let mut books = Books {
         max_conns,
         frames_in: 0,
@@ -255,7 +330,11 @@ fn frame_path_run(u: &mut Unstructured) -> Result<()> {
             0..=11 => {
                 // Interface #2 does not exist: the director must ignore it, not index it.
                 let iface = IfaceId(*u.choose(&[0usize, 1, 1, 2])?);
-                let frame = frames::frame(u)?;
+                let frame = if v6 && u.ratio(2, 3)? {
+                    frames::frame6(u)?
+                } else {
+                    frames::frame(u)?
+                };
                 books.frames_in += 1;
                 let tx = d.handle_frame(now, iface, &frame);
                 books.sent(&d, &tx);
@@ -397,7 +476,7 @@ pub fn control(data: &[u8]) {
 }
 
 fn control_run(u: &mut Unstructured) -> Result<()> {
-    let mut d = director(u.int_in_range(0..=SETUPS.len() - 1)?, 64, 1);
+    let mut d = director(u.int_in_range(0..=SETUPS.len() - 1)?, 64, 1, false);
     let mut now = Duration::ZERO;
     let mut tx = Tx::new();
     for _ in 0..32 {

@@ -46,6 +46,11 @@ fn fuzz_smoke_frame_path() {
 }
 
 #[test]
+fn fuzz_smoke_frame_path_v6() {
+    smoke_run("frame_path_v6", 3000, 0, 4096);
+}
+
+#[test]
 fn fuzz_smoke_topology() {
     smoke_run("topology", 1000, 6000, 512);
 }

@@ -25,6 +25,24 @@ pub fn update(check: u16, old: &[u8], new: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// The checksum of `data` (a transport or ICMPv6 message) behind the IPv6 pseudo-header
+/// of RFC 8200 8.1: both addresses, the upper-layer length and the next-header value. Over a
+/// message whose checksum field is filled in it is 0 when the checksum is right.
+pub fn ipv6_pseudo_checksum(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    next: u8,
+    data: &[u8],
+) -> u16 {
+    let mut buf = Vec::with_capacity(40 + data.len());
+    buf.extend_from_slice(&src.octets());
+    buf.extend_from_slice(&dst.octets());
+    buf.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&[0, 0, 0, next]);
+    buf.extend_from_slice(data);
+    internet_checksum(&buf)
+}
+
 /// Read the big-endian u16 at `off`.
 pub(crate) fn get16(buf: &[u8], off: usize) -> u16 {
     u16::from_be_bytes([buf[off], buf[off + 1]])

@@ -17,7 +17,9 @@ pub enum Parsed {
     },
     /// An IPv4 packet.
     Ipv4(Ipv4Meta),
-    /// Anything else (IPv6, VLAN, LLDP, ...): not the director's business.
+    /// An IPv6 packet.
+    Ipv6(super::Ipv6Meta),
+    /// Anything else (VLAN, LLDP, ...): not the director's business.
     Other,
 }
 
@@ -55,9 +57,10 @@ impl Ipv4Meta {
     }
 }
 
-/// The transport part of an IPv4 packet.
+/// The transport part of an IP packet; `I` is the quoted packet of an ICMP error
+/// ([`IcmpInner`] for IPv4, [`super::IcmpInner6`] for IPv6).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum L4 {
+pub enum L4<I = IcmpInner> {
     /// TCP with its ports and the flags IPVS's state machine looks at.
     Tcp {
         /// Source port.
@@ -88,7 +91,7 @@ pub enum L4 {
         /// ICMP code.
         code: u8,
         /// The quoted packet.
-        inner: IcmpInner,
+        inner: I,
     },
     /// Any other ICMP message.
     Icmp {
@@ -144,6 +147,9 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, WireError> {
             }
         }
         ETHERTYPE_IPV4 => parse_ipv4(dst_mac, src_mac, payload).map(Parsed::Ipv4),
+        super::ETHERTYPE_IPV6 => {
+            super::ipv6::parse_ipv6(dst_mac, src_mac, payload).map(Parsed::Ipv6)
+        }
         _ => Ok(Parsed::Other),
     }
 }
@@ -181,7 +187,7 @@ fn parse_ipv4(dst_mac: MacAddr, src_mac: MacAddr, pkt: &[u8]) -> Result<Ipv4Meta
     })
 }
 
-fn ports(body: &[u8], what: &str) -> Result<(u16, u16), WireError> {
+pub(super) fn ports(body: &[u8], what: &str) -> Result<(u16, u16), WireError> {
     if body.len() < 4 {
         return Err(WireError::Truncated(format!("{what} header")));
     }
@@ -191,8 +197,9 @@ fn ports(body: &[u8], what: &str) -> Result<(u16, u16), WireError> {
     ))
 }
 
-fn parse_l4(proto: u8, body: &[u8], body_off: usize) -> Result<L4, WireError> {
-    Ok(match proto {
+/// TCP or UDP (the same over both families); `None` for another protocol.
+pub(super) fn parse_tcp_udp<I>(proto: u8, body: &[u8]) -> Result<Option<L4<I>>, WireError> {
+    Ok(Some(match proto {
         IPPROTO_TCP => {
             if body.len() < 20 {
                 return Err(WireError::Truncated("TCP header".into()));
@@ -215,6 +222,15 @@ fn parse_l4(proto: u8, body: &[u8], body_off: usize) -> Result<L4, WireError> {
             let (sport, dport) = ports(body, "UDP")?;
             L4::Udp { sport, dport }
         }
+        _ => return Ok(None),
+    }))
+}
+
+fn parse_l4(proto: u8, body: &[u8], body_off: usize) -> Result<L4, WireError> {
+    if let Some(l4) = parse_tcp_udp(proto, body)? {
+        return Ok(l4);
+    }
+    Ok(match proto {
         IPPROTO_ICMP => {
             if body.len() < 8 {
                 return Err(WireError::Truncated("ICMP header".into()));

@@ -1,19 +1,32 @@
-//! Packet views and rewrites for the director: Ethernet, ARP, IPv4, TCP, UDP, ICMP and IPIP.
+//! Packet views and rewrites for the director: Ethernet, ARP, IPv4, TCP, UDP, ICMP and IPIP;
+//! IPv6 with Neighbour Discovery, ICMPv6 and IPv6-in-IPv6 beside them.
 //!
 //! Parsing leans on `etherparse` for validation; rewrites work in place on the frame bytes and
 //! patch checksums incrementally (RFC 1624), the way the kernel's IPVS `*_snat_handler` /
 //! `*_dnat_handler` do, so a NAT rewrite costs a few adds instead of a pass over the payload.
 
 mod build;
+mod build6;
 pub mod checksum;
 mod frame;
+mod ipv6;
 mod rewrite;
 
 pub use build::{
     arp_frame, arp_request, icmp_echo_reply, icmp_error, tcp_reset, IcmpError, ICMP_ECHO,
     ICMP_ECHOREPLY,
 };
+pub use build6::{
+    icmp6_echo_reply, icmp6_error, icmp6_type_and_word, multicast_mac, neighbour_advertisement,
+    neighbour_solicitation, parse_nd, solicited_node, tcp6_reset, Icmp6Error, NaFlags, Nd,
+    ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT,
+};
 pub use frame::{parse, IcmpInner, Ipv4Meta, Parsed, L4};
+pub use ipv6::{
+    check_ipv6, decrement_hop_limit, encap_ip6ip6, nat_icmp6, rewrite6_dst, rewrite6_src,
+    set_macs6, IcmpInner6, Ipv6Meta, ETHERTYPE_IPV6, IPPROTO_ICMPV6, IPPROTO_IPV6, IPV6_HDR_LEN,
+    IPV6_MIN_MTU,
+};
 pub use rewrite::{
     decrement_ttl, encap_ipip, nat_icmp_inner, rewrite_dst, rewrite_src, set_macs, Ipv4Frame,
     TtlExpired,
