@@ -265,12 +265,17 @@ fn strings(a: &[&str]) -> Vec<String> {
 /// Start every daemon of [`daemon_plan`], each waited for until it reports ready.
 pub(crate) fn start(lab: &mut Lab, cfg: &DaemonConfig) -> Result<()> {
     for d in daemon_plan(lab.name(), &lab.state.topology, lab.state.backend) {
-        // Where the real server's kernel has ipip (the VM's does), it decapsulates itself.
-        if d.args.first().is_some_and(|a| a == "tunnel")
-            && lvslab_netns::enable_kernel_ipip(&lab.netns_of(&d.node)?)?
-        {
-            tracing::info!(node = %d.node, "TUN: the kernel's ipip decapsulates (tunl0 up)");
-            continue;
+        // Where the real server's kernel has ipip and ip6_tunnel (the VM's does), it
+        // decapsulates itself.
+        if d.args.first().is_some_and(|a| a == "tunnel") {
+            let vips: Vec<std::net::IpAddr> =
+                d.args.iter().filter_map(|a| a.parse().ok()).collect();
+            let v4 = vips.iter().any(std::net::IpAddr::is_ipv4);
+            let v6 = vips.iter().any(std::net::IpAddr::is_ipv6);
+            if lvslab_netns::enable_kernel_tunnels(&lab.netns_of(&d.node)?, v4, v6)? {
+                tracing::info!(node = %d.node, "TUN: the kernel's tunnel drivers decapsulate");
+                continue;
+            }
         }
         if d.program.is_some() {
             // keepalived: the pair's election is what `up` waits for afterwards.

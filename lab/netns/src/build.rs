@@ -11,7 +11,9 @@ use std::os::fd::AsRawFd;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
-use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressHeaderFlags, AddressMessage, CacheInfo,
+};
 use netlink_packet_route::link::{
     BridgeStpState, InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
     LinkMessage,
@@ -86,7 +88,8 @@ struct NsHandle {
 /// What one namespace must get in phase 3.
 #[derive(Default)]
 struct NsWork {
-    addrs: Vec<(u32, IpNet, String)>,
+    /// ifindex, address, where (for errors), and whether it is a deprecated VIP.
+    addrs: Vec<(u32, IpNet, String, bool)>,
     routes: Vec<crate::topology::RouteSpec>,
     veths: Vec<(String, u32)>,
     sysctls: Vec<(String, String)>,
@@ -394,7 +397,7 @@ fn bridge(name: &str, index: u32, mac: Mac) -> RouteNetlinkMessage {
     RouteNetlinkMessage::NewLink(m)
 }
 
-fn address(index: u32, net: IpNet) -> RouteNetlinkMessage {
+fn address(index: u32, net: IpNet, deprecated: bool) -> RouteNetlinkMessage {
     let mut m = AddressMessage::default();
     m.header.family = if net.addr().is_ipv4() {
         AddressFamily::Inet
@@ -408,6 +411,12 @@ fn address(index: u32, net: IpNet) -> RouteNetlinkMessage {
     }
     m.attributes.push(AddressAttribute::Local(net.addr()));
     m.attributes.push(AddressAttribute::Address(net.addr()));
+    if deprecated {
+        let mut ci = CacheInfo::default();
+        ci.ifa_preferred = 0;
+        ci.ifa_valid = u32::MAX;
+        m.attributes.push(AddressAttribute::CacheInfo(ci));
+    }
     RouteNetlinkMessage::NewAddress(m)
 }
 
@@ -587,15 +596,38 @@ fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<
     for n in &st.nodes {
         let Some(i) = idx(&n.netns) else { continue };
         let w = &mut work[i];
+        // A kernel-IPVS director's IPv6 VIPs are deprecated (preferred lifetime 0): still
+        // its own for packets and Neighbour Discovery, but never a source it picks. Linux
+        // caps source selection's longest-match rule at an address's prefix length, so
+        // a VIP/128 beats the DIP/64 towards every real server: IPv6-in-IPv6 would leave
+        // with the VIP as outer source, and a TUN real server (which holds the VIP too)
+        // drops it, ip6_tnl_rcv_ctl refusing a tunnel whose remote end is a local address.
+        let deprecated: Vec<std::net::IpAddr> =
+            if st.backend == Backend::Ipvs && n.role == Role::Director {
+                topo.services
+                    .iter()
+                    .filter(|s| s.director == n.name)
+                    .flat_map(|s| s.all_vips())
+                    .filter(std::net::IpAddr::is_ipv6)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        let is_deprecated = |a: &IpNet| a.prefix_len() == 128 && deprecated.contains(&a.addr());
         for f in &n.interfaces {
             w.veths.push((f.name.clone(), f.ifindex));
             for a in &f.addresses {
-                w.addrs
-                    .push((f.ifindex, *a, format!("{}:{}", n.name, f.name)));
+                w.addrs.push((
+                    f.ifindex,
+                    *a,
+                    format!("{}:{}", n.name, f.name),
+                    is_deprecated(a),
+                ));
             }
         }
         for a in &n.lo_addresses {
-            w.addrs.push((1, *a, format!("{}:lo", n.name)));
+            w.addrs
+                .push((1, *a, format!("{}:lo", n.name), is_deprecated(a)));
         }
         w.routes = n.routes.clone();
         w.sysctls = topo
@@ -617,10 +649,10 @@ fn build_planned(st: &LabState, topo: &Topology, opts: &BuildOptions) -> Result<
                             flags: CHANGE,
                         });
                     }
-                    for (index, net, where_) in &w.addrs {
+                    for (index, net, where_, deprecated) in &w.addrs {
                         reqs.push(Req {
                             what: format!("add address {net} to {where_}"),
-                            msg: address(*index, *net),
+                            msg: address(*index, *net, *deprecated),
                             flags: CREATE,
                         });
                     }
@@ -665,36 +697,53 @@ fn join_all<T>(hs: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Vec<Res
         .collect()
 }
 
-/// Lets the kernel's own ipip decapsulate for a TUN real server where its kernel has the
-/// module (the namespace was born with a `tunl0`): brings tunl0 up with reverse-path
-/// filtering off on it, as the seed's TUN real servers are set up. Returns false, changing
-/// nothing, where there is no tunl0 (this host: the userspace `lvslab tunnel` decapsulates
-/// there instead). A tunl0 left down makes the kernel answer every IPIP packet with ICMP
+/// Lets the kernel's own tunnel drivers decapsulate for a TUN real server where its kernel
+/// has them (the namespace was born with their fallback devices): `tunl0` (ipip) for IPv4
+/// VIPs, with reverse-path filtering off on it as the seed's TUN real servers are set up,
+/// and `ip6tnl0` (ip6_tunnel, IPv6-in-IPv6, what kernel IPVS sends for an IPv6 service) for
+/// IPv6 VIPs. Returns false, changing nothing, unless every family asked for has its device
+/// (this host has neither: the userspace `lvslab tunnel` decapsulates both there instead).
+/// A fallback device left down makes the kernel answer every tunnelled packet with ICMP
 /// port unreachable, which the director turns into a refused connection.
-pub fn enable_kernel_ipip(ns: &str) -> Result<bool> {
+pub fn enable_kernel_tunnels(ns: &str, ipv4: bool, ipv6: bool) -> Result<bool> {
     // The netlink socket belongs to the namespace of the thread that opens it.
     netns::run_in(ns, || -> Result<bool> {
         let mut nl = Nl::open(ns)?;
         let links = nl.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
-        let tunl0 = links.iter().find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l)
-                if l.attributes
-                    .iter()
-                    .any(|a| matches!(a, LinkAttribute::IfName(n) if n == "tunl0")) =>
-            {
-                Some(l.header.index)
-            }
-            _ => None,
-        });
-        let Some(index) = tunl0 else {
-            return Ok(false);
+        let index_of = |name: &str| {
+            links.iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l)
+                    if l.attributes
+                        .iter()
+                        .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name)) =>
+                {
+                    Some(l.header.index)
+                }
+                _ => None,
+            })
         };
-        netns::set_sysctl("net.ipv4.conf.tunl0.rp_filter", "0")?;
-        nl.batch(vec![Req {
-            what: "set tunl0 up".into(),
-            msg: link_up(index),
-            flags: CHANGE,
-        }])?;
+        let wanted: Vec<(&str, Option<u32>)> = [(ipv4, "tunl0"), (ipv6, "ip6tnl0")]
+            .into_iter()
+            .filter(|(want, _)| *want)
+            .map(|(_, dev)| (dev, index_of(dev)))
+            .collect();
+        if wanted.is_empty() || wanted.iter().any(|(_, i)| i.is_none()) {
+            return Ok(false);
+        }
+        let mut reqs = Vec::new();
+        for (dev, index) in wanted {
+            if dev == "tunl0" {
+                netns::set_sysctl("net.ipv4.conf.tunl0.rp_filter", "0")?;
+            }
+            if let Some(index) = index {
+                reqs.push(Req {
+                    what: format!("set {dev} up"),
+                    msg: link_up(index),
+                    flags: CHANGE,
+                });
+            }
+        }
+        nl.batch(reqs)?;
         Ok(true)
     })?
 }

@@ -22,4 +22,4 @@ pub mod state;
 pub use state::{DaemonInfo, IfaceInfo, Lab, LabState, Mac, NodeInfo, Peer};
 pub mod build;
 
-pub use build::{build, enable_kernel_ipip, BuildOptions, BuildStep};
+pub use build::{build, enable_kernel_tunnels, BuildOptions, BuildStep};

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// Bumped whenever what a fetch builds changes (init script, module list, layout), so
 /// an older cache is rebuilt rather than booted.
-pub(crate) const STAMP_FORMAT: u32 = 9;
+pub(crate) const STAMP_FORMAT: u32 = 10;
 
 /// Space a fetch needs: about 90 MB of .debs, 400 MB for the unpacked kernel while the
 /// initramfs is built, and the rest.

@@ -36,6 +36,9 @@ pub const MODULE_ROOTS: &[&str] = &[
     "ipip",
     "tunnel4",
     "ip_tunnel",
+    // IPv6-in-IPv6 for TUN real servers of IPv6 services (its fallback ip6tnl0 decapsulates).
+    "ip6_tunnel",
+    "tunnel6",
     "tun",
     "veth",
     "bridge",
