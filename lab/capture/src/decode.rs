@@ -113,6 +113,15 @@ pub enum L4 {
         /// ICMP code.
         code: u8,
     },
+    /// IPv6 Neighbour Solicitation (135) or Advertisement (136): ARP's IPv6 twin.
+    Nd {
+        /// A solicitation ("who has target?") rather than an advertisement.
+        solicit: bool,
+        /// The address asked about or announced.
+        target: std::net::Ipv6Addr,
+        /// The link-layer address option: the sender's (NS) or the target's (NA), if given.
+        lladdr: Option<Mac>,
+    },
     /// IP-in-IP: the director's TUN forwarding (IPv4 protocol 4, or IPv6 next header 41 for
     /// IPv6-in-IPv6).
     Ipip(Box<Ip>),
@@ -394,6 +403,31 @@ fn decode_icmp(p: &[u8], v6: bool) -> Option<L4> {
             seq,
             payload: Payload::of(body),
         }
+    } else if v6 && (icmp_type == 135 || icmp_type == 136) && p.len() >= 24 {
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&p[8..24]);
+        // Options after the target: type, length in 8-byte units, value. NS carries the
+        // source link-layer address (1), NA the target's (2).
+        let want = if icmp_type == 135 { 1 } else { 2 };
+        let mut lladdr = None;
+        let mut o = &p[24..];
+        while o.len() >= 8 && o[1] > 0 {
+            let len = usize::from(o[1]) * 8;
+            if o.len() < len {
+                break;
+            }
+            if o[0] == want {
+                let mut m = [0u8; 6];
+                m.copy_from_slice(&o[2..8]);
+                lladdr = Some(Mac(m));
+            }
+            o = &o[len..];
+        }
+        L4::Nd {
+            solicit: icmp_type == 135,
+            target: std::net::Ipv6Addr::from(t),
+            lladdr,
+        }
     } else if errors.contains(&icmp_type) {
         L4::IcmpError {
             v6,
@@ -426,10 +460,11 @@ pub fn is_mld(l4: &L4) -> bool {
 pub fn is_neighbor_discovery(l4: &L4) -> bool {
     matches!(
         l4,
-        L4::IcmpOther {
-            v6: true,
-            icmp_type: 133..=137,
-            ..
-        }
+        L4::Nd { .. }
+            | L4::IcmpOther {
+                v6: true,
+                icmp_type: 133..=137,
+                ..
+            }
     )
 }

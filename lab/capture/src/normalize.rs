@@ -112,6 +112,14 @@ enum Sig {
         sender: IpAddr,
         target: IpAddr,
     },
+    /// Keyed by sender and receiver too: two nodes asking for the same address (both real
+    /// servers resolving their gateway) are two exchanges, not a retry.
+    Nd {
+        solicit: bool,
+        target: std::net::Ipv6Addr,
+        src: IpAddr,
+        dst: IpAddr,
+    },
     Other(u8, usize),
     NonIp(u16, usize),
 }
@@ -243,6 +251,14 @@ fn sig_of_ip(ip: &Ip) -> Sig {
         L4::IcmpOther {
             icmp_type, code, ..
         } => Sig::IcmpOther(*icmp_type, *code),
+        L4::Nd {
+            solicit, target, ..
+        } => Sig::Nd {
+            solicit: *solicit,
+            target: *target,
+            src: ip.src,
+            dst: ip.dst,
+        },
         L4::Other { protocol, len } => Sig::Other(*protocol, *len),
         L4::Ipip(_) => Sig::Other(4, 0),
     }
@@ -437,14 +453,35 @@ fn build_journeys(
             };
             let (conv, c2s, sig) = match &frame.body {
                 Body::Ip(ip) => {
-                    if !opts.neighbor_discovery && is_neighbor_discovery(&innermost(ip).l4) {
+                    let nd = is_neighbor_discovery(&innermost(ip).l4);
+                    if !opts.neighbor_discovery && nd {
                         continue;
                     }
-                    if !opts.multicast && is_link_local_multicast(ip) {
-                        continue;
+                    let inner = innermost(ip);
+                    if let L4::Nd {
+                        solicit, target, ..
+                    } = &inner.l4
+                    {
+                        // Like ARP: one link-layer conversation, a solicitation and its
+                        // answer grouped by the address asked about (NS goes to a
+                        // solicited-node multicast group, so it passes the filter below).
+                        (
+                            ConvKey::Link,
+                            true,
+                            Sig::Nd {
+                                solicit: *solicit,
+                                target: *target,
+                                src: inner.src,
+                                dst: inner.dst,
+                            },
+                        )
+                    } else {
+                        if !opts.multicast && is_link_local_multicast(ip) {
+                            continue;
+                        }
+                        let (conv, c2s) = conv_of(ip);
+                        (conv, c2s, sig_of_ip(ip))
                     }
-                    let (conv, c2s) = conv_of(ip);
-                    (conv, c2s, sig_of_ip(ip))
                 }
                 Body::Arp(a) => {
                     if !opts.arp {
@@ -493,7 +530,7 @@ fn build_journeys(
         // Copies after the first are retransmissions (TCP), retries (ARP) or answers to
         // them (an ICMP error quoting a TCP segment): how many there are is up to timers.
         let timer_copies = match &sig {
-            Sig::Tcp { .. } | Sig::Arp { .. } => true,
+            Sig::Tcp { .. } | Sig::Arp { .. } | Sig::Nd { .. } => true,
             Sig::IcmpError { inner: Some(i), .. } => matches!(**i, Sig::Tcp { .. }),
             _ => false,
         };
@@ -857,6 +894,7 @@ fn conv_title(frame: &Frame, t: &mut Tokens, roles: &RoleMap) -> String {
         Body::Ip(ip) => {
             let ip = innermost(ip);
             match (&ip.l4, ports(ip)) {
+                (L4::Nd { .. }, _) => "link layer".to_owned(),
                 (L4::IcmpError { inner: Some(i), .. }, _) => {
                     format!("ICMP error about {}", conv_title_ip(i, t, roles))
                 }
@@ -1019,6 +1057,32 @@ fn render_ip(ip: &Ip, j: &Journey, t: &mut Tokens, roles: &RoleMap) -> String {
             addr(&ip.dst, roles),
             if *v6 { "ICMPv6" } else { "ICMP" }
         ),
+        L4::Nd {
+            solicit: true,
+            target,
+            ..
+        } => format!(
+            "ND who-has {} tell {}",
+            addr(&IpAddr::V6(*target), roles),
+            addr(&ip.src, roles)
+        ),
+        L4::Nd {
+            solicit: false,
+            target,
+            lladdr,
+        } => {
+            let mut s = format!(
+                "ND advert {} > {}: {}",
+                addr(&ip.src, roles),
+                addr(&ip.dst, roles),
+                addr(&IpAddr::V6(*target), roles)
+            );
+            // Linux puts the option in answers to multicast solicitations only.
+            if let Some(m) = lladdr {
+                let _ = write!(s, " is-at {}", t.mac(m, roles));
+            }
+            s
+        }
         L4::Other { protocol, len } => format!(
             "{} > {} proto {protocol} len {len}",
             addr(&ip.src, roles),

@@ -217,7 +217,17 @@ fn neighbour_discovery_is_left_out_unless_asked_for() {
         ..Default::default()
     };
     let with = normalize(&sim.captures(), &roles(), opts);
-    assert!(with.contains("ICMPv6"), "{with}");
+    // Shown like ARP: what is asked and who answers, in one link-layer conversation, even
+    // though the solicitation goes to a (link-local) multicast group.
+    assert!(with.contains("## 1: link layer"), "{with}");
+    assert!(
+        with.contains("ND who-has VIP=2001:db8:1::250 tell 2001:db8:203::1"),
+        "{with}"
+    );
+    assert!(
+        with.contains("ND advert VIP=2001:db8:1::250 > 2001:db8:203::1: VIP=2001:db8:1::250"),
+        "{with}"
+    );
 }
 
 #[test]

@@ -854,7 +854,10 @@ impl Director {
         match target {
             IpAddr::V4(t) => Some(wire::arp_request(i.mac, self.iface_addr(iface, t), t)),
             IpAddr::V6(t) => {
-                let src = self.iface_addr6(iface, t)?;
+                // From the link-local address, as ndisc_solicit does when the packet that
+                // needs the neighbour does not come from one of the interface's own
+                // addresses: the director only resolves next hops for forwarded traffic.
+                let src = wire::link_local(i.mac);
                 Some(wire::neighbour_solicitation(i.mac, src, t, probe_mac))
             }
         }

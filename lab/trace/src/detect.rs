@@ -51,7 +51,9 @@ fn protocol_name(ip: &Ip) -> String {
         L4::Echo { v6: false, .. }
         | L4::IcmpError { v6: false, .. }
         | L4::IcmpOther { v6: false, .. } => "ICMP".into(),
-        L4::Echo { .. } | L4::IcmpError { .. } | L4::IcmpOther { .. } => "ICMPv6".into(),
+        L4::Echo { .. } | L4::IcmpError { .. } | L4::IcmpOther { .. } | L4::Nd { .. } => {
+            "ICMPv6".into()
+        }
         L4::Ipip(_) => "IPIP".into(),
         L4::Other { protocol, .. } => format!("proto {protocol}"),
     }
@@ -98,6 +100,8 @@ fn summary_of(j: &JourneySummary) -> String {
         L4::IcmpOther {
             icmp_type, code, ..
         } => format!("ICMP type {icmp_type} code {code}"),
+        L4::Nd { solicit: true, .. } => "neighbour solicitation".into(),
+        L4::Nd { solicit: false, .. } => "neighbour advertisement".into(),
         L4::Ipip(_) | L4::Other { .. } => "packet".into(),
     }
 }
@@ -684,7 +688,8 @@ fn describe(
                 return step(
                     StepKind::Encap,
                     format!(
-                        "TUN: {node} added an outer IPIP header {} -> {} (the inner packet {inner} untouched)",
+                        "TUN: {node} added an outer {} header {} -> {} (the inner packet {inner} untouched)",
+                        tunnel_name(s),
                         s.name(),
                         d.name()
                     ),
@@ -694,7 +699,8 @@ fn describe(
                 return step(
                     StepKind::Decap,
                     format!(
-                        "{node} removed the outer IPIP header {} -> {} and sent the inner packet on",
+                        "{node} removed the outer {} header {} -> {} and sent the inner packet on",
+                        tunnel_name(s),
                         s.name(),
                         d.name()
                     ),
@@ -714,7 +720,7 @@ fn describe(
                 if let Some((x, y)) = &diff.src {
                     let nat_reply = !c2s
                         && x.label.as_deref().is_some_and(|l| l.starts_with("RIP"))
-                        && y.label.as_deref() == Some("VIP");
+                        && is_vip(y.label.as_deref());
                     if nat_reply {
                         kind = StepKind::NatSrc;
                         parts.push(format!("NAT reply: {node} rewrote src {}", rewrite(x, y)));
@@ -834,7 +840,8 @@ fn delivery_note(
     match j.hops.last()?.out {
         Some(false) => Some(match &last.outer {
             Some(o) => format!(
-                "{node} decapsulated it (outer IPIP {} -> {} removed) and accepted the inner packet for {}, an address it holds itself",
+                "{node} decapsulated it (outer {} {} -> {} removed) and accepted the inner packet for {}, an address it holds itself",
+                tunnel_name(&o.src),
                 o.src.name(),
                 o.dst.name(),
                 last.dst.name()
@@ -842,7 +849,7 @@ fn delivery_note(
             None if j.c2s
                 && forwarding == Forwarding::Dr
                 && server == Some(node)
-                && last.dst.label.as_deref() == Some("VIP") =>
+                && is_vip(last.dst.label.as_deref()) =>
             {
                 format!(
                     "{node} accepted it: dst {} is its own address too (a DR real server holds the VIP without answering ARP for it)",
@@ -856,6 +863,20 @@ fn delivery_note(
             last.hop, last.dst_mac
         )),
         None => Some(format!("last seen at {}", last.hop)),
+    }
+}
+
+/// A VIP's label: `VIP`, or `VIP1`, `VIP2`, ... in a lab with several.
+fn is_vip(label: Option<&str>) -> bool {
+    label.is_some_and(|l| l.starts_with("VIP"))
+}
+
+/// What kernel IPVS calls the encapsulation with this outer source: IPIP, or IPv6-in-IPv6.
+fn tunnel_name(outer_src: &crate::Endpoint) -> &'static str {
+    if outer_src.addr.is_ipv6() {
+        "IPv6-in-IPv6"
+    } else {
+        "IPIP"
     }
 }
 

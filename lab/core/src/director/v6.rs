@@ -692,11 +692,14 @@ mod tests {
         assert_eq!(*iface, IfaceId(1));
         assert_eq!(&f[0..6], &[0x33, 0x33, 0xff, 0x00, 0x02, 0x01]);
         assert_eq!(nd_of(f).0, ND_NEIGHBOR_SOLICIT);
+        // The interface's MAC in the test's director, as EUI-64: a link-local source, as the
+        // kernel's director solicits for a forwarded packet (dr6-nd's snapshot, both backends).
         assert_eq!(
             meta(f).src,
-            a("2001:db8:1::202"),
-            "from the DIP on that subnet"
+            wire::link_local(d.interfaces()[1].mac),
+            "from eth1's link-local address"
         );
+        assert!(meta(f).src.is_unicast_link_local());
         // Asked three times a second apart, then the SYN is dropped.
         let mut asks = 1;
         for s in 1..=5 {

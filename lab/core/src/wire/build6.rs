@@ -176,6 +176,31 @@ fn fill_icmp6_checksum(out: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
     put16(icmp, 2, c);
 }
 
+/// The interface's link-local address from its MAC (modified EUI-64, RFC 4291 appendix A:
+/// the universal/local bit flipped, ff:fe in the middle), what Linux gives an interface with
+/// `addr_gen_mode` 0.
+pub fn link_local(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
 /// A Neighbour Solicitation for `target` from `(mac, src)` with the source link-layer
 /// address option, as `ndisc_send_ns` sends it: to the target's solicited-node group, or,
 /// re-confirming a cached entry (`probe_mac`), unicast to the target at that MAC.
@@ -398,6 +423,15 @@ mod tests {
             .unwrap();
         assert_eq!(want, i.checksum(), "icmpv6 checksum");
         (h, i.icmp_type(), i.payload().to_vec())
+    }
+
+    #[test]
+    fn link_local_is_the_modified_eui64_linux_derives() {
+        // A lab director's eth0 (02:00:00:00:03:00): `ip -6 addr` there shows this.
+        let mac = MacAddr([0x02, 0, 0, 0, 0x03, 0]);
+        assert_eq!(link_local(mac), a("fe80::ff:fe00:300"));
+        let mac = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        assert_eq!(link_local(mac), a("fe80::5054:ff:fe12:3456"));
     }
 
     #[test]

@@ -17,9 +17,10 @@ pub use build::{
     ICMP_ECHOREPLY,
 };
 pub use build6::{
-    icmp6_echo_reply, icmp6_error, icmp6_type_and_word, multicast_mac, neighbour_advertisement,
-    neighbour_solicitation, parse_nd, solicited_node, tcp6_reset, Icmp6Error, NaFlags, Nd,
-    ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT,
+    icmp6_echo_reply, icmp6_error, icmp6_type_and_word, link_local, multicast_mac,
+    neighbour_advertisement, neighbour_solicitation, parse_nd, solicited_node, tcp6_reset,
+    Icmp6Error, NaFlags, Nd, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ND_NEIGHBOR_ADVERT,
+    ND_NEIGHBOR_SOLICIT,
 };
 pub use frame::{parse, IcmpInner, Ipv4Meta, Parsed, L4};
 pub use ipv6::{
