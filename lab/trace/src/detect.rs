@@ -621,6 +621,16 @@ fn vip_reached_without_director(
         return None;
     }
     let server = server?;
+    // A node that only answered with an ICMP error (a director with no real server
+    // available, ip_vs_leave) took nothing for itself: that is not the ARP problem.
+    let answered = conv
+        .journeys
+        .iter()
+        .filter(|j| !j.c2s)
+        .any(|j| !is_icmp_error(j));
+    if !answered {
+        return None;
+    }
     let (k, _) = conv.journeys.iter().enumerate().find(|(_, j)| j.c2s)?;
     let last = hops.get(k)?.last()?;
     let from = hops.get(k)?.iter().rev().find(|h| h.dir == "out")?;
@@ -630,6 +640,14 @@ fn vip_reached_without_director(
         from.hop,
         last.dst_mac,
     ))
+}
+
+/// Whether a journey's packet is an ICMP(v6) error.
+fn is_icmp_error(j: &JourneySummary) -> bool {
+    j.hops
+        .first()
+        .and_then(hop_layers)
+        .is_some_and(|(ip, _)| matches!(ip.l4, L4::IcmpError { .. }))
 }
 
 /// The service endpoint the client addressed (first c2s sighting's destination).
@@ -945,7 +963,9 @@ fn client_view(
     let (Some(client), Some(service), Some(last)) = (client_node, service, hops.last()) else {
         return;
     };
-    if delivered_to(j) != Some(client) {
+    // An ICMP error is matched to the client's socket by the packet it quotes, not by its
+    // own source: one from the VIP about the client's SYN reaches the connect() call.
+    if delivered_to(j) != Some(client) || is_icmp_error(j) {
         return;
     }
     if (last.src.addr, last.src.port) != (service.addr, service.port) {
