@@ -30,7 +30,8 @@ pub fn role_map(lab: &Lab) -> RoleMap {
         }
     }
     // VIP when there is one, else VIP1, VIP2, ... in service order (a firewall-mark
-    // service's VIPs numbered in turn).
+    // service's VIPs numbered in turn). Counted per family: a dual-stack lab's IPv4 and
+    // IPv6 VIP are both "VIP", as one `label` names both addresses of an interface.
     let vips: Vec<_> = lab
         .state
         .topology
@@ -38,9 +39,12 @@ pub fn role_map(lab: &Lab) -> RoleMap {
         .iter()
         .flat_map(|s| s.all_vips())
         .collect();
-    for (k, vip) in vips.iter().enumerate() {
-        let index = (vips.len() > 1).then_some(k as u32 + 1);
-        roles.label(*vip, Label::new(AddrRole::Vip, index));
+    for v6 in [false, true] {
+        let family: Vec<_> = vips.iter().filter(|v| v.is_ipv6() == v6).collect();
+        for (k, vip) in family.iter().enumerate() {
+            let index = (family.len() > 1).then_some(k as u32 + 1);
+            roles.label(**vip, Label::new(AddrRole::Vip, index));
+        }
     }
     roles
 }
