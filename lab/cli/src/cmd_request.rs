@@ -57,6 +57,10 @@ pub struct Args {
     /// On failures, do not capture more attempts to find their cause.
     #[arg(long)]
     pub no_diagnose: bool,
+    /// Where those captures go (under LAB/request-failed-*). Set by lvslab itself for a lab
+    /// in its VM, whose view of this directory is read-only.
+    #[arg(long, hide = true, default_value = "captures")]
+    pub captures_root: std::path::PathBuf,
 }
 
 #[derive(Serialize)]
@@ -181,7 +185,12 @@ pub fn run(args: Args) -> Result<()> {
             })
             .is_ok_and(|r| r.is_ok())
         };
-        match crate::diagnose::capture_attempts(&lab, (servers + 1).clamp(2, 16), attempt) {
+        match crate::diagnose::capture_attempts(
+            &lab,
+            &args.captures_root,
+            (servers + 1).clamp(2, 16),
+            attempt,
+        ) {
             Ok(d) => rep.diagnosis = Some(d),
             Err(e) => eprintln!("lvslab request: capturing one more attempt failed: {e:#}"),
         }

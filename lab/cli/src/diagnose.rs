@@ -41,6 +41,7 @@ pub struct Diagnosis {
 /// to a healthy server, so a single attempt could show nothing. Then traces the captures.
 pub fn capture_attempts(
     lab: &Lab,
+    root: &Path,
     max: usize,
     mut attempt: impl FnMut() -> bool,
 ) -> Result<Diagnosis> {
@@ -49,7 +50,7 @@ pub fn capture_attempts(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    let dir = PathBuf::from("captures")
+    let dir = root
         .join(&lab.state.lab)
         .join(format!("request-failed-{ms}"));
     let targets = capture_targets(lab, &[]);

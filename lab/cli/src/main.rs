@@ -166,7 +166,10 @@ fn route_to_vm(cmd: &Command) -> anyhow::Result<Option<i32>> {
         },
         Command::Status(a) => forward_if(a.lab.name()),
         Command::Exec(a) => forward_if(a.lab.as_deref()),
-        Command::Request(a) => forward_if(a.lab.as_deref()),
+        Command::Request(a) => match vmlab::vm_lab_for(a.lab.as_deref()) {
+            Some(_) => Ok(Some(vmlab::request()?)),
+            None => Ok(None),
+        },
         Command::Stats(a) => forward_if(a.lab.name()),
         Command::Conns(a) => forward_if(a.lab.name()),
         Command::Ipvsadm(a) => cmd_ipvsadm::route_to_vm(a),

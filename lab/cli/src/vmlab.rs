@@ -287,6 +287,38 @@ pub fn capture(lab: &str, out: Option<&Path>) -> Result<i32> {
     Ok(code)
 }
 
+/// `request` to a VM lab: the captures of a failure's diagnosis are written to the share
+/// (the guest sees the host's tree read-only), then moved under `captures/` here.
+pub fn request() -> Result<i32> {
+    let scratch = share_scratch("request")?;
+    let args = with_flag(
+        &own_args(),
+        "--captures-root",
+        scratch.clone().into_os_string(),
+    );
+    let code = forward(&args)?;
+    // scratch/LAB/request-failed-MS: the same layout as captures/ on the host.
+    let mut runs = Vec::new();
+    for lab in std::fs::read_dir(&scratch).into_iter().flatten().flatten() {
+        for run in std::fs::read_dir(lab.path()).into_iter().flatten().flatten() {
+            runs.push(Path::new("captures").join(lab.file_name()).join(run.file_name()));
+        }
+    }
+    if runs.is_empty() {
+        let _ = std::fs::remove_dir_all(&scratch);
+        return Ok(code);
+    }
+    move_tree(&scratch, Path::new("captures"))?;
+    for r in runs {
+        eprintln!(
+            "lvslab: the VM's captures were moved to {} (lvslab trace --run {})",
+            r.display(),
+            r.display()
+        );
+    }
+    Ok(code)
+}
+
 /// `test --backend ipvs` on a host without IPVS: the suite runs in the VM; its captures,
 /// JUnit file and pending snapshots come back to the host.
 pub fn test(captures: Option<&Path>, junit: Option<&Path>, snapshots: &Path) -> Result<i32> {
