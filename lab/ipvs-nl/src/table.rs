@@ -8,8 +8,8 @@ use crate::attr::{
 use crate::socket::{IpvsMsg, IpvsSocket};
 use crate::Error;
 use lvslab_core::{
-    Counters, DestConfig, ForwardMethod, IpvsCommand, Persistence, Protocol, SchedFlags, Scheduler,
-    ServiceConfig, ServiceFlags, ServiceKey, Timeouts, Vip,
+    Counters, DestConfig, Family, ForwardMethod, IpvsCommand, Persistence, Protocol, SchedFlags,
+    Scheduler, ServiceConfig, ServiceFlags, ServiceKey, Timeouts, Vip,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -281,22 +281,24 @@ fn service_ident(key: &ServiceKey) -> Vec<Attr> {
             Attr::Bytes(svc::ADDR, inet_addr(vip.0)),
             Attr::Be16(svc::PORT, *port),
         ],
-        // IPv4 fwmark services; `-6 -f` arrives with IPv6 support in the core.
-        ServiceKey::FwMark(m) => vec![
-            Attr::U16(svc::AF, crate::attr::AF_INET),
-            Attr::U32(svc::FWMARK, *m),
+        // libipvs ipvs_nl_fill_service_attr: the af (AF_INET6 for `-f MARK -6`) and the
+        // mark; the kernel keys the service by both (ip_vs_service_fwm_get).
+        ServiceKey::FwMark { mark, family } => vec![
+            Attr::U16(svc::AF, family_af(*family)),
+            Attr::U32(svc::FWMARK, *mark),
         ],
     }
 }
 
+fn family_af(f: Family) -> u16 {
+    match f {
+        Family::Ipv4 => crate::attr::AF_INET,
+        Family::Ipv6 => AF_INET6,
+    }
+}
+
 fn is_v6(key: &ServiceKey) -> bool {
-    matches!(
-        key,
-        ServiceKey::Addr {
-            vip: Vip(IpAddr::V6(_)),
-            ..
-        }
-    )
+    key.family().is_ipv6()
 }
 
 /// A full service entry, as `ipvsadm -A/-E` sends it.
@@ -413,7 +415,18 @@ fn parse_service(a: &Attrs) -> Result<(ServiceConfig, Counters), Error> {
     let missing = |what: &str| Error::Protocol(format!("service without {what}"));
     let af = a.u16(svc::AF).ok_or_else(|| missing("AF"))?;
     let key = match a.u32(svc::FWMARK) {
-        Some(m) if m != 0 => ServiceKey::FwMark(m),
+        Some(mark) if mark != 0 => ServiceKey::FwMark {
+            mark,
+            family: match af {
+                AF_INET6 => Family::Ipv6,
+                crate::attr::AF_INET => Family::Ipv4,
+                other => {
+                    return Err(Error::Unsupported(format!(
+                        "a kernel fwmark service {mark} of address family {other} (lvslab knows AF_INET and AF_INET6)"
+                    )))
+                }
+            },
+        },
         _ => ServiceKey::Addr {
             protocol: protocol_of(a.u16(svc::PROTOCOL).ok_or_else(|| missing("protocol"))?)?,
             vip: Vip(a.addr(svc::ADDR, af).ok_or_else(|| missing("address"))?),
