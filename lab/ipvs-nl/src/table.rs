@@ -578,6 +578,44 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_fwmark_service_is_af_inet6_with_its_mark() {
+        let line = "-A -f 1 -6 -s sh -p 60 -M 64";
+        let (c, a) = sent(line);
+        assert_eq!(c, cmd::NEW_SERVICE);
+        let s = a.nested(cmd_attr::SERVICE).unwrap().unwrap();
+        // libipvs ipvs_nl_fill_service_attr: af and mark, no protocol, address or port.
+        assert_eq!(s.u16(svc::AF), Some(AF_INET6));
+        assert_eq!(s.u32(svc::FWMARK), Some(1));
+        assert!(s.get(svc::PROTOCOL).is_none() && s.get(svc::ADDR).is_none());
+        // An IPv6 netmask travels as a prefix length.
+        assert_eq!(s.u32(svc::NETMASK), Some(64));
+        let (cfg, _) = parse_service(&s).unwrap();
+        let IpvsCommand::AddService(want) = ipvsadm::parse(line).unwrap() else {
+            panic!("not an add")
+        };
+        assert_eq!(cfg, want);
+        assert_eq!(cfg.key, ServiceKey::fwmark6(1));
+        // Without persistence the host mask is 128, as ipvsadm's -6 sets it.
+        let (_, a) = sent("-A -f 1 -6 -s dh");
+        let s = a.nested(cmd_attr::SERVICE).unwrap().unwrap();
+        assert_eq!(s.u32(svc::NETMASK), Some(128));
+        // IPv4 mark 1 stays AF_INET: the kernel holds both as two services.
+        let (_, a) = sent("-A -f 1 -s dh");
+        let s = a.nested(cmd_attr::SERVICE).unwrap().unwrap();
+        assert_eq!(s.u16(svc::AF), Some(crate::attr::AF_INET));
+        assert_eq!(parse_service(&s).unwrap().0.key, ServiceKey::fwmark(1));
+        // Its real servers are IPv6 ones, named with the service's af.
+        let (c, a) = sent("-a -f 1 -6 -r [2001:db8:1::201]:80 -g -w 2");
+        assert_eq!(c, cmd::NEW_DEST);
+        let s = a.nested(cmd_attr::SERVICE).unwrap().unwrap();
+        assert_eq!(s.u16(svc::AF), Some(AF_INET6));
+        let d = a.nested(cmd_attr::DEST).unwrap().unwrap();
+        assert_eq!(d.u16(dest::ADDR_FAMILY), Some(AF_INET6));
+        let e = parse_dest(&d).unwrap();
+        assert_eq!(e.config.addr, "[2001:db8:1::201]:80".parse().unwrap());
+    }
+
+    #[test]
     fn flush_delete_and_timeouts() {
         assert_eq!(sent("-C").0, cmd::FLUSH);
         assert_eq!(sent("-D -u 192.168.1.250:53").0, cmd::DEL_SERVICE);
