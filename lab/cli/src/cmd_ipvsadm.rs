@@ -317,6 +317,8 @@ struct Svc {
     addr: Option<IpAddr>,
     port: u16,
     fwmark: u32,
+    /// `-6` after `-f`: an AF_INET6 firewall-mark service.
+    fwmark_v6: bool,
     sched: String,
     persistent: Option<u32>,
     netmask: Option<Ipv4Addr>,
@@ -609,7 +611,6 @@ fn parse(args: &[String], reading_stdin: bool) -> Res<Parsed> {
         timeouts: [0; 3],
     };
     let mut sched_flags_arg: Option<String> = None;
-    let mut v6_fwmark = false;
     for o in &opts[1..] {
         let arg = o.arg.as_deref();
         let val = || arg.unwrap_or("");
@@ -651,7 +652,7 @@ fn parse(args: &[String], reading_stdin: bool) -> Res<Parsed> {
             }
             "netmask" => {
                 set_option(&mut e.options, O_NETMASK)?;
-                if e.svc.addr.is_some_and(|a| a.is_ipv6()) {
+                if e.svc.fwmark_v6 || e.svc.addr.is_some_and(|a| a.is_ipv6()) {
                     return unsupported(
                         &o.written,
                         "IPv6 persistence netmasks are not supported by lvslab ipvsadm",
@@ -748,7 +749,9 @@ fn parse(args: &[String], reading_stdin: bool) -> Res<Parsed> {
                 if e.svc.fwmark == 0 {
                     return fail("-6 used before -f\n");
                 }
-                v6_fwmark = true;
+                // ipvsadm.c sets af AF_INET6 and netmask 128: an earlier -M is dropped.
+                e.svc.fwmark_v6 = true;
+                e.svc.netmask = None;
             }
             "ops" => {
                 set_option(&mut e.options, O_ONEPACKET)?;
@@ -822,7 +825,7 @@ fn parse(args: &[String], reading_stdin: bool) -> Res<Parsed> {
         if e.svc.fwmark == 0 && matches!(e.dest.fwd, Fwd::Tunnel | Fwd::Route) {
             e.dest.port = e.svc.port;
         }
-        let svc_v6 = v6_fwmark || e.svc.addr.is_some_and(|a| a.is_ipv6());
+        let svc_v6 = e.svc.fwmark_v6 || e.svc.addr.is_some_and(|a| a.is_ipv6());
         if e.dest.addr.is_some_and(|a| a.is_ipv6()) != svc_v6 && e.dest.fwd != Fwd::Tunnel {
             return fail("Different address family is allowed only for tunneling servers");
         }
@@ -857,9 +860,6 @@ fn parse(args: &[String], reading_stdin: bool) -> Res<Parsed> {
         return tryhelp();
     }
     // What ipvsadm accepts but lvslab's directors cannot do: refused by name.
-    if v6_fwmark {
-        return unsupported("-6", "IPv6 firewall-mark services are not supported");
-    }
     if e.has(O_PE) {
         return unsupported(
             "--pe",
@@ -878,7 +878,8 @@ fn parse(args: &[String], reading_stdin: bool) -> Res<Parsed> {
 /// `-t VIP:PORT`, `-u ...` or `-f MARK` for the core parser.
 fn key_flag(svc: &Svc) -> String {
     if svc.fwmark != 0 {
-        return format!("-f {}", svc.fwmark);
+        let v6 = if svc.fwmark_v6 { " -6" } else { "" };
+        return format!("-f {}{v6}", svc.fwmark);
     }
     let addr = SocketAddr::new(
         svc.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
@@ -892,7 +893,14 @@ fn key_flag(svc: &Svc) -> String {
 
 fn listed_key(svc: &Svc) -> ListedKey {
     if svc.fwmark != 0 {
-        return ListedKey::FwMark { mark: svc.fwmark };
+        return ListedKey::FwMark {
+            mark: svc.fwmark,
+            family: if svc.fwmark_v6 {
+                lvslab_core::Family::Ipv6
+            } else {
+                lvslab_core::Family::Ipv4
+            },
+        };
     }
     ListedKey::Addr {
         protocol: svc.protocol.unwrap_or(Protocol::Tcp),
@@ -1348,6 +1356,12 @@ mod tests {
                 "-e -t 192.168.1.250:80 -r 192.168.1.201:80 -g -w 0 -x 0 -y 0",
             ),
             ("-d -f 7 -r 10.0.0.2", "-d -f 7 -r 10.0.0.2:0"),
+            // -6 after -f: an IPv6 firewall-mark service, its real servers IPv6.
+            ("-A -f 1 -6 -s dh", "-A -f 1 -6 -s dh"),
+            (
+                "-a -f 1 -6 -r [2001:db8:1::201]:80 -g",
+                "-a -f 1 -6 -r [2001:db8:1::201]:80 -g -w 1 -x 0 -y 0",
+            ),
             ("-D -t 192.168.1.250:80", "-D -t 192.168.1.250:80"),
             ("-C", "-C"),
             ("--set 900 120 300", "--set 900 120 300"),
@@ -1383,6 +1397,9 @@ mod tests {
             ("-Lx", (255, "-Lx: missing argument")),
             ("-Lq", (255, "-Lq: unknown option")),
             ("-a -m -t 1.2.3.4:80 -r 10.0.0.1 --tun-type ipip", (2, "Tunnel options conflict with forward method")),
+            ("-A -6 -f 1 -s dh", (2, "-6 used before -f\n")),
+            ("-a -f 1 -6 -r 10.0.0.1 -g", (2, "Different address family is allowed only for tunneling servers")),
+            ("-a -f 1 -r [2001:db8::1]:80 -m", (2, "Different address family is allowed only for tunneling servers")),
         ];
         for (line, (code, msg)) in cases {
             assert_eq!(err(line), (code, msg.to_owned()), "{line}");

@@ -339,7 +339,7 @@ impl Director {
     /// The mark the rules give a packet: the first matching rule's (iptables' MARK target
     /// does not stop the chain, so a later match would overwrite it; lvslab's rules never
     /// overlap, and the first is what `add_mark` callers can reason about), else 0.
-    fn mark_of(&self, protocol: Protocol, dst: Ipv4Addr, port: u16) -> u32 {
+    fn mark_of(&self, protocol: Protocol, dst: IpAddr, port: u16) -> u32 {
         self.marks
             .iter()
             .find(|r| r.matches(protocol, dst, port))
@@ -356,9 +356,12 @@ impl Director {
                     IpAddr::V4(v4) => Some(v4),
                     IpAddr::V6(_) => None,
                 },
-                ServiceKey::FwMark(_) => None,
+                ServiceKey::FwMark { .. } => None,
             })
-            .chain(self.marks.iter().map(|r| r.dst))
+            .chain(self.marks.iter().filter_map(|r| match r.dst {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            }))
             .collect();
         vips.sort();
         vips.dedup();
@@ -372,8 +375,12 @@ impl Director {
                     IpAddr::V6(v6) => Some(v6),
                     IpAddr::V4(_) => None,
                 },
-                ServiceKey::FwMark(_) => None,
+                ServiceKey::FwMark { .. } => None,
             })
+            .chain(self.marks.iter().filter_map(|r| match r.dst {
+                IpAddr::V6(v6) => Some(v6),
+                IpAddr::V4(_) => None,
+            }))
             .collect();
         vips6.sort();
         vips6.dedup();
@@ -546,7 +553,7 @@ impl Director {
             src: SocketAddr::new(meta.src.into(), sport),
             dst: SocketAddr::new(meta.dst.into(), dport),
             tcp,
-            fwmark: self.mark_of(protocol, meta.dst, dport),
+            fwmark: self.mark_of(protocol, meta.dst.into(), dport),
             len: meta.total_len as u32,
         };
         match self.ipvs.packet_in(now, &pkt) {

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::types::{
-    DestConfig, ForwardMethod, IpvsCommand, Persistence, Protocol, SchedFlags, Scheduler,
+    DestConfig, Family, ForwardMethod, IpvsCommand, Persistence, Protocol, SchedFlags, Scheduler,
     ServiceConfig, ServiceFlags, ServiceKey, Timeouts, Vip,
 };
 
@@ -674,11 +674,19 @@ pub fn parse_line(line: &str) -> Result<Parsed, IpvsadmError> {
             }
             Opt::Column(col) | Opt::ColumnArg(col) => set(&mut e, col)?,
             Opt::Sort => {}
+            // ipvsadm.c case '6': only after -f (with -t/-u the address says the family),
+            // sets the service's af to AF_INET6 and its netmask to 128, so a -M read before
+            // it (as an IPv4 mask) is dropped; one after it is a prefix length.
             Opt::Ipv6 => {
                 if e.fwmark.is_none() {
-                    return err("-6 used before -f: write `-f MARK -6`");
+                    return err("-6 used before -f: write `-f MARK -6` (-6 only makes a firewall-mark service IPv6; -t/-u take the family from the address)");
                 }
                 e.fwmark_v6 = true;
+                if let Some(m) = e.netmask.take() {
+                    notes.push(format!(
+                        "-M {m} before -6: ipvsadm resets the mask to 128 at -6, so it is dropped; put -M PREFIXLEN after -6"
+                    ));
+                }
             }
             Opt::Ops => {
                 set(&mut e, C_OPS)?;
@@ -780,11 +788,15 @@ pub fn parse_line(line: &str) -> Result<Parsed, IpvsadmError> {
     if e.options[C_PE] {
         return err("--pe: lvslab does not model persistence engines (sip); drop --pe");
     }
-    if e.fwmark_v6 {
-        return err("-f MARK -6: lvslab models IPv4 firewall-mark services only");
-    }
     let key = match (e.fwmark, e.vip, e.protocol) {
-        (Some(m), _, _) => ServiceKey::FwMark(m),
+        (Some(mark), _, _) => ServiceKey::FwMark {
+            mark,
+            family: if e.fwmark_v6 {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            },
+        },
         (None, Some(vip), Some(protocol)) => ServiceKey::Addr {
             protocol,
             vip: Vip(vip),
@@ -792,7 +804,7 @@ pub fn parse_line(line: &str) -> Result<Parsed, IpvsadmError> {
         },
         _ => return err("no service given: add -t VIP:PORT, -u VIP:PORT or -f MARK"),
     };
-    let svc_v6 = e.vip.is_some_and(|v| v.is_ipv6());
+    let svc_v6 = key.family().is_ipv6();
     match cmd {
         Cmd::Del => Ok(Parsed {
             action: Action::Table(IpvsCommand::DelService(key)),
@@ -1391,7 +1403,7 @@ mod tests {
             panic!()
         };
         assert!(cfg.flags.sched.fallback && cfg.flags.sched.port);
-        assert_eq!(cfg.key, ServiceKey::FwMark(7));
+        assert_eq!(cfg.key, ServiceKey::fwmark(7));
         assert_eq!(
             cfg.persistence.unwrap().netmask,
             "255.255.255.0".parse::<IpAddr>().unwrap()
@@ -1537,7 +1549,7 @@ mod tests {
         let IpvsCommand::AddDest(k, dc) = parse("-a -f 3 -r 10.0.1.220:80 -i").unwrap() else {
             panic!()
         };
-        assert_eq!(k, ServiceKey::FwMark(3));
+        assert_eq!(k, ServiceKey::fwmark(3));
         assert_eq!(dc.addr, "10.0.1.220:80".parse().unwrap());
         assert_eq!(dc.method, ForwardMethod::Tun);
         // Without a port it is the service's, 0 for a fwmark service.
@@ -1545,6 +1557,76 @@ mod tests {
             panic!()
         };
         assert_eq!(dc.addr.port(), 0);
+    }
+
+    #[test]
+    fn dash_6_makes_a_firewall_mark_service_ipv6_as_ipvsadm_reads_it() {
+        let IpvsCommand::AddService(cfg) = parse("-A -f 1 -6 -s dh").unwrap() else {
+            panic!()
+        };
+        assert_eq!(cfg.key, ServiceKey::fwmark6(1));
+        assert_eq!(cfg.key.to_string(), "FWM  1 IPv6");
+        assert_eq!(ServiceKey::fwmark(1).to_string(), "FWM  1");
+        // Its real servers are IPv6 ones; an IPv4 one is refused as ipvsadm refuses it,
+        // and an IPv6 one without -6 too (the service is then IPv4).
+        let IpvsCommand::AddDest(k, dc) = parse("-a -f 1 -6 -r [2001:db8:1::201]:80 -g").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (k, dc.addr),
+            (
+                ServiceKey::fwmark6(1),
+                "[2001:db8:1::201]:80".parse().unwrap()
+            )
+        );
+        for bad in [
+            "-a -f 1 -6 -r 192.168.1.201:80 -g",
+            "-a -f 1 -r [2001:db8:1::201]:80 -m",
+        ] {
+            let e = parse(bad).unwrap_err().message;
+            assert!(
+                e.contains("Different address family is allowed only for tunneling servers"),
+                "{bad}: {e}"
+            );
+        }
+        // -6 comes after -f, and only there: with -t/-u the address decides.
+        for bad in [
+            "-A -6 -f 1 -s dh",
+            "-A -t [2001:db8::1]:80 -6 -s rr",
+            "-A -6 -t 10.0.0.1:80",
+        ] {
+            let e = parse(bad).unwrap_err().message;
+            assert!(e.starts_with("-6 used before -f"), "{bad}: {e}");
+        }
+        // -M after -6 is a prefix length; before it, ipvsadm drops it when -6 resets the mask.
+        let IpvsCommand::AddService(cfg) = parse("-A -f 1 -6 -s sh -p 60 -M 64").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            cfg.persistence.map(|p| p.netmask),
+            Some("ffff:ffff:ffff:ffff::".parse().unwrap())
+        );
+        let p = parse_line("-A -f 1 -p 60 -M 64 -6 -s sh").unwrap();
+        let Action::Table(IpvsCommand::AddService(cfg)) = p.action else {
+            panic!()
+        };
+        assert_eq!(
+            cfg.persistence.map(|p| p.netmask),
+            Some(IpAddr::V6(u128::MAX.into())),
+            "a bare -p on an IPv6 service masks nothing"
+        );
+        assert!(
+            p.notes[0].contains("resets the mask to 128"),
+            "{:?}",
+            p.notes
+        );
+        assert!(parse("-A -f 1 -6 -s sh -p -M 255.255.255.0").is_err());
+        // Deleting and editing name the IPv6 service too.
+        assert_eq!(
+            parse("-D -f 9 -6").unwrap(),
+            IpvsCommand::DelService(ServiceKey::fwmark6(9))
+        );
     }
 
     #[test]

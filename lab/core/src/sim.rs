@@ -714,6 +714,28 @@ mod tests {
         assert_eq!(flow.fwmark, 3);
     }
 
+    #[test]
+    fn a_marked_flow_picks_the_fwmark_service_of_its_family() {
+        let mut sim = Sim::new(IpvsConfig::default());
+        let r = sim
+            .run_script(
+                "ipvsadm -A -f 1 -s rr\n\
+                 ipvsadm -a -f 1 -r 192.168.1.201:80 -m\n\
+                 ipvsadm -A -f 1 -6 -s dh\n\
+                 ipvsadm -a -f 1 -6 -r [2001:db8:1::201]:80 -m\n\
+                 ipvsadm -a -f 1 -6 -r [2001:db8:1::203]:80 -m\n\
+                 conn [2001:db8:100::10]:40001 > [2001:db8:2::1]:80 mark 1\n\
+                 conn 198.51.100.10:40001 > 192.0.2.1:80 mark 1\n\
+                 conn [2001:db8:100::10]:40002 > [2001:db8:2::1]:80 mark 2\n",
+            )
+            .expect("runs");
+        let v6 = r[0].server.expect("an IPv6 server");
+        assert!(v6.is_ipv6(), "{v6}");
+        assert_eq!(r[1].server, Some("192.168.1.201:80".parse().expect("addr")));
+        // No service has mark 2 in either family: refused.
+        assert_eq!(r[2].server, None);
+    }
+
     fn counts(sim: &Sim, server: &str) -> (u32, u32) {
         let a: SocketAddr = server.parse().expect("addr");
         sim.ipvs

@@ -153,7 +153,34 @@ impl fmt::Display for Vip {
     }
 }
 
-/// How IPVS finds a virtual service: protocol+VIP+port, or a firewall mark.
+/// An address family: what a firewall-mark service matches besides its mark (the kernel
+/// keys one by (af, fwmark), ip_vs_service_fwm_get, so mark 1 over IPv4 and mark 1 over
+/// IPv6 are two services).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// AF_INET.
+    Ipv4,
+    /// AF_INET6 (`ipvsadm -f MARK -6`).
+    Ipv6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(ip: IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// Is this AF_INET6?
+    pub fn is_ipv6(self) -> bool {
+        self == Family::Ipv6
+    }
+}
+
+/// How IPVS finds a virtual service: protocol+VIP+port, or a firewall mark and family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum ServiceKey {
     /// `-t VIP:PORT` or `-u VIP:PORT`.
@@ -165,8 +192,39 @@ pub enum ServiceKey {
         /// The virtual port (0 = all ports, persistent services only).
         port: u16,
     },
-    /// `-f MARK`.
-    FwMark(u32),
+    /// `-f MARK` (IPv4) or `-f MARK -6` (IPv6).
+    FwMark {
+        /// The firewall mark, 1..=u32::MAX.
+        mark: u32,
+        /// The packets' family: `-6` makes it IPv6.
+        family: Family,
+    },
+}
+
+impl ServiceKey {
+    /// `-f MARK`: an IPv4 firewall-mark service.
+    pub fn fwmark(mark: u32) -> ServiceKey {
+        ServiceKey::FwMark {
+            mark,
+            family: Family::Ipv4,
+        }
+    }
+
+    /// `-f MARK -6`: an IPv6 firewall-mark service.
+    pub fn fwmark6(mark: u32) -> ServiceKey {
+        ServiceKey::FwMark {
+            mark,
+            family: Family::Ipv6,
+        }
+    }
+
+    /// The service's address family: its VIP's, or a fwmark service's own.
+    pub fn family(&self) -> Family {
+        match self {
+            ServiceKey::Addr { vip, .. } => Family::of(vip.0),
+            ServiceKey::FwMark { family, .. } => *family,
+        }
+    }
 }
 
 impl fmt::Display for ServiceKey {
@@ -177,7 +235,15 @@ impl fmt::Display for ServiceKey {
                 vip,
                 port,
             } => write!(f, "{protocol}  {}", SocketAddr::new(vip.0, *port)),
-            ServiceKey::FwMark(m) => write!(f, "FWM  {m}"),
+            // print_service_entry: "FWM  %d IPv6" for an AF_INET6 fwmark service.
+            ServiceKey::FwMark {
+                mark,
+                family: Family::Ipv4,
+            } => write!(f, "FWM  {mark}"),
+            ServiceKey::FwMark {
+                mark,
+                family: Family::Ipv6,
+            } => write!(f, "FWM  {mark} IPv6"),
         }
     }
 }

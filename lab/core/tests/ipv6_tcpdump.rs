@@ -225,7 +225,7 @@ fn tcpdump_decodes_the_ipv6_nat_path() {
         &[
             "2001:db8:1::250 > 2001:db8:203::1: [icmp6 sum ok] ICMP6, neighbor advertisement, length 32, tgt is 2001:db8:1::250, Flags [solicited, override]",
             "destination link-address option (2), length 8 (1): 02:00:00:00:02:00",
-            "2001:db8:1::202 > ff02::1:ff00:201: [icmp6 sum ok] ICMP6, neighbor solicitation, length 32, who has 2001:db8:1::201",
+            "fe80::ff:fe00:201 > ff02::1:ff00:201: [icmp6 sum ok] ICMP6, neighbor solicitation, length 32, who has 2001:db8:1::201",
             "2001:db8:100::10.40000 > 2001:db8:1::201.80: Flags [S], cksum",
             "2001:db8:1::250.80 > 2001:db8:100::10.40000: Flags [S.], cksum",
             "ICMP6, time exceeded in-transit for 2001:db8:1::250",

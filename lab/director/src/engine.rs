@@ -361,10 +361,18 @@ fn log_transitions<D: Device>() -> impl FnMut(&DeviceLoop<D>, Duration) -> bool 
     }
 }
 
-/// The IPv6 VIPs named by `-A -t/-u [VIP]:port` rules.
+/// The IPv6 VIPs named by `-A -t/-u [VIP]:port` rules and by ip6tables mangle MARK rules.
 pub fn vips6_of(lines: &[String]) -> Vec<Ipv6Addr> {
     let mut out = Vec::new();
     for line in lines {
+        if let Ok(m) = MarkRule::parse(line) {
+            if let IpAddr::V6(dst) = m.dst {
+                if !out.contains(&dst) {
+                    out.push(dst);
+                }
+            }
+            continue;
+        }
         let words: Vec<&str> = line.split_whitespace().collect();
         for w in words.windows(2) {
             if matches!(w[0], "-t" | "-u" | "--tcp-service" | "--udp-service") {
@@ -383,13 +391,15 @@ pub fn vips6_of(lines: &[String]) -> Vec<Ipv6Addr> {
     out
 }
 
-/// The VIPs named by `-A -t/-u VIP:port` rules and by mangle MARK rules (`-d VIP`).
+/// The VIPs named by `-A -t/-u VIP:port` rules and by iptables mangle MARK rules (`-d VIP`).
 pub fn vips_of(lines: &[String]) -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
     for line in lines {
         if let Ok(m) = MarkRule::parse(line) {
-            if !out.contains(&m.dst) {
-                out.push(m.dst);
+            if let IpAddr::V4(dst) = m.dst {
+                if !out.contains(&dst) {
+                    out.push(dst);
+                }
             }
             continue;
         }

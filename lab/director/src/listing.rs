@@ -9,7 +9,7 @@
 
 use crate::control::ConnRow;
 use lvslab_core::{
-    Counters, DestConfig, ForwardMethod, Protocol, ServiceConfig, ServiceKey, Timeouts, Vip,
+    Counters, DestConfig, Family, ForwardMethod, Protocol, ServiceConfig, ServiceKey, Timeouts, Vip,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -39,11 +39,23 @@ pub enum ListedKey {
         /// VIP and port.
         addr: SocketAddr,
     },
-    /// `-f MARK`.
+    /// `-f MARK` (`-f MARK -6` for IPv6).
     FwMark {
         /// The firewall mark.
         mark: u32,
+        /// The service's family; left out of the wire form for IPv4, which is all older
+        /// directors know.
+        #[serde(default = "ipv4", skip_serializing_if = "is_ipv4")]
+        family: Family,
     },
+}
+
+fn ipv4() -> Family {
+    Family::Ipv4
+}
+
+fn is_ipv4(f: &Family) -> bool {
+    *f == Family::Ipv4
 }
 
 impl From<ServiceKey> for ListedKey {
@@ -57,7 +69,7 @@ impl From<ServiceKey> for ListedKey {
                 protocol,
                 addr: SocketAddr::new(vip.0, port),
             },
-            ServiceKey::FwMark(mark) => ListedKey::FwMark { mark },
+            ServiceKey::FwMark { mark, family } => ListedKey::FwMark { mark, family },
         }
     }
 }
@@ -70,7 +82,7 @@ impl From<ListedKey> for ServiceKey {
                 vip: Vip(addr.ip()),
                 port: addr.port(),
             },
-            ListedKey::FwMark { mark } => ServiceKey::FwMark(mark),
+            ListedKey::FwMark { mark, family } => ServiceKey::FwMark { mark, family },
         }
     }
 }
@@ -442,8 +454,17 @@ fn netmask_text(s: &ListedService) -> Option<String> {
 fn service_entry(out: &mut String, s: &ListedService, fmt: &Format, names: &dyn Names) {
     let proto = protocol_of(s);
     let svc_name = match s.key {
-        ListedKey::FwMark { mark } if fmt.rule => format!("-f {mark}"),
-        ListedKey::FwMark { mark } => format!("FWM  {mark}"),
+        // print_service_entry: "-f %d -6" / "FWM  %d IPv6" for an AF_INET6 fwmark service.
+        ListedKey::FwMark {
+            mark,
+            family: Family::Ipv6,
+        } if fmt.rule => format!("-f {mark} -6"),
+        ListedKey::FwMark {
+            mark,
+            family: Family::Ipv6,
+        } => format!("FWM  {mark} IPv6"),
+        ListedKey::FwMark { mark, .. } if fmt.rule => format!("-f {mark}"),
+        ListedKey::FwMark { mark, .. } => format!("FWM  {mark}"),
         ListedKey::Addr { protocol, addr } => {
             let vname = addrport(addr, proto, fmt, names);
             if fmt.rule {
@@ -616,7 +637,13 @@ fn cmp_dests(a: &ListedDest, b: &ListedDest) -> std::cmp::Ordering {
 /// The kernel's view of a service for ordering: fwmark, af, protocol, address, port.
 fn svc_sort_key(s: &ListedService) -> (u32, u16, i32, Option<SocketAddr>) {
     match s.key {
-        ListedKey::FwMark { mark } => (mark, 2, 6, None),
+        ListedKey::FwMark { mark, family } => {
+            let af = match family {
+                Family::Ipv4 => 2,
+                Family::Ipv6 => 10,
+            };
+            (mark, af, 6, None)
+        }
         ListedKey::Addr { protocol, addr } => {
             let p = match protocol {
                 Protocol::Tcp => 6,
@@ -883,7 +910,10 @@ mod tests {
             ],
         );
         let f = ListedService {
-            key: ListedKey::FwMark { mark: 1 },
+            key: ListedKey::FwMark {
+                mark: 1,
+                family: Family::Ipv4,
+            },
             ..svc(tcp("0.0.0.0:0"), "rr", &[("10.0.0.1:0", Fwd::Masq, 0)])
         };
         let rule = Format {
@@ -899,6 +929,69 @@ mod tests {
              -A -f 1 -s rr\n\
              -a -f 1 -r 10.0.0.1:0 -m -w 0\n"
         );
+    }
+
+    #[test]
+    fn ipv6_fwmark_services_list_and_save_with_their_family() {
+        let fwm = |family| ListedKey::FwMark { mark: 1, family };
+        let v6 = ListedService {
+            key: fwm(Family::Ipv6),
+            ..svc(
+                tcp("0.0.0.0:0"),
+                "dh",
+                &[
+                    ("[2001:db8:1::201]:80", Fwd::Route, 1),
+                    ("[2001:db8:1::203]:80", Fwd::Route, 1),
+                ],
+            )
+        };
+        let v4 = ListedService {
+            key: fwm(Family::Ipv4),
+            ..svc(
+                tcp("0.0.0.0:0"),
+                "dh",
+                &[("192.168.1.201:80", Fwd::Route, 1)],
+            )
+        };
+        // libipvs sorts by mark, then af: AF_INET (2) before AF_INET6 (10).
+        let t = table(vec![v6, v4]);
+        let text = render_all(&t, &numeric(), &Numeric);
+        let body: Vec<&str> = text.lines().skip(3).collect();
+        assert_eq!(
+            body,
+            [
+                "FWM  1 dh",
+                "  -> 192.168.1.201:80             Route   1      0          0",
+                "FWM  1 IPv6 dh",
+                "  -> [2001:db8:1::201]:80         Route   1      0          0",
+                "  -> [2001:db8:1::203]:80         Route   1      0          0",
+            ]
+        );
+        let rule = Format {
+            numeric: true,
+            rule: true,
+            ..Format::default()
+        };
+        assert_eq!(
+            render_all(&t, &rule, &Numeric),
+            "-A -f 1 -s dh\n\
+             -a -f 1 -r 192.168.1.201:80 -g -w 1\n\
+             -A -f 1 -6 -s dh\n\
+             -a -f 1 -6 -r [2001:db8:1::201]:80 -g -w 1\n\
+             -a -f 1 -6 -r [2001:db8:1::203]:80 -g -w 1\n"
+        );
+        // The control protocol's form of an IPv4 key is what it was; IPv6 says so.
+        assert_eq!(
+            serde_json::to_string(&fwm(Family::Ipv4)).unwrap(),
+            r#"{"kind":"fw_mark","mark":1}"#
+        );
+        let j = serde_json::to_string(&fwm(Family::Ipv6)).unwrap();
+        assert_eq!(j, r#"{"kind":"fw_mark","mark":1,"family":"ipv6"}"#);
+        assert_eq!(
+            serde_json::from_str::<ListedKey>(&j).unwrap(),
+            fwm(Family::Ipv6)
+        );
+        assert_eq!(ServiceKey::from(fwm(Family::Ipv6)), ServiceKey::fwmark6(1));
     }
 
     #[test]

@@ -4,12 +4,14 @@
 use lvslab_core::mark::MarkRule;
 use lvslab_director::IpvsadmFlag;
 use lvslab_netns::{ServiceSpec, Topology};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// The `ipvsadm -A` and `-a` lines that build service `s`; a firewall-mark service's end
 /// with the iptables mangle rules that mark its packets (one per VIP).
 pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
     let key = match s.fwmark {
+        // A fwmark service's family is its VIPs' (`-6` for IPv6, as ipvsadm-save writes it).
+        Some(m) if s.vip.is_ipv6() => format!("-f {m} -6"),
         Some(m) => format!("-f {m}"),
         None => format!(
             "{} {}",
@@ -38,9 +40,8 @@ pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
         lines.push(l);
     }
     if let Some(mark) = s.fwmark {
-        for vip in s.all_vips() {
-            // The validator allows IPv4 VIPs only in a firewall-mark service.
-            let IpAddr::V4(dst) = vip else { continue };
+        for dst in s.all_vips() {
+            // iptables for IPv4 VIPs, ip6tables for IPv6 ones (MarkRule writes either).
             let rule = MarkRule {
                 dst,
                 protocol: s.protocol,
@@ -56,7 +57,11 @@ pub fn service_lines(s: &ServiceSpec) -> Vec<String> {
 /// The `-e` line that sets a real server's weight in service `s`.
 pub fn weight_line(s: &ServiceSpec, rip: SocketAddr, weight: u32) -> String {
     match s.fwmark {
-        Some(m) => format!("-e -f {m} -r {rip} {} -w {weight}", s.method.ipvsadm_flag()),
+        Some(m) => format!(
+            "-e -f {m}{} -r {rip} {} -w {weight}",
+            if s.vip.is_ipv6() { " -6" } else { "" },
+            s.method.ipvsadm_flag()
+        ),
         None => lvslab_director::control::edit_weight_line(
             s.protocol,
             SocketAddr::new(s.vip, s.port),

@@ -171,7 +171,7 @@ fn director(setup: usize, max_conns: usize, rng_seed: u64, v6: bool) -> Director
     let mut d = Director::new(config, ipvs).expect("the harness's own config");
     if setup % SETUPS.len() == 4 {
         d.add_mark(MarkRule {
-            dst: VIP,
+            dst: VIP.into(),
             protocol: Protocol::Tcp,
             port: None,
             mark: 1,

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use lvslab_core::ipvsadm::{self, Action, NoOp};
 use lvslab_core::{
-    ForwardMethod, Ipvs, IpvsCommand, IpvsConfig, Persistence, Protocol, ServiceKey,
+    Family, ForwardMethod, Ipvs, IpvsCommand, IpvsConfig, Persistence, Protocol, ServiceKey,
 };
 use lvslab_netns::topology::{RealServerSpec, ServiceSpec};
 use serde::Serialize;
@@ -165,9 +165,24 @@ pub fn import_ipvsadm(path_for_messages: &Path, text: &str) -> Result<Imported, 
                 vip,
                 port,
             } => (vip.0, Vec::new(), port, protocol, None),
-            ServiceKey::FwMark(m) => {
-                let rules: Vec<&shell::MarkRule> =
-                    run.marks.iter().filter(|r| r.mark == m).collect();
+            ServiceKey::FwMark {
+                mark: m,
+                family: Family::Ipv6,
+            } => {
+                return Err(fail(line, format!(
+                    "firewall-mark service {m} -6 (IPv6): a topology's fwmark service is IPv4 only (its `vip` and `vips` are IPv4 addresses marked by iptables), so it cannot hold this one; keep it out of the topology, or give each IPv6 address its own `-t [VIP]:PORT` service"
+                )));
+            }
+            ServiceKey::FwMark {
+                mark: m,
+                family: Family::Ipv4,
+            } => {
+                // iptables marks IPv4 packets only; an ip6tables rule feeds `-f M -6`.
+                let rules: Vec<&shell::MarkRule> = run
+                    .marks
+                    .iter()
+                    .filter(|r| r.mark == m && r.vip.is_ipv4())
+                    .collect();
                 let Some(first) = rules.first() else {
                     return Err(fail(line, format!(
                         "firewall-mark service {m}: the file has no `iptables -t mangle -A PREROUTING -d VIP -p tcp --dport PORT -j MARK --set-mark {m}` rule, and a topology's fwmark service needs its VIPs and port from one; add the rule to the file"

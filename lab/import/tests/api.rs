@@ -111,6 +111,68 @@ fn fwmark_services_take_their_vips_from_the_mark_rules() {
 }
 
 #[test]
+fn an_ipv6_fwmark_service_is_refused_where_it_is_defined() {
+    // ipvsadm-save -n output of an IPv6 fwmark service, and a script marking with ip6tables:
+    // the topology has no IPv6 fwmark service, so each is a located refusal, not a guess.
+    for (text, line) in [
+        (
+            "-A -t 10.0.0.1:80 -s rr
+             -A -f 1 -6 -s dh
+             -a -f 1 -6 -r [2001:db8:1::201]:80 -g -w 1
+",
+            2,
+        ),
+        (
+            "ip6tables -t mangle -A PREROUTING -d 2001:db8:2::1/128 -p tcp --dport 80 -j MARK --set-mark 1
+             ipvsadm -A -f 1 -6 -s lblc
+             ipvsadm -a -f 1 -6 -r [2001:db8:1::201]:80 -m
+",
+            2,
+        ),
+    ] {
+        let e = refusal(text);
+        assert!(e.starts_with(&format!("lb.sh:{line}: ")), "{e}");
+        assert!(
+            e.contains("firewall-mark service 1 -6 (IPv6)") && e.contains("IPv4 only"),
+            "{e}"
+        );
+    }
+    // ipvsadm's own refusals of -6 name their line too.
+    let e = refusal(
+        "-A -t 10.0.0.1:80 -s rr
+-A -6 -f 1 -s dh
+",
+    );
+    assert!(
+        e.starts_with("lb.sh:2: ") && e.contains("-6 used before -f"),
+        "{e}"
+    );
+    let e = refusal(
+        "-A -f 1 -6 -s dh
+-a -f 1 -6 -r 10.0.0.2:80 -g
+",
+    );
+    assert!(
+        e.starts_with("lb.sh:2: ") && e.contains("Different address family"),
+        "{e}"
+    );
+    // An ip6tables rule with the same mark gives an IPv4 fwmark service no IPv6 VIP: the
+    // kernel keys fwmark services by family, and iptables marks only IPv4 packets.
+    let i = import(
+        "ip6tables -t mangle -A PREROUTING -d 2001:db8:2::1 -p tcp --dport 80 -j MARK --set-mark 1
+         iptables -t mangle -A PREROUTING -d 10.0.0.1 -p tcp --dport 80 -j MARK --set-mark 1
+         ipvsadm -A -f 1 -s dh
+         ipvsadm -a -f 1 -r 10.0.1.220:80 -g
+",
+    );
+    let s = &i.services[0];
+    assert_eq!(
+        (s.vip.to_string(), s.vips.len()),
+        ("10.0.0.1".to_string(), 0)
+    );
+}
+
+#[test]
 fn services_sort_as_libipvs_compares_them() {
     // ipvs_cmp_services subtracts addresses as ints: 192.168.x comes before 10.x, and TCP
     // before UDP, address services before fwmark ones.

@@ -8,8 +8,8 @@ use crate::attr::{
 use crate::socket::{IpvsMsg, IpvsSocket};
 use crate::Error;
 use lvslab_core::{
-    Counters, DestConfig, ForwardMethod, IpvsCommand, Persistence, Protocol, SchedFlags, Scheduler,
-    ServiceConfig, ServiceFlags, ServiceKey, Timeouts, Vip,
+    Counters, DestConfig, Family, ForwardMethod, IpvsCommand, Persistence, Protocol, SchedFlags,
+    Scheduler, ServiceConfig, ServiceFlags, ServiceKey, Timeouts, Vip,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -281,22 +281,24 @@ fn service_ident(key: &ServiceKey) -> Vec<Attr> {
             Attr::Bytes(svc::ADDR, inet_addr(vip.0)),
             Attr::Be16(svc::PORT, *port),
         ],
-        // IPv4 fwmark services; `-6 -f` arrives with IPv6 support in the core.
-        ServiceKey::FwMark(m) => vec![
-            Attr::U16(svc::AF, crate::attr::AF_INET),
-            Attr::U32(svc::FWMARK, *m),
+        // libipvs ipvs_nl_fill_service_attr: the af (AF_INET6 for `-f MARK -6`) and the
+        // mark; the kernel keys the service by both (ip_vs_service_fwm_get).
+        ServiceKey::FwMark { mark, family } => vec![
+            Attr::U16(svc::AF, family_af(*family)),
+            Attr::U32(svc::FWMARK, *mark),
         ],
     }
 }
 
+fn family_af(f: Family) -> u16 {
+    match f {
+        Family::Ipv4 => crate::attr::AF_INET,
+        Family::Ipv6 => AF_INET6,
+    }
+}
+
 fn is_v6(key: &ServiceKey) -> bool {
-    matches!(
-        key,
-        ServiceKey::Addr {
-            vip: Vip(IpAddr::V6(_)),
-            ..
-        }
-    )
+    key.family().is_ipv6()
 }
 
 /// A full service entry, as `ipvsadm -A/-E` sends it.
@@ -413,7 +415,18 @@ fn parse_service(a: &Attrs) -> Result<(ServiceConfig, Counters), Error> {
     let missing = |what: &str| Error::Protocol(format!("service without {what}"));
     let af = a.u16(svc::AF).ok_or_else(|| missing("AF"))?;
     let key = match a.u32(svc::FWMARK) {
-        Some(m) if m != 0 => ServiceKey::FwMark(m),
+        Some(mark) if mark != 0 => ServiceKey::FwMark {
+            mark,
+            family: match af {
+                AF_INET6 => Family::Ipv6,
+                crate::attr::AF_INET => Family::Ipv4,
+                other => {
+                    return Err(Error::Unsupported(format!(
+                        "a kernel fwmark service {mark} of address family {other} (lvslab knows AF_INET and AF_INET6)"
+                    )))
+                }
+            },
+        },
         _ => ServiceKey::Addr {
             protocol: protocol_of(a.u16(svc::PROTOCOL).ok_or_else(|| missing("protocol"))?)?,
             vip: Vip(a.addr(svc::ADDR, af).ok_or_else(|| missing("address"))?),
@@ -562,6 +575,44 @@ mod tests {
         assert_eq!(c, cmd::DEL_DEST);
         let s = a.nested(cmd_attr::SERVICE).unwrap().unwrap();
         assert_eq!(s.u32(svc::FWMARK), Some(7));
+    }
+
+    #[test]
+    fn an_ipv6_fwmark_service_is_af_inet6_with_its_mark() {
+        let line = "-A -f 1 -6 -s sh -p 60 -M 64";
+        let (c, a) = sent(line);
+        assert_eq!(c, cmd::NEW_SERVICE);
+        let s = a.nested(cmd_attr::SERVICE).unwrap().unwrap();
+        // libipvs ipvs_nl_fill_service_attr: af and mark, no protocol, address or port.
+        assert_eq!(s.u16(svc::AF), Some(AF_INET6));
+        assert_eq!(s.u32(svc::FWMARK), Some(1));
+        assert!(s.get(svc::PROTOCOL).is_none() && s.get(svc::ADDR).is_none());
+        // An IPv6 netmask travels as a prefix length.
+        assert_eq!(s.u32(svc::NETMASK), Some(64));
+        let (cfg, _) = parse_service(&s).unwrap();
+        let IpvsCommand::AddService(want) = ipvsadm::parse(line).unwrap() else {
+            panic!("not an add")
+        };
+        assert_eq!(cfg, want);
+        assert_eq!(cfg.key, ServiceKey::fwmark6(1));
+        // Without persistence the host mask is 128, as ipvsadm's -6 sets it.
+        let (_, a) = sent("-A -f 1 -6 -s dh");
+        let s = a.nested(cmd_attr::SERVICE).unwrap().unwrap();
+        assert_eq!(s.u32(svc::NETMASK), Some(128));
+        // IPv4 mark 1 stays AF_INET: the kernel holds both as two services.
+        let (_, a) = sent("-A -f 1 -s dh");
+        let s = a.nested(cmd_attr::SERVICE).unwrap().unwrap();
+        assert_eq!(s.u16(svc::AF), Some(crate::attr::AF_INET));
+        assert_eq!(parse_service(&s).unwrap().0.key, ServiceKey::fwmark(1));
+        // Its real servers are IPv6 ones, named with the service's af.
+        let (c, a) = sent("-a -f 1 -6 -r [2001:db8:1::201]:80 -g -w 2");
+        assert_eq!(c, cmd::NEW_DEST);
+        let s = a.nested(cmd_attr::SERVICE).unwrap().unwrap();
+        assert_eq!(s.u16(svc::AF), Some(AF_INET6));
+        let d = a.nested(cmd_attr::DEST).unwrap().unwrap();
+        assert_eq!(d.u16(dest::ADDR_FAMILY), Some(AF_INET6));
+        let e = parse_dest(&d).unwrap();
+        assert_eq!(e.config.addr, "[2001:db8:1::201]:80".parse().unwrap());
     }
 
     #[test]

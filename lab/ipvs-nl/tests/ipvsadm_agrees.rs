@@ -1,6 +1,6 @@
 //! What lvslab configures over netlink is what the real ipvsadm reads back from the kernel:
 //! services with every scheduler Linux 6.1 has, with persistence and netmasks, scheduler
-//! flags, one-packet scheduling, a firewall-mark service, and real servers of each method
+//! flags, one-packet scheduling, firewall-mark services (IPv4 and `-6`), and real servers of each method
 //! with weights and thresholds. Applied through lvslab-ipvs-nl in a namespace of its own,
 //! read back with Debian's `ipvsadm -Sn` (its save format) and parsed by lvslab's ipvsadm
 //! parser, the two sets of rules must be equal. Needs root and kernel IPVS: inside lvslab's
@@ -39,6 +39,13 @@ fn rules() -> Vec<String> {
     v.push("-a -u 192.0.2.1:53 -r 192.0.2.11:53 -m -w 1".to_owned());
     v.push("-A -f 7 -s wlc".to_owned());
     v.push("-a -f 7 -r 192.0.2.11:0 -g -w 2".to_owned());
+    // The same mark over IPv6 is another service (the kernel keys fwmark services by af
+    // and mark); ipvsadm -Sn writes it `-f 7 -6`.
+    v.push("-A -f 7 -6 -s dh".to_owned());
+    v.push("-a -f 7 -6 -r [2001:db8::11]:0 -g -w 2".to_owned());
+    v.push("-a -f 7 -6 -r [2001:db8::12]:80 -m -w 1".to_owned());
+    v.push("-A -f 8 -6 -s sh -p 60 -M 64".to_owned());
+    v.push("-a -f 8 -6 -r [2001:db8::11]:0 -i -w 1".to_owned());
     v
 }
 

@@ -139,6 +139,27 @@ struct Vs {
     weight: u32,
     sorry: Option<(usize, usize, IpAddr, Option<u16>)>,
     rs: Vec<Rs>,
+    /// `ip_family inet6` (true) or `inet` (false), when given.
+    ip_family_v6: Option<bool>,
+}
+
+impl Vs {
+    /// Is the virtual server IPv6, as keepalived decides (check_parser.c): `ip_family` when
+    /// given, else the first real server that is not tunnelled (rs_end_handler), else the
+    /// tunnelled ones when they agree (vs_end_handler), else IPv4. What matters for a
+    /// fwmark service, which has no address of its own.
+    fn is_ipv6(&self) -> bool {
+        if let Some(v6) = self.ip_family_v6 {
+            return v6;
+        }
+        let tunnelled = |r: &Rs| r.method.or(self.method) == Some(ForwardMethod::Tun);
+        if let Some(r) = self.rs.iter().find(|r| !tunnelled(r)) {
+            return r.ip.is_ipv6();
+        }
+        let mut all = self.rs.iter().map(|r| r.ip.is_ipv6());
+        let first = all.next().unwrap_or(false);
+        first && all.all(|v6| v6)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -588,6 +609,7 @@ impl Cx {
             weight: 1,
             sorry: None,
             rs: Vec::new(),
+            ip_family_v6: None,
         };
         for c in n.children() {
             if self.timing(c, &mut vs.t) {
@@ -661,6 +683,16 @@ impl Cx {
                     if let Some(rs) = self.real_server(c, &vs) {
                         vs.rs.push(rs);
                     }
+                }
+                // ip_family_handler: read for a fwmark service's family, otherwise listed
+                // as ignored as before (an address service's VIP names its family).
+                "ip_family" => {
+                    match c.arg(1) {
+                        Some("inet") => vs.ip_family_v6 = Some(false),
+                        Some("inet6") => vs.ip_family_v6 = Some(true),
+                        _ => {}
+                    }
+                    self.other(c, kw::VIRTUAL_SERVER);
                 }
                 _ => self.other(c, kw::VIRTUAL_SERVER),
             }
@@ -953,6 +985,10 @@ impl Cx {
         let mut targets: Vec<(IpAddr, u16, usize, usize)> = Vec::new();
         match &vs.key {
             VsKey::Addr(ip, port) => targets.push((*ip, *port, vs.file, vs.line)),
+            VsKey::Fwmark(m) if vs.is_ipv6() => {
+                self.error_at(vs.file, vs.line, format!("virtual_server fwmark {m} is IPv6 (keepalived takes the family from `ip_family` or its real servers, so it is `ipvsadm -A -f {m} -6`): a topology's firewall-mark service is IPv4 only, so it cannot hold it, and which packets carry mark {m} is decided outside keepalived.conf (an ip6tables or nft rule); write each IPv6 address as a `virtual_server ADDR PORT` block"));
+                return;
+            }
             VsKey::Fwmark(m) => {
                 self.error_at(vs.file, vs.line, format!("virtual_server fwmark {m}: which packets carry mark {m} is decided outside keepalived.conf (an iptables or nft rule), so lvslab cannot tell the VIPs and ports; write the addresses as `virtual_server ADDR PORT` blocks or a virtual_server_group, or build a firewall-mark service in the topology (fwmark, vip, vips)"));
                 return;

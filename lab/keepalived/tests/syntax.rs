@@ -245,3 +245,48 @@ fn includes_are_relative_to_the_including_file_and_located() {
         i.warnings
     );
 }
+
+#[test]
+fn a_fwmark_virtual_server_takes_its_family_as_keepalived_does() {
+    let fwm = |body: &str| {
+        errors(&format!(
+            "virtual_server fwmark 1 {{\n lb_algo dh\n lb_kind DR\n protocol TCP\n{body}}}\n"
+        ))
+    };
+    let v6 = "k.conf:1: error: virtual_server fwmark 1 is IPv6";
+    // IPv6 real servers make it IPv6 (rs_end_handler), and so does `ip_family inet6`.
+    for body in [
+        " real_server 2001:db8:1::201 80 {\n }\n real_server 2001:db8:1::203 80 {\n }\n",
+        " ip_family inet6\n real_server 2001:db8:1::201 80 {\n }\n",
+        // Tunnelled servers count only when no other names the family (vs_end_handler).
+        " real_server 2001:db8:1::201 80 {\n  lvs_method TUN\n }\n",
+    ] {
+        let e = fwm(body);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].ends_with_located(v6), "{body}: {e:?}");
+        assert!(
+            e[0].contains("-A -f 1 -6") && e[0].contains("IPv4 only"),
+            "{e:?}"
+        );
+    }
+    // IPv4 real servers (or tunnelled servers of both families) keep the IPv4 refusal.
+    for body in [
+        " real_server 192.168.1.201 80 {\n }\n",
+        " real_server 2001:db8:1::201 80 {\n  lvs_method TUN\n }\n real_server 192.168.1.201 80 {\n  lvs_method TUN\n }\n",
+    ] {
+        let e = fwm(body);
+        assert!(e[0].contains("virtual_server fwmark 1: which packets carry mark 1"), "{e:?}");
+    }
+}
+
+/// Error lines read `PATH:LINE: error: ...`; compare from the file name on.
+trait Located {
+    fn ends_with_located(&self, want: &str) -> bool;
+}
+
+impl Located for String {
+    fn ends_with_located(&self, want: &str) -> bool {
+        self.split_once("/nonexistent/")
+            .is_some_and(|(_, rest)| rest.starts_with(want))
+    }
+}

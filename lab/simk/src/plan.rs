@@ -682,6 +682,50 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_marked_clients_go_onto_the_director_beside_ipv4_ones() {
+        let script = "ipvsadm -A -f 1 -6 -s dh\n\
+             ipvsadm -a -f 1 -6 -r [2001:db8:1::201]:80 -g\n\
+             ipvsadm -A -f 1 -s rr\n\
+             ipvsadm -a -f 1 -r 192.168.1.207:80 -m\n\
+             conn [2001:db8:100::10]:40001 > [2001:db8:2::1]:80 mark 1\n\
+             conn 198.51.100.10:40001 > 203.0.113.50:80 mark 1\n";
+        let p = plan_of(script).expect("plans");
+        assert!(p.has_ipv6());
+        let v6: IpAddr = "2001:db8:100::10".parse().expect("addr");
+        assert_eq!(p.marked_clients(), vec![v4("198.51.100.10"), v6]);
+        let t = p.topology_with("simk-1-0", true);
+        let held: Vec<String> = t.node("director").expect("director").interfaces[0]
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for want in [
+            "2001:db8:100::10/128",
+            "198.51.100.10/32",
+            "2001:db8:2::1/128",
+            "203.0.113.50/32",
+        ] {
+            assert!(held.iter().any(|a| a == want), "{want} not in {held:?}");
+        }
+        // With nf_tables each family's flow is marked by its own match.
+        let rules = p.nft_ruleset().expect("rules");
+        assert!(rules.contains(
+            "ip6 saddr 2001:db8:100::10 ip6 daddr 2001:db8:2::1 tcp sport 40001 tcp dport 80 meta mark set 1"
+        ));
+        assert!(rules.contains("ip saddr 198.51.100.10 ip daddr 203.0.113.50"));
+        // The kernel gets the IPv6 service as `-f 1 -6`, its DR server as NAT.
+        let l = parse_script(script).expect("parses");
+        let Step::Ipvsadm(c) = &l[1].step else {
+            panic!("not ipvsadm")
+        };
+        let (IpvsCommand::AddDest(k, d), Some(_)) = kernel_command(c) else {
+            panic!("not converted")
+        };
+        assert_eq!(k, ServiceKey::fwmark6(1));
+        assert_eq!(d.method, ForwardMethod::Nat);
+    }
+
+    #[test]
     fn dr_and_tun_become_nat_for_the_kernel_and_nat_stays() {
         let l = parse_script(
             "-a -t 10.0.0.1:80 -r 10.0.2.1:80 -g\n-e -t 10.0.0.1:80 -r 10.0.2.1:80 -i -w 3\n-a -t 10.0.0.1:80 -r 10.0.2.2:80 -m\n",

@@ -98,7 +98,9 @@ fn mark_rules_load_into_the_directors_nftables() {
     }
     let p = plan(
         &parse_script(
-            "ipvsadm -A -f 1 -s dh\nipvsadm -a -f 1 -r 192.168.1.201 -g\nconn 192.0.2.10:40001 > 198.51.100.7:80 mark 1\n",
+            "ipvsadm -A -f 1 -s dh\nipvsadm -a -f 1 -r 192.168.1.201 -g\nconn 192.0.2.10:40001 > 198.51.100.7:80 mark 1\n\
+             ipvsadm -A -f 1 -6 -s dh\nipvsadm -a -f 1 -6 -r [2001:db8:1::201]:80 -g\n\
+             conn [2001:db8:100::10]:40002 > [2001:db8:2::1]:80 mark 1\n",
         )
         .expect("parses"),
     )
@@ -107,7 +109,8 @@ fn mark_rules_load_into_the_directors_nftables() {
     assert_eq!(l.marks, lvslab_simk::MarkMode::Nft);
     let mut cmd = lvslab_netns::netns::command_in(&l.director_ns, {
         let mut c = std::process::Command::new("nft");
-        c.args(["list", "table", "ip", "lvslab_simk"]);
+        // One inet table marks both families.
+        c.args(["list", "table", "inet", "lvslab_simk"]);
         c
     })
     .expect("command in the director");
@@ -115,6 +118,10 @@ fn mark_rules_load_into_the_directors_nftables() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("tcp sport 40001 tcp dport 80 meta mark set 0x00000001"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ip6 saddr 2001:db8:100::10 ip6 daddr 2001:db8:2::1 tcp sport 40002 tcp dport 80 meta mark set 0x00000001"),
         "{text}"
     );
 }

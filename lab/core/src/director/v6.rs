@@ -186,8 +186,8 @@ impl Director {
             src: SocketAddr::new(meta.src.into(), sport),
             dst: SocketAddr::new(meta.dst.into(), dport),
             tcp,
-            // Firewall marks come from iptables MARK rules, which match IPv4 only.
-            fwmark: 0,
+            // ip6tables mangle MARK rules, as netfilter marks before IPVS sees the packet.
+            fwmark: self.mark_of(protocol, meta.dst.into(), dport),
             len: meta.total_len as u32,
         };
         match self.ipvs.packet_in(now, &pkt) {
@@ -944,6 +944,64 @@ mod tests {
         let m = meta(&tx[0].1);
         assert!(matches!(m.l4, L4::Tcp { rst: true, .. }));
         assert_checksums(&tx[0].1);
+    }
+
+    #[test]
+    fn ip6tables_marks_reach_the_ipv6_firewall_mark_service_only() {
+        let mut d = director("-m");
+        for l in [
+            "-A -f 1 -6 -s dh",
+            "-a -f 1 -6 -r [2001:db8:1::201]:80 -m",
+            // Mark 2 is an IPv4 service: an IPv6 packet with mark 2 finds nothing, as
+            // ip_vs_service_fwm_get looks up (af, mark).
+            "-A -f 2 -s rr",
+            "-a -f 2 -r 192.168.1.201:80 -m",
+        ] {
+            d.apply(T0, ipvsadm::parse(l).unwrap()).unwrap();
+        }
+        for (vip, mark) in [("2001:db8:1::251", 1), ("2001:db8:1::252", 2)] {
+            let rule = format!(
+                "ip6tables -t mangle -A PREROUTING -d {vip}/128 -p tcp --dport 80 -j MARK --set-mark {mark}"
+            );
+            d.add_mark(crate::mark::MarkRule::parse(&rule).unwrap());
+        }
+        resolved(&mut d);
+        // A marked address is answered for in Neighbour Discovery, as a VIP.
+        let marked = a("2001:db8:1::251");
+        let group = wire::solicited_node(marked);
+        let tx = d.handle_frame(
+            T0,
+            IfaceId(0),
+            &ns(marked, group, wire::multicast_mac(group), gw()),
+        );
+        assert_eq!(tx.len(), 1, "{tx:?}");
+        // A SYN to it is scheduled by `-f 1 -6` and NATed to rs1 with its checksum right.
+        let tx = d.handle_frame(T0, IfaceId(0), &tcp(cip(), marked, 40001, 80, 64, true));
+        assert_eq!(tx.len(), 1, "{tx:?}");
+        let m = meta(&tx[0].1);
+        assert_eq!((m.src, m.dst), (cip(), rip()));
+        assert_checksums(&tx[0].1);
+        let svc = |d: &Director, k: crate::ServiceKey| {
+            d.ipvs()
+                .services()
+                .into_iter()
+                .find(|s| s.config.key == k)
+                .map(|s| s.stats.conns)
+        };
+        assert_eq!(svc(&d, crate::ServiceKey::fwmark6(1)), Some(1));
+        // Mark 2 over IPv6 reaches no service; the IPv4 `-f 2` is not asked.
+        let forwarded = d.stats().forwarded;
+        let tx = d.handle_frame(
+            T0,
+            IfaceId(0),
+            &tcp(cip(), a("2001:db8:1::252"), 40002, 80, 64, true),
+        );
+        assert!(tx.iter().all(|(i, _)| *i != IfaceId(1)), "{tx:?}");
+        assert_eq!(d.stats().forwarded, forwarded);
+        assert_eq!(svc(&d, crate::ServiceKey::fwmark(2)), Some(0));
+        // Another port of the marked address carries no mark.
+        let tx = d.handle_frame(T0, IfaceId(0), &tcp(cip(), marked, 40003, 81, 64, true));
+        assert!(tx.iter().all(|(i, _)| *i != IfaceId(1)), "{tx:?}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl Ipvs {
                 port,
             } => (protocol, SocketAddr::new(vip.0, port)),
             // A fwmark service has no address of its own; the entry needs one to be hashed.
-            ServiceKey::FwMark(_) => (Protocol::Tcp, SocketAddr::new(dest.ip(), 0)),
+            ServiceKey::FwMark { .. } => (Protocol::Tcp, SocketAddr::new(dest.ip(), 0)),
         };
         let method = self.dest(did).map_or(ForwardMethod::Nat, |d| d.cfg.method);
         let state = if established {

@@ -215,7 +215,7 @@ impl Ipvs {
             let snet = mask(pkt.src.ip(), p.netmask);
             let vport = match self.svc(sid).cfg.key {
                 ServiceKey::Addr { port, .. } => port,
-                ServiceKey::FwMark(_) => 0,
+                ServiceKey::FwMark { .. } => 0,
             };
             let mut t = Conn::new_flow(
                 pkt.protocol,
@@ -402,7 +402,9 @@ impl Ipvs {
 /// of a port-0 (all ports) or fwmark service keeps the client's destination port.
 fn conn_dport(key: ServiceKey, dest: SocketAddr, pkt_dport: u16) -> u16 {
     match key {
-        ServiceKey::Addr { port: 0, .. } | ServiceKey::FwMark(_) if dest.port() == 0 => pkt_dport,
+        ServiceKey::Addr { port: 0, .. } | ServiceKey::FwMark { .. } if dest.port() == 0 => {
+            pkt_dport
+        }
         _ => dest.port(),
     }
 }

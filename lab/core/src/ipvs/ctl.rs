@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::{DestView, Ipvs, IpvsError, Service, ServiceView};
 use crate::dest::{Counters, Dest, DestSlab};
 use crate::sched::SchedState;
-use crate::types::{DestConfig, FlowPacket, IpvsCommand, ServiceConfig, ServiceKey};
+use crate::types::{DestConfig, Family, FlowPacket, IpvsCommand, ServiceConfig, ServiceKey};
 
 /// How long a deleted dest with no conns left waits in the trash (IP_VS_DEST_TRASH_PERIOD).
 pub(super) const TRASH_PERIOD: Duration = Duration::from_secs(120);
@@ -118,6 +118,11 @@ impl Ipvs {
         if self.find_dest(sid, dc.addr).is_some() {
             return Err(IpvsError::DestExists(key, dc.addr));
         }
+        // The kernel takes another family only for a tunnelling dest (ip_vs_genl_set_cmd);
+        // lvslab's transmitters keep to the service's family, so it takes none.
+        if Family::of(dc.addr.ip()) != key.family() {
+            return Err(IpvsError::DestFamily(key, dc.addr));
+        }
         // ip_vs_trash_get_dest: a deleted dest of this service comes back with its counters.
         let from_trash = self.trash.iter().position(|&t| {
             self.dest(t)
@@ -189,10 +194,16 @@ impl Ipvs {
         Ok(())
     }
 
-    /// ip_vs_service_find: a fwmark service first, then the address and port, then port 0.
+    /// ip_vs_service_find: a fwmark service of the packet's family first (the kernel
+    /// passes the packet's af to ip_vs_service_fwm_get), then the address and port, then
+    /// port 0.
     pub(super) fn find_service(&self, pkt: &FlowPacket) -> Option<u32> {
         if pkt.fwmark != 0 {
-            if let Some(&id) = self.by_key.get(&ServiceKey::FwMark(pkt.fwmark)) {
+            let key = ServiceKey::FwMark {
+                mark: pkt.fwmark,
+                family: Family::of(pkt.dst.ip()),
+            };
+            if let Some(&id) = self.by_key.get(&key) {
                 return Some(id);
             }
         }

@@ -91,6 +91,9 @@ pub enum IpvsError {
     /// -e/-d for a real server not in the service.
     #[error("no real server {1} in service {0}: add it with -a first")]
     NoDest(ServiceKey, SocketAddr),
+    /// A real server of another address family than its service's.
+    #[error("real server {1} is not of service {0}'s address family: lvslab models no tunnel across families (an IPv6 firewall-mark service takes IPv6 real servers)")]
+    DestFamily(ServiceKey, SocketAddr),
     /// Port 0 without persistence.
     #[error("service {0} has port 0, which only works with persistence: add -p")]
     ZeroPortNotPersistent(ServiceKey),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::{ms, Ipvs};
 use crate::conn::{Conn, F_INACTIVE, F_NOOUTPUT, F_SYNC, F_TEMPLATE};
 use crate::tcp::ConnState;
-use crate::types::{ForwardMethod, Protocol, ServiceKey, Vip};
+use crate::types::{Family, ForwardMethod, Protocol, ServiceKey, Vip};
 
 pub use super::syncwire::*;
 
@@ -211,7 +211,7 @@ impl Ipvs {
         }
         let fwmark = match self.services.get(c.svc as usize) {
             Some(Some(s)) => match s.cfg.key {
-                ServiceKey::FwMark(m) => m,
+                ServiceKey::FwMark { mark, .. } => mark,
                 ServiceKey::Addr { .. } => 0,
             },
             _ => 0,
@@ -308,10 +308,15 @@ impl Ipvs {
         out
     }
 
-    /// ip_vs_service_find for a sync entry: by mark, then address and port, then port 0.
+    /// ip_vs_service_find for a sync entry: by mark in the entry's family, then address and
+    /// port, then port 0.
     fn sync_service(&self, c: &SyncConn) -> Option<u32> {
         if c.fwmark != 0 {
-            if let Some(&id) = self.by_key.get(&ServiceKey::FwMark(c.fwmark)) {
+            let key = ServiceKey::FwMark {
+                mark: c.fwmark,
+                family: Family::of(c.vip.ip()),
+            };
+            if let Some(&id) = self.by_key.get(&key) {
                 return Some(id);
             }
         }
