@@ -300,8 +300,16 @@ pub fn request() -> Result<i32> {
     // scratch/LAB/request-failed-MS: the same layout as captures/ on the host.
     let mut runs = Vec::new();
     for lab in std::fs::read_dir(&scratch).into_iter().flatten().flatten() {
-        for run in std::fs::read_dir(lab.path()).into_iter().flatten().flatten() {
-            runs.push(Path::new("captures").join(lab.file_name()).join(run.file_name()));
+        for run in std::fs::read_dir(lab.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            runs.push(
+                Path::new("captures")
+                    .join(lab.file_name())
+                    .join(run.file_name()),
+            );
         }
     }
     if runs.is_empty() {
