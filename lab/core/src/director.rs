@@ -224,6 +224,23 @@ pub struct Pick {
     pub explain: crate::PickExplain,
 }
 
+/// What the IPVS table said of a TCP or UDP packet, for either address family's path.
+enum Step {
+    /// Send to `dest` by `method`.
+    Forward {
+        method: ForwardMethod,
+        dest: SocketAddr,
+    },
+    /// No server available: an ICMP port unreachable to the client.
+    Reject,
+    /// Ours but dropped; a stray TCP segment to a VIP gets a RST.
+    Drop,
+    /// A NAT reply: its source becomes `vip`.
+    Masquerade(SocketAddr),
+    /// Nothing more to do (counted).
+    Done,
+}
+
 impl Director {
     /// A director with `ipvs` as its table, on the interfaces and routes of `config`.
     pub fn new(config: DirectorConfig, ipvs: Ipvs) -> Result<Self, DirectorError> {
@@ -517,7 +534,55 @@ impl Director {
             self.stats.standby += 1;
             return;
         }
-        let (protocol, sport, dport, tcp) = match meta.l4 {
+        let Some(pkt) =
+            self.flow_packet(&meta.l4, meta.src.into(), meta.dst.into(), meta.total_len)
+        else {
+            match meta.l4 {
+                L4::IcmpError { ref inner, .. } => {
+                    self.on_icmp_error(now, iface, frame, meta, inner, tx)
+                }
+                L4::Icmp { icmp_type, .. } => {
+                    if icmp_type == wire::ICMP_ECHO && self.vips.contains(&meta.dst) {
+                        self.echo_reply(now, frame, meta, tx);
+                    }
+                }
+                _ => {
+                    if meta.fragment && self.vips.contains(&meta.dst) {
+                        self.stats.fragments += 1;
+                    }
+                }
+            }
+            return;
+        };
+        match self.consult(now, &pkt) {
+            Step::Forward { method, dest } => {
+                if let Some(ip) = v4(dest) {
+                    self.forward(now, frame, meta, method, ip, dest.port(), None, tx);
+                }
+            }
+            Step::Reject => {
+                self.send_icmp(now, frame, meta, IcmpError::PortUnreachable, meta.dst, tx)
+            }
+            Step::Drop => self.reset_unscheduled(now, frame, meta, &pkt, tx),
+            Step::Masquerade(vip) => {
+                if let Some(vip_ip) = v4(vip) {
+                    self.masquerade(now, iface, frame, meta, vip_ip, vip.port(), tx);
+                }
+            }
+            Step::Done => {}
+        }
+    }
+
+    /// The flow a TCP or UDP packet belongs to, as IPVS keys it (either family); `None` for
+    /// ICMP and other protocols, which each family's path handles itself.
+    fn flow_packet<I>(
+        &self,
+        l4: &L4<I>,
+        src: IpAddr,
+        dst: IpAddr,
+        total_len: usize,
+    ) -> Option<FlowPacket> {
+        let (protocol, sport, dport, tcp) = match *l4 {
             L4::Tcp {
                 sport,
                 dport,
@@ -532,31 +597,25 @@ impl Director {
                 Some(TcpFlags { syn, ack, fin, rst }),
             ),
             L4::Udp { sport, dport } => (Protocol::Udp, sport, dport, None),
-            L4::IcmpError { ref inner, .. } => {
-                return self.on_icmp_error(now, iface, frame, meta, inner, tx)
-            }
-            L4::Icmp { icmp_type, .. } => {
-                if icmp_type == wire::ICMP_ECHO && self.vips.contains(&meta.dst) {
-                    self.echo_reply(now, frame, meta, tx);
-                }
-                return;
-            }
-            L4::Other(_) => {
-                if meta.fragment && self.vips.contains(&meta.dst) {
-                    self.stats.fragments += 1;
-                }
-                return;
-            }
+            _ => return None,
         };
-        let pkt = FlowPacket {
+        Some(FlowPacket {
             protocol,
-            src: SocketAddr::new(meta.src.into(), sport),
-            dst: SocketAddr::new(meta.dst.into(), dport),
+            src: SocketAddr::new(src, sport),
+            dst: SocketAddr::new(dst, dport),
             tcp,
-            fwmark: self.mark_of(protocol, meta.dst.into(), dport),
-            len: meta.total_len as u32,
-        };
-        match self.ipvs.packet_in(now, &pkt) {
+            // iptables/ip6tables mangle MARK rules, as netfilter marks before IPVS sees the
+            // packet.
+            fwmark: self.mark_of(protocol, dst, dport),
+            len: total_len as u32,
+        })
+    }
+
+    /// Ask the IPVS table about a packet (ip_vs_in, then ip_vs_out for what is not a
+    /// client's), keeping the pick's explanation and the counters; the caller does the
+    /// family's rewrite.
+    fn consult(&mut self, now: Duration, pkt: &FlowPacket) -> Step {
+        match self.ipvs.packet_in(now, pkt) {
             InVerdict::Forward(mut f) => {
                 if let Some(explain) = f.pick.take() {
                     if self.picks.len() == PICKS_KEPT {
@@ -568,26 +627,31 @@ impl Director {
                         explain,
                     });
                 }
-                if let Some(dest) = v4(f.dest) {
-                    self.forward(now, frame, meta, f.method, dest, f.dest.port(), None, tx);
+                Step::Forward {
+                    method: f.method,
+                    dest: f.dest,
                 }
             }
-            InVerdict::Reject => {
-                self.send_icmp(now, frame, meta, IcmpError::PortUnreachable, meta.dst, tx)
-            }
+            InVerdict::Reject => Step::Reject,
             InVerdict::Drop => {
                 self.stats.ipvs_drops += 1;
-                self.reset_unscheduled(now, frame, meta, &pkt, tx);
+                Step::Drop
             }
-            InVerdict::Pass => match self.ipvs.packet_out(now, &pkt) {
-                OutVerdict::Masquerade { vip, .. } => {
-                    if let Some(vip_ip) = v4(vip) {
-                        self.masquerade(now, iface, frame, meta, vip_ip, vip.port(), tx);
-                    }
+            InVerdict::Pass => match self.ipvs.packet_out(now, pkt) {
+                OutVerdict::Masquerade { vip, .. } => Step::Masquerade(vip),
+                OutVerdict::Pass => {
+                    self.stats.not_ours += 1;
+                    Step::Done
                 }
-                OutVerdict::Pass => self.stats.not_ours += 1,
             },
         }
+    }
+
+    /// A TCP segment that IPVS dropped is answered with a RST when it is to a VIP and
+    /// opens no connection: not a SYN or RST, and no entry for it.
+    fn wants_reset(&self, pkt: &FlowPacket, to_vip: bool) -> bool {
+        let Some(f) = pkt.tcp else { return false };
+        to_vip && !f.syn && !f.rst && self.ipvs.find_in(pkt.protocol, pkt.src, pkt.dst).is_none()
     }
 
     /// Kernel IPVS hands a TCP segment to a VIP that opens no connection (no SYN, no entry)
@@ -603,11 +667,7 @@ impl Director {
         pkt: &FlowPacket,
         tx: &mut Tx,
     ) {
-        let Some(f) = pkt.tcp else { return };
-        if f.syn || f.rst || !self.vips.contains(&meta.dst) {
-            return;
-        }
-        if self.ipvs.find_in(pkt.protocol, pkt.src, pkt.dst).is_some() {
+        if !self.wants_reset(pkt, self.vips.contains(&meta.dst)) {
             return;
         }
         let Some(rst) = ha::rst_for(frame, meta) else {
@@ -717,31 +777,50 @@ impl Director {
         inner: &IcmpInner,
         tx: &mut Tx,
     ) {
-        let protocol = if inner.proto == wire::IPPROTO_TCP {
+        let step = self.relate_icmp(
+            inner.proto,
+            SocketAddr::new(inner.src.into(), inner.sport),
+            SocketAddr::new(inner.dst.into(), inner.dport),
+        );
+        match step {
+            Step::Forward { method, dest } => {
+                if let Some(ip) = v4(dest) {
+                    self.forward(now, frame, meta, method, ip, dest.port(), Some(inner), tx);
+                }
+            }
+            Step::Masquerade(vip) => {
+                if let Some(vip_ip) = v4(vip) {
+                    self.masquerade(now, iface, frame, meta, vip_ip, vip.port(), tx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Where an ICMP error quoting `quoted_src -> quoted_dst` goes, for either family:
+    /// after the connection it quotes, inbound when the quoted packet went VIP -> client (a
+    /// reply the client's side refused), outbound when it went client -> RIP (only NAT
+    /// replies pass the director).
+    fn relate_icmp(&mut self, proto: u8, quoted_src: SocketAddr, quoted_dst: SocketAddr) -> Step {
+        let protocol = if proto == wire::IPPROTO_TCP {
             Protocol::Tcp
         } else {
             Protocol::Udp
         };
-        let quoted_src = SocketAddr::new(inner.src.into(), inner.sport);
-        let quoted_dst = SocketAddr::new(inner.dst.into(), inner.dport);
-        // Inbound: the quoted packet went VIP -> client (a reply the client's side refused).
         if let Some(conn) = self.ipvs.find_in(protocol, quoted_dst, quoted_src) {
-            if let Some(dest) = v4(conn.dest) {
-                let port = conn.dest.port();
-                self.forward(now, frame, meta, conn.method, dest, port, Some(inner), tx);
-            }
-            return;
+            return Step::Forward {
+                method: conn.method,
+                dest: conn.dest,
+            };
         }
-        // Outbound: the quoted packet went client -> RIP; only NAT replies pass the director.
         if let Some(conn) = self.ipvs.find_out(protocol, quoted_dst, quoted_src) {
             if conn.method == ForwardMethod::Nat {
-                if let Some(vip) = v4(conn.vip) {
-                    self.masquerade(now, iface, frame, meta, vip, conn.vip.port(), tx);
-                }
+                return Step::Masquerade(conn.vip);
             }
-            return;
+            return Step::Done;
         }
         self.stats.not_ours += 1;
+        Step::Done
     }
 
     /// Send an ICMP error about `frame`'s packet back to its source, from `src`.

@@ -363,58 +363,66 @@ fn log_transitions<D: Device>() -> impl FnMut(&DeviceLoop<D>, Duration) -> bool 
 
 /// The IPv6 VIPs named by `-A -t/-u [VIP]:port` rules and by ip6tables mangle MARK rules.
 pub fn vips6_of(lines: &[String]) -> Vec<Ipv6Addr> {
+    named_vips(lines)
+        .into_iter()
+        .filter_map(|ip| match ip {
+            IpAddr::V6(v) => Some(v),
+            IpAddr::V4(_) => None,
+        })
+        .collect()
+}
+
+/// The VIPs named by `-A -t/-u VIP:port` rules and by iptables mangle MARK rules (`-d VIP`).
+pub fn vips_of(lines: &[String]) -> Vec<Ipv4Addr> {
+    named_vips(lines)
+        .into_iter()
+        .filter_map(|ip| match ip {
+            IpAddr::V4(v) => Some(v),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
+}
+
+/// Every VIP the rules name, once each, in order: `-t/-u VIP:port` or `[VIP]:port`, and the
+/// `-d` of MARK rules.
+fn named_vips(lines: &[String]) -> Vec<IpAddr> {
     let mut out = Vec::new();
     for line in lines {
-        if let Ok(m) = MarkRule::parse(line) {
-            if let IpAddr::V6(dst) = m.dst {
-                if !out.contains(&dst) {
-                    out.push(dst);
-                }
-            }
-            continue;
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        for w in words.windows(2) {
-            if matches!(w[0], "-t" | "-u" | "--tcp-service" | "--udp-service") {
-                let ip = w[1]
-                    .strip_prefix('[')
-                    .and_then(|r| r.split_once(']'))
-                    .and_then(|(ip, _)| ip.parse().ok());
-                if let Some(ip) = ip {
-                    if !out.contains(&ip) {
-                        out.push(ip);
-                    }
-                }
+        let named: Vec<IpAddr> = match MarkRule::parse(line) {
+            Ok(m) => vec![m.dst],
+            Err(_) => line
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .filter(|w| matches!(w[0], "-t" | "-u" | "--tcp-service" | "--udp-service"))
+                .filter_map(|w| service_ip(w[1]))
+                .collect(),
+        };
+        for ip in named {
+            if !out.contains(&ip) {
+                out.push(ip);
             }
         }
     }
     out
 }
 
-/// The VIPs named by `-A -t/-u VIP:port` rules and by iptables mangle MARK rules (`-d VIP`).
-pub fn vips_of(lines: &[String]) -> Vec<Ipv4Addr> {
-    let mut out = Vec::new();
-    for line in lines {
-        if let Ok(m) = MarkRule::parse(line) {
-            if let IpAddr::V4(dst) = m.dst {
-                if !out.contains(&dst) {
-                    out.push(dst);
-                }
-            }
-            continue;
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        for w in words.windows(2) {
-            if matches!(w[0], "-t" | "-u" | "--tcp-service" | "--udp-service") {
-                if let Some(ip) = w[1].rsplit_once(':').and_then(|(ip, _)| ip.parse().ok()) {
-                    if !out.contains(&ip) {
-                        out.push(ip);
-                    }
-                }
-            }
-        }
+/// The address of an ipvsadm service argument: `[2001:db8::10]:80` or `192.0.2.1:80`.
+fn service_ip(arg: &str) -> Option<IpAddr> {
+    match arg.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once(']')?
+            .0
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(IpAddr::V6),
+        None => arg
+            .rsplit_once(':')?
+            .0
+            .parse::<Ipv4Addr>()
+            .ok()
+            .map(IpAddr::V4),
     }
-    out
 }
 
 /// The listening control socket; the socket file goes when this is dropped.

@@ -3,9 +3,9 @@
 //! ip_vs_xmit.c): NAT with IPv6 checksums, DR by MAC, TUN as IPv6-in-IPv6, ICMPv6 errors
 //! and echo replies for the VIPs.
 
-use super::{Director, IfaceId, Neighbour, NextHop, Pick, Tx, PICKS_KEPT};
+use super::{Director, IfaceId, Neighbour, NextHop, Step, Tx};
 use crate::wire::{self, Icmp6Error, IcmpInner6, Ipv6Meta, MacAddr, NaFlags, Nd, ETH_HDR_LEN, L4};
-use crate::{FlowPacket, ForwardMethod, InVerdict, OutVerdict, Protocol, TcpFlags};
+use crate::{FlowPacket, ForwardMethod};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -150,78 +150,43 @@ impl Director {
         meta: &Ipv6Meta,
         tx: &mut Tx,
     ) {
-        let (protocol, sport, dport, tcp) = match meta.l4 {
-            L4::Tcp {
-                sport,
-                dport,
-                syn,
-                ack,
-                fin,
-                rst,
-            } => (
-                Protocol::Tcp,
-                sport,
-                dport,
-                Some(TcpFlags { syn, ack, fin, rst }),
-            ),
-            L4::Udp { sport, dport } => (Protocol::Udp, sport, dport, None),
-            L4::IcmpError { ref inner, .. } => {
-                return self.on_icmp6_error(now, iface, frame, meta, inner, tx)
-            }
-            L4::Icmp { icmp_type, .. } => {
-                if icmp_type == wire::ICMPV6_ECHO_REQUEST && self.vips6.contains(&meta.dst) {
-                    self.echo_reply6(now, frame, meta, tx);
+        let Some(pkt) =
+            self.flow_packet(&meta.l4, meta.src.into(), meta.dst.into(), meta.total_len)
+        else {
+            match meta.l4 {
+                L4::IcmpError { ref inner, .. } => {
+                    self.on_icmp6_error(now, iface, frame, meta, inner, tx)
                 }
-                return;
-            }
-            L4::Other(_) => {
-                if meta.fragment && self.vips6.contains(&meta.dst) {
-                    self.stats.fragments += 1;
-                }
-                return;
-            }
-        };
-        let pkt = FlowPacket {
-            protocol,
-            src: SocketAddr::new(meta.src.into(), sport),
-            dst: SocketAddr::new(meta.dst.into(), dport),
-            tcp,
-            // ip6tables mangle MARK rules, as netfilter marks before IPVS sees the packet.
-            fwmark: self.mark_of(protocol, meta.dst.into(), dport),
-            len: meta.total_len as u32,
-        };
-        match self.ipvs.packet_in(now, &pkt) {
-            InVerdict::Forward(mut f) => {
-                if let Some(explain) = f.pick.take() {
-                    if self.picks.len() == PICKS_KEPT {
-                        self.picks.pop_front();
+                L4::Icmp { icmp_type, .. } => {
+                    if icmp_type == wire::ICMPV6_ECHO_REQUEST && self.vips6.contains(&meta.dst) {
+                        self.echo_reply6(now, frame, meta, tx);
                     }
-                    self.picks.push_back(Pick {
-                        client: pkt.src,
-                        vip: f.vip,
-                        explain,
-                    });
                 }
-                if let Some(dest) = v6(f.dest) {
-                    self.forward6(now, frame, meta, f.method, dest, f.dest.port(), None, tx);
+                _ => {
+                    if meta.fragment && self.vips6.contains(&meta.dst) {
+                        self.stats.fragments += 1;
+                    }
+                }
+            }
+            return;
+        };
+        match self.consult(now, &pkt) {
+            Step::Forward { method, dest } => {
+                if let Some(ip) = v6(dest) {
+                    self.forward6(now, frame, meta, method, ip, dest.port(), None, tx);
                 }
             }
             // ip_vs_leave for an IPv6 service: ICMPV6_DEST_UNREACH / ICMPV6_PORT_UNREACH.
-            InVerdict::Reject => {
+            Step::Reject => {
                 self.send_icmp6(now, frame, meta, Icmp6Error::PortUnreachable, meta.dst, tx)
             }
-            InVerdict::Drop => {
-                self.stats.ipvs_drops += 1;
-                self.reset_unscheduled6(now, frame, meta, &pkt, tx);
-            }
-            InVerdict::Pass => match self.ipvs.packet_out(now, &pkt) {
-                OutVerdict::Masquerade { vip, .. } => {
-                    if let Some(vip_ip) = v6(vip) {
-                        self.masquerade6(now, iface, frame, meta, vip_ip, vip.port(), tx);
-                    }
+            Step::Drop => self.reset_unscheduled6(now, frame, meta, &pkt, tx),
+            Step::Masquerade(vip) => {
+                if let Some(vip_ip) = v6(vip) {
+                    self.masquerade6(now, iface, frame, meta, vip_ip, vip.port(), tx);
                 }
-                OutVerdict::Pass => self.stats.not_ours += 1,
-            },
+            }
+            Step::Done => {}
         }
     }
 
@@ -235,11 +200,7 @@ impl Director {
         pkt: &FlowPacket,
         tx: &mut Tx,
     ) {
-        let Some(f) = pkt.tcp else { return };
-        if f.syn || f.rst || !self.vips6.contains(&meta.dst) {
-            return;
-        }
-        if self.ipvs.find_in(pkt.protocol, pkt.src, pkt.dst).is_some() {
+        if !self.wants_reset(pkt, self.vips6.contains(&meta.dst)) {
             return;
         }
         let Some(rst) = wire::tcp6_reset(frame, meta) else {
@@ -377,31 +338,24 @@ impl Director {
         inner: &IcmpInner6,
         tx: &mut Tx,
     ) {
-        let protocol = if inner.proto == wire::IPPROTO_TCP {
-            Protocol::Tcp
-        } else {
-            Protocol::Udp
-        };
-        let quoted_src = SocketAddr::new(inner.src.into(), inner.sport);
-        let quoted_dst = SocketAddr::new(inner.dst.into(), inner.dport);
-        // Inbound: the quoted packet went VIP -> client (a reply the client's side refused).
-        if let Some(conn) = self.ipvs.find_in(protocol, quoted_dst, quoted_src) {
-            if let Some(dest) = v6(conn.dest) {
-                let port = conn.dest.port();
-                self.forward6(now, frame, meta, conn.method, dest, port, Some(inner), tx);
-            }
-            return;
-        }
-        // Outbound: the quoted packet went client -> RIP; only NAT replies pass the director.
-        if let Some(conn) = self.ipvs.find_out(protocol, quoted_dst, quoted_src) {
-            if conn.method == ForwardMethod::Nat {
-                if let Some(vip) = v6(conn.vip) {
-                    self.masquerade6(now, iface, frame, meta, vip, conn.vip.port(), tx);
+        let step = self.relate_icmp(
+            inner.proto,
+            SocketAddr::new(inner.src.into(), inner.sport),
+            SocketAddr::new(inner.dst.into(), inner.dport),
+        );
+        match step {
+            Step::Forward { method, dest } => {
+                if let Some(ip) = v6(dest) {
+                    self.forward6(now, frame, meta, method, ip, dest.port(), Some(inner), tx);
                 }
             }
-            return;
+            Step::Masquerade(vip) => {
+                if let Some(vip_ip) = v6(vip) {
+                    self.masquerade6(now, iface, frame, meta, vip_ip, vip.port(), tx);
+                }
+            }
+            _ => {}
         }
-        self.stats.not_ours += 1;
     }
 
     /// Send an ICMPv6 error about `frame`'s packet back to its source, from `src`.

@@ -124,18 +124,13 @@ pub fn icmp_echo_reply(request: &[u8], id: u16) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The RST a host's TCP stack answers `segment` (an IPv4 packet carrying TCP, without its
-/// Ethernet header) with when no socket wants it, as tcp_v4_send_reset builds it: to an ACK,
-/// sequence number = its ack number and RST alone; otherwise sequence 0 and RST|ACK
-/// acknowledging the segment (SYN and FIN count one each). From the address the segment was
-/// sent to; the per-netns control socket sends with DF set, IP id 0 (ip_select_ident with
-/// DF) and TTL 64, with the segment's TOS. `None` for a RST (never answered) or a segment
-/// too short to read. The Ethernet addresses are left zero.
-pub fn tcp_reset(segment: &[u8]) -> Option<Vec<u8>> {
-    let ihl = usize::from(*segment.first()? & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([*segment.get(2)?, *segment.get(3)?]));
-    let tcp = segment.get(ihl..total)?;
-    if ihl < 20 || tcp.len() < 20 {
+/// The TCP header (20 bytes, checksum left zero) of the RST answering `tcp` (a segment's
+/// TCP header and payload), by the rules tcp_v4_send_reset and tcp_v6_send_reset share: to
+/// an ACK, sequence number = its ack number and RST alone; otherwise sequence 0 and RST|ACK
+/// acknowledging the segment (SYN and FIN count one each). `None` for a RST (never
+/// answered) or a segment too short to read.
+pub(super) fn reset_header(tcp: &[u8]) -> Option<[u8; 20]> {
+    if tcp.len() < 20 {
         return None;
     }
     let (flags, doff) = (tcp[13], usize::from(tcp[12] >> 4) * 4);
@@ -156,6 +151,31 @@ pub fn tcp_reset(segment: &[u8]) -> Option<Vec<u8>> {
         let len = (tcp.len() - doff) as u32 + u32::from(syn) + u32::from(fin);
         (0, seq_in.wrapping_add(len), 0x14)
     };
+    let mut t = [0u8; 20];
+    t[0..2].copy_from_slice(&tcp[2..4]);
+    t[2..4].copy_from_slice(&tcp[0..2]);
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack_no.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = out_flags;
+    Some(t)
+}
+
+/// The RST a host's TCP stack answers `segment` (an IPv4 packet carrying TCP, without its
+/// Ethernet header) with when no socket wants it, as tcp_v4_send_reset builds it: to an ACK,
+/// sequence number = its ack number and RST alone; otherwise sequence 0 and RST|ACK
+/// acknowledging the segment (SYN and FIN count one each). From the address the segment was
+/// sent to; the per-netns control socket sends with DF set, IP id 0 (ip_select_ident with
+/// DF) and TTL 64, with the segment's TOS. `None` for a RST (never answered) or a segment
+/// too short to read. The Ethernet addresses are left zero.
+pub fn tcp_reset(segment: &[u8]) -> Option<Vec<u8>> {
+    let ihl = usize::from(*segment.first()? & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*segment.get(2)?, *segment.get(3)?]));
+    let tcp = segment.get(ihl..total)?;
+    if ihl < 20 {
+        return None;
+    }
+    let header = reset_header(tcp)?;
     let src = Ipv4Addr::new(segment[16], segment[17], segment[18], segment[19]);
     let dst = Ipv4Addr::new(segment[12], segment[13], segment[14], segment[15]);
     let mut out = vec![0u8; ETH_HDR_LEN + 40];
@@ -171,12 +191,7 @@ pub fn tcp_reset(segment: &[u8]) -> Option<Vec<u8>> {
     ip[16..20].copy_from_slice(&dst.octets());
     ipv4_header_fill(ip);
     let t = &mut out[ETH_HDR_LEN + 20..];
-    t[0..2].copy_from_slice(&tcp[2..4]);
-    t[2..4].copy_from_slice(&tcp[0..2]);
-    t[4..8].copy_from_slice(&seq.to_be_bytes());
-    t[8..12].copy_from_slice(&ack_no.to_be_bytes());
-    t[12] = 5 << 4;
-    t[13] = out_flags;
+    t.copy_from_slice(&header);
     let mut pseudo = Vec::with_capacity(32);
     pseudo.extend_from_slice(&src.octets());
     pseudo.extend_from_slice(&dst.octets());

@@ -344,36 +344,11 @@ pub fn icmp6_echo_reply(frame: &[u8], meta: &Ipv6Meta) -> Option<Vec<u8>> {
 /// for a RST (never answered) or a segment too short to read. Ethernet addresses zero.
 pub fn tcp6_reset(frame: &[u8], meta: &Ipv6Meta) -> Option<Vec<u8>> {
     let tcp = frame.get(meta.l4_off()..ETH_HDR_LEN + meta.total_len)?;
-    if tcp.len() < 20 {
-        return None;
-    }
-    let (flags, doff) = (tcp[13], usize::from(tcp[12] >> 4) * 4);
-    let (syn, fin, rst, ack) = (
-        flags & 0x02 != 0,
-        flags & 0x01 != 0,
-        flags & 0x04 != 0,
-        flags & 0x10 != 0,
-    );
-    if rst || doff < 20 || doff > tcp.len() {
-        return None;
-    }
-    let seq_in = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
-    let ack_in = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
-    let (seq, ack_no, out_flags) = if ack {
-        (ack_in, 0, 0x04)
-    } else {
-        let len = (tcp.len() - doff) as u32 + u32::from(syn) + u32::from(fin);
-        (0, seq_in.wrapping_add(len), 0x14)
-    };
+    let header = super::build::reset_header(tcp)?;
     let (src, dst) = (meta.dst, meta.src);
     let mut out = ipv6_frame(meta.tclass, IPPROTO_TCP, DEFAULT_HOP_LIMIT, src, dst, 20);
     let t = &mut out[ETH_HDR_LEN + IPV6_HDR_LEN..];
-    t[0..2].copy_from_slice(&tcp[2..4]);
-    t[2..4].copy_from_slice(&tcp[0..2]);
-    t[4..8].copy_from_slice(&seq.to_be_bytes());
-    t[8..12].copy_from_slice(&ack_no.to_be_bytes());
-    t[12] = 5 << 4;
-    t[13] = out_flags;
+    t.copy_from_slice(&header);
     let c = ipv6_pseudo_checksum(src, dst, IPPROTO_TCP, t);
     put16(t, 16, c);
     Some(out)
