@@ -44,17 +44,30 @@ pub const GUEST_TMPFS: &[&str] = &["/run", "/var/tmp", "/dev", "/proc", "/sys"];
 /// the 9p root is mounted with cache=loose, which never revalidates.
 const DROP_CACHES: &str = "echo 2 > /proc/sys/vm/drop_caches\n";
 
-/// An exclusive flock on `path`, held until the file is dropped.
+/// An exclusive flock on `path`, held until the file is dropped. A lock taken on a file that
+/// was unlinked meanwhile (`vm clean` removes the run directory, lock file last, while it
+/// holds the lock) is no lock at all: a later caller would create a new file and hold a
+/// lock of its own beside it, and two commands would boot two VMs. So once locked, the
+/// file must still be the one at `path`; otherwise it is opened again.
 pub(crate) fn lock_file(path: &Path) -> Result<File, VmError> {
-    let f = File::create(path).at(path)?;
+    use std::os::unix::fs::MetadataExt;
     loop {
-        // SAFETY: flock on an fd this function owns; no memory is involved.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(f);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).at(dir)?;
         }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
+        let f = File::create(path).at(path)?;
+        // SAFETY: flock on an fd this function owns; no memory is involved.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
             return Err(e).at(path);
+        }
+        let held = f.metadata().at(path)?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(f),
+            _ => continue,
         }
     }
 }
@@ -377,8 +390,10 @@ impl Vm {
             }
         };
         if res.is_err() {
-            let _ = self.stop();
+            // Its own child: killed and reaped by its handle, whatever the pid file says.
+            let _ = child.kill();
             let _ = child.wait();
+            self.forget();
         }
         res
     }
@@ -461,8 +476,13 @@ impl Vm {
     }
 
     /// Stop the VM if it runs: SIGTERM to the recorded qemu pid, SIGKILL after 5 s.
-    /// Returns the pid it stopped.
+    /// Returns the pid it stopped. Under the run lock, so that a command booting the VM
+    /// at the same moment either finds it running or boots it after this is done.
     pub fn stop(&self) -> Result<Option<i32>, VmError> {
+        if !self.cfg.run_dir.exists() {
+            return Ok(None);
+        }
+        let _lock = lock_file(&self.cfg.lock_file())?;
         let Some(pid) = self.pid() else {
             self.forget();
             return Ok(None);
@@ -486,13 +506,40 @@ impl Vm {
     /// Removes the run directory (FIFOs, locks, console log, the share) once no VM runs from
     /// it, so a stopped VM leaves nothing under /run; false while one still runs.
     pub fn remove_run_dir(&self) -> Result<bool, VmError> {
+        if !self.cfg.run_dir.exists() {
+            return Ok(true);
+        }
+        // Under the run lock, the lock file removed last: a command waiting to boot the VM
+        // sees its lock file gone and takes a fresh one (see `lock_file`).
+        let lock = self.cfg.lock_file();
+        let _lock = lock_file(&lock)?;
         if self.pid().is_some() {
             return Ok(false);
         }
-        match std::fs::remove_dir_all(&self.cfg.run_dir) {
+        let entries = std::fs::read_dir(&self.cfg.run_dir).at(&self.cfg.run_dir)?;
+        for e in entries {
+            let p = e.at(&self.cfg.run_dir)?.path();
+            if p == lock {
+                continue;
+            }
+            let gone = if p.is_dir() && !p.is_symlink() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            match gone {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).at(&p),
+            }
+        }
+        let _ = std::fs::remove_file(&lock);
+        match std::fs::remove_dir(&self.cfg.run_dir) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-            Err(e) => Err(e).at(&self.cfg.run_dir),
+            // Another command made something here meanwhile (it waits for the lock): it
+            // is its run directory now.
+            Err(_) => Ok(true),
         }
     }
 
@@ -513,6 +560,35 @@ impl Vm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_on_an_unlinked_lock_file_is_taken_again() {
+        // `vm clean` holds the lock, removes the file and takes a fresh one (as the next
+        // booting command would); a command that waited on the old file must then wait for
+        // the new one, not hold a second "lock" beside it.
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("lock");
+        let old = lock_file(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        let waiter = std::thread::spawn(move || {
+            let l = lock_file(&p).unwrap();
+            tx.send(()).unwrap();
+            l
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::remove_file(&path).unwrap();
+        let fresh = lock_file(&path).unwrap();
+        drop(old);
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the waiter held a lock on the unlinked file beside the fresh one"
+        );
+        drop(fresh);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the waiter gets the fresh lock once it is free");
+        drop(waiter.join().unwrap());
+    }
 
     #[test]
     fn quoting_survives_the_shell() {
