@@ -97,7 +97,10 @@ pub fn run(args: Args) -> Result<()> {
         let code = crate::vmlab::test(
             args.captures.as_deref(),
             args.junit.as_deref(),
-            &dir.join("snapshots"),
+            &args
+                .pending
+                .clone()
+                .unwrap_or_else(|| dir.join("snapshots")),
         )?;
         std::process::exit(code);
     }

@@ -327,9 +327,10 @@ pub fn request() -> Result<i32> {
     Ok(code)
 }
 
-/// `test --backend ipvs` on a host without IPVS: the suite runs in the VM; its captures,
-/// JUnit file and pending snapshots come back to the host.
-pub fn test(captures: Option<&Path>, junit: Option<&Path>, snapshots: &Path) -> Result<i32> {
+/// `test --backend ipvs` on a host without IPVS: the suite runs in the VM; its captures
+/// (to `captures`, else captures/), JUnit file and pending snapshots (to `pending`: the
+/// user's --pending or the snapshots directory) come back to the host.
+pub fn test(captures: Option<&Path>, junit: Option<&Path>, pending: &Path) -> Result<i32> {
     notice();
     let scratch = share_scratch("test")?;
     let mut args = with_flag(
@@ -337,13 +338,13 @@ pub fn test(captures: Option<&Path>, junit: Option<&Path>, snapshots: &Path) -> 
         "--pending",
         scratch.join("pending").into_os_string(),
     );
-    if captures.is_none() {
-        args = with_flag(
-            &args,
-            "--captures",
-            scratch.join("captures").into_os_string(),
-        );
-    }
+    // The guest sees the host's tree read-only: the captures go through the share too, to
+    // the user's --captures or to captures/ afterwards.
+    args = with_flag(
+        &args,
+        "--captures",
+        scratch.join("captures").into_os_string(),
+    );
     if junit.is_some() {
         args = with_flag(&args, "--junit", scratch.join("junit.xml").into_os_string());
     }
@@ -354,11 +355,23 @@ pub fn test(captures: Option<&Path>, junit: Option<&Path>, snapshots: &Path) -> 
                 .with_context(|| format!("copy the VM's JUnit report to {}", j.display()))?;
         }
     }
+    // The guest's messages name paths in the share; say where they are now.
     if scratch.join("pending").exists() {
-        move_tree(&scratch.join("pending"), snapshots)?;
+        move_tree(&scratch.join("pending"), pending)?;
+        eprintln!(
+            "lvslab: {} (changed paths) was moved to {}",
+            scratch.join("pending").display(),
+            pending.display()
+        );
     }
-    if captures.is_none() && scratch.join("captures").exists() {
-        move_tree(&scratch.join("captures"), Path::new("captures"))?;
+    if scratch.join("captures").exists() {
+        let dest = captures.unwrap_or(Path::new("captures"));
+        move_tree(&scratch.join("captures"), dest)?;
+        eprintln!(
+            "lvslab: the VM's captures ({}) were moved to {}",
+            scratch.join("captures").display(),
+            dest.display()
+        );
     }
     let _ = std::fs::remove_dir_all(&scratch);
     stop_if_idle()?;
