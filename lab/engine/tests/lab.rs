@@ -75,6 +75,20 @@ fn alive(pid: u32) -> bool {
         })
 }
 
+/// Whether process `pid`'s environment holds `var` (NAME=VALUE). The fake daemon says
+/// ready and then execs sleep: while the exec runs, /proc/PID/environ reads empty (the new
+/// image's environment is not laid out yet), so a read that lands there is taken again.
+fn has_env(pid: u32, var: &[u8]) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if !environ.is_empty() || std::time::Instant::now() > deadline {
+            return environ.split(|b| *b == 0).any(|v| v == var);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn up_and_down_as_library_calls() {
     require_root();
@@ -93,11 +107,8 @@ fn up_and_down_as_library_calls() {
     for d in &lab.state.daemons {
         assert!(d.alive(), "{} not running", d.name);
         assert_eq!(d.argv[0], exe.to_string_lossy(), "{d:?}");
-        let environ = std::fs::read(format!("/proc/{}/environ", d.pid)).expect("environ");
         assert!(
-            environ
-                .split(|b| *b == 0)
-                .any(|v| v == b"LVSLAB_ENGINE_TEST=yes"),
+            has_env(d.pid, b"LVSLAB_ENGINE_TEST=yes"),
             "{} lacks the configured environment",
             d.name
         );
