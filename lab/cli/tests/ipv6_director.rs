@@ -84,3 +84,73 @@ fn dr6_balances_the_ipv6_vip_beside_the_ipv4_one() {
 fn tun6_balances_the_ipv6_vip_beside_the_ipv4_one() {
     balanced_both_families("tun6-topology", "t");
 }
+
+/// `topology` with its IPv6 service turned into the firewall-mark service `-f 6 -6` over two
+/// IPv6 VIPs (`vip` and 2001:db8:1::249), written to a scratch file.
+fn with_ipv6_fwmark(topology: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(support::repo().join(format!("topologies/{topology}.toml")))
+        .expect("shipped topology");
+    let service = "vip = \"2001:db8:1::250\"\n";
+    assert!(text.contains(service), "{topology} has no IPv6 service");
+    let text = text.replace(
+        service,
+        "vip = \"2001:db8:1::250\"\nvips = [\"2001:db8:1::249\"]\nfwmark = 6\n",
+    );
+    let path = dir.join(format!("{topology}-fwmark6.toml"));
+    std::fs::write(&path, text).expect("write topology");
+    path
+}
+
+/// An IPv6 firewall-mark service from a topology file: ip6tables MARK rules for both IPv6
+/// VIPs feed one rr table, so requests to either VIP alternate over the real servers, the
+/// IPv4 service beside it is untouched, and stats shows `FWM  6 IPv6` as ipvsadm -Ln does.
+fn ipv6_fwmark_service(topology: &str, tag: &str) {
+    require_root();
+    let dir = tempfile::tempdir().expect("scratch dir");
+    let file = with_ipv6_fwmark(topology, dir.path());
+    let lab = format!("v6f{}{tag}", std::process::id());
+    ok(&[
+        "up",
+        "-q",
+        file.to_str().expect("utf-8 path"),
+        "--name",
+        &lab,
+    ]);
+    let lab = Down(lab);
+    let l = lab.0.as_str();
+    let both = |n| vec![("rs1".to_string(), n), ("rs2".to_string(), n)];
+    // One table for both VIPs: rr's turn carries over from one VIP to the other, so three
+    // requests to each split 2:1 one way and 1:2 the other (two tables would split both
+    // the same way).
+    let first = spread(l, "[2001:db8:1::250]:80", 3);
+    let second = spread(l, "[2001:db8:1::249]:80", 3);
+    assert_eq!(first.len(), 2, "{first:?}");
+    let total: Vec<(String, usize)> = first
+        .iter()
+        .zip(&second)
+        .map(|((a, x), (b, y))| {
+            assert_eq!(a, b);
+            (a.clone(), x + y)
+        })
+        .collect();
+    assert_eq!(total, both(3), "{first:?} then {second:?}");
+    assert_eq!(spread(l, "192.168.1.250:80", 4), both(2));
+    // ipvsadm -Ln --stats: the service line `FWM  6 IPv6` with its 6 connections.
+    let stats = ok(&["stats", "--lab", l]);
+    let fwm = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("FWM  6 IPv6"))
+        .unwrap_or_else(|| panic!("no FWM  6 IPv6 service in:\n{stats}"));
+    assert_eq!(fwm.split_whitespace().next(), Some("6"), "{stats}");
+    assert!(stats.contains("TCP  192.168.1.250:80"), "{stats}");
+}
+
+#[test]
+fn nat6_runs_an_ipv6_firewall_mark_service_from_the_topology() {
+    ipv6_fwmark_service("nat6-topology", "n");
+}
+
+#[test]
+fn dr6_runs_an_ipv6_firewall_mark_service_from_the_topology() {
+    ipv6_fwmark_service("dr6-topology", "d");
+}

@@ -165,27 +165,21 @@ pub fn import_ipvsadm(path_for_messages: &Path, text: &str) -> Result<Imported, 
                 vip,
                 port,
             } => (vip.0, Vec::new(), port, protocol, None),
-            ServiceKey::FwMark {
-                mark: m,
-                family: Family::Ipv6,
-            } => {
-                return Err(fail(line, format!(
-                    "firewall-mark service {m} -6 (IPv6): a topology's fwmark service is IPv4 only (its `vip` and `vips` are IPv4 addresses marked by iptables), so it cannot hold this one; keep it out of the topology, or give each IPv6 address its own `-t [VIP]:PORT` service"
-                )));
-            }
-            ServiceKey::FwMark {
-                mark: m,
-                family: Family::Ipv4,
-            } => {
-                // iptables marks IPv4 packets only; an ip6tables rule feeds `-f M -6`.
+            ServiceKey::FwMark { mark: m, family } => {
+                // iptables marks IPv4 packets and feeds `-f M`; ip6tables marks IPv6 ones and
+                // feeds `-f M -6` (the kernel looks a mark up per family).
+                let v6 = family == Family::Ipv6;
                 let rules: Vec<&shell::MarkRule> = run
                     .marks
                     .iter()
-                    .filter(|r| r.mark == m && r.vip.is_ipv4())
+                    .filter(|r| r.mark == m && r.vip.is_ipv6() == v6)
                     .collect();
+                let tool = if v6 { "ip6tables" } else { "iptables" };
+                let vip_word = if v6 { "VIP6" } else { "VIP" };
                 let Some(first) = rules.first() else {
                     return Err(fail(line, format!(
-                        "firewall-mark service {m}: the file has no `iptables -t mangle -A PREROUTING -d VIP -p tcp --dport PORT -j MARK --set-mark {m}` rule, and a topology's fwmark service needs its VIPs and port from one; add the rule to the file"
+                        "firewall-mark service {m}{}: the file has no `{tool} -t mangle -A PREROUTING -d {vip_word} -p tcp --dport PORT -j MARK --set-mark {m}` rule, and a topology's fwmark service needs its VIPs and port from one; add the rule to the file",
+                        if v6 { " -6" } else { "" }
                     )));
                 };
                 if let Some(r) = rules
@@ -306,11 +300,11 @@ pub fn import_ipvsadm(path_for_messages: &Path, text: &str) -> Result<Imported, 
 fn cmp_services(a: &ServiceSpec, b: &ServiceSpec) -> i32 {
     let k = |s: &ServiceSpec| -> (u32, u32, u32, IpAddr, u16) {
         let fw = s.fwmark.unwrap_or(0);
-        // A fwmark service is AF_INET and TCP in ipvsadm.
-        let (addr, port) = if s.fwmark.is_some() {
-            (IpAddr::from([0u8; 4]), 0)
-        } else {
-            (s.vip, s.port)
+        // A fwmark service has no address or port, TCP as protocol, and its family (-6).
+        let (addr, port) = match (s.fwmark, s.vip) {
+            (Some(_), IpAddr::V4(_)) => (IpAddr::from([0u8; 4]), 0),
+            (Some(_), IpAddr::V6(_)) => (IpAddr::from([0u8; 16]), 0),
+            (None, vip) => (vip, s.port),
         };
         let af = if addr.is_ipv6() { 10 } else { 2 };
         let proto = match (s.fwmark, s.protocol) {
@@ -425,6 +419,8 @@ fn write_rules(services: &[ServiceSpec], thresholds: bool) -> String {
     let mut out = String::new();
     for s in &sorted {
         let svc = match s.fwmark {
+            // ipvsadm-save writes an IPv6 firewall-mark service as `-f N -6`.
+            Some(m) if s.vip.is_ipv6() => format!("-f {m} -6"),
             Some(m) => format!("-f {m}"),
             None => format!(
                 "{} {}",

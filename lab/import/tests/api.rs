@@ -111,32 +111,60 @@ fn fwmark_services_take_their_vips_from_the_mark_rules() {
 }
 
 #[test]
-fn an_ipv6_fwmark_service_is_refused_where_it_is_defined() {
-    // ipvsadm-save -n output of an IPv6 fwmark service, and a script marking with ip6tables:
-    // the topology has no IPv6 fwmark service, so each is a located refusal, not a guess.
-    for (text, line) in [
-        (
-            "-A -t 10.0.0.1:80 -s rr
-             -A -f 1 -6 -s dh
-             -a -f 1 -6 -r [2001:db8:1::201]:80 -g -w 1
+fn an_ipv6_fwmark_service_takes_its_vips_from_ip6tables_rules() {
+    // A script marking with ip6tables feeds `-f 1 -6`, the IPv6 table of mark 1, beside an
+    // IPv4 `-f 1` fed by iptables: the kernel looks marks up per family.
+    let i = import(
+        "ip6tables -t mangle -A PREROUTING -d 2001:db8:2::1/128 -p tcp --dport 80 -j MARK --set-mark 1
+         ip6tables -t mangle -A PREROUTING -d 2001:db8:2::2 -p tcp --dport 80 -j MARK --set-mark 1
+         iptables -t mangle -A PREROUTING -d 10.0.0.1 -p tcp --dport 80 -j MARK --set-mark 1
+         ipvsadm -A -f 1 -6 -s lblc
+         ipvsadm -a -f 1 -6 -r [2001:db8:1::201]:80 -m
+         ipvsadm -A -f 1 -s dh
+         ipvsadm -a -f 1 -r 10.0.1.220:80 -g
 ",
-            2,
-        ),
-        (
-            "ip6tables -t mangle -A PREROUTING -d 2001:db8:2::1/128 -p tcp --dport 80 -j MARK --set-mark 1
-             ipvsadm -A -f 1 -6 -s lblc
-             ipvsadm -a -f 1 -6 -r [2001:db8:1::201]:80 -m
+    );
+    let v6 = i
+        .services
+        .iter()
+        .find(|s| s.vip.is_ipv6())
+        .expect("the IPv6 service");
+    assert_eq!(v6.fwmark, Some(1));
+    assert_eq!(v6.vip.to_string(), "2001:db8:2::1");
+    assert_eq!(
+        v6.vips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["2001:db8:2::2"]
+    );
+    let v4 = i.services.iter().find(|s| s.vip.is_ipv4()).expect("IPv4");
+    assert_eq!((v4.vip.to_string(), v4.vips.len()), ("10.0.0.1".into(), 0));
+    // Written back with -6, and the TOML is a topology's service again.
+    let save = to_ipvsadm_save(&i.services);
+    assert!(save.contains("-A -f 1 -6 -s lblc\n"), "{save}");
+    assert!(
+        save.contains("-a -f 1 -6 -r [2001:db8:1::201]:80 -m -w 1\n"),
+        "{save}"
+    );
+}
+
+#[test]
+fn an_ipv6_fwmark_service_without_its_ip6tables_rule_is_refused_at_its_line() {
+    // ipvsadm-save -n output has no MARK rules: the VIPs are unknown, so a located refusal
+    // naming the rule to add, not a guess.
+    let e = refusal(
+        "-A -t 10.0.0.1:80 -s rr
+         -A -f 1 -6 -s dh
+         -a -f 1 -6 -r [2001:db8:1::201]:80 -g -w 1
 ",
-            2,
-        ),
-    ] {
-        let e = refusal(text);
-        assert!(e.starts_with(&format!("lb.sh:{line}: ")), "{e}");
-        assert!(
-            e.contains("firewall-mark service 1 -6 (IPv6)") && e.contains("IPv4 only"),
-            "{e}"
-        );
-    }
+    );
+    assert!(e.starts_with("lb.sh:2: "), "{e}");
+    assert!(
+        e.contains("firewall-mark service 1 -6") && e.contains("ip6tables -t mangle"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ipv6_fwmark_mistakes_are_refused_at_their_line() {
     // ipvsadm's own refusals of -6 name their line too.
     let e = refusal(
         "-A -t 10.0.0.1:80 -s rr

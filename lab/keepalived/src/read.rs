@@ -986,7 +986,7 @@ impl Cx {
         match &vs.key {
             VsKey::Addr(ip, port) => targets.push((*ip, *port, vs.file, vs.line)),
             VsKey::Fwmark(m) if vs.is_ipv6() => {
-                self.error_at(vs.file, vs.line, format!("virtual_server fwmark {m} is IPv6 (keepalived takes the family from `ip_family` or its real servers, so it is `ipvsadm -A -f {m} -6`): a topology's firewall-mark service is IPv4 only, so it cannot hold it, and which packets carry mark {m} is decided outside keepalived.conf (an ip6tables or nft rule); write each IPv6 address as a `virtual_server ADDR PORT` block"));
+                self.error_at(vs.file, vs.line, format!("virtual_server fwmark {m} is IPv6 (keepalived takes the family from `ip_family` or its real servers, so it is `ipvsadm -A -f {m} -6`): which packets carry mark {m} is decided outside keepalived.conf (an ip6tables or nft rule), so lvslab cannot tell the VIPs and ports; write each IPv6 address as a `virtual_server ADDR PORT` block, or build the firewall-mark service in the topology (fwmark, an IPv6 vip, vips)"));
                 return;
             }
             VsKey::Fwmark(m) => {

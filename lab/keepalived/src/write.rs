@@ -93,9 +93,11 @@ fn virtual_server(c: &mut String, s: &ServiceSpec) {
         Some(m) => {
             // The mark is set outside keepalived; say by what, for the reader.
             for vip in s.all_vips() {
-                let _ = writeln!(
+                let _ =
+                    writeln!(
                     c,
-                    "! iptables -t mangle -A PREROUTING -d {vip} -p {} --dport {} -j MARK --set-mark {m}",
+                    "! {} -t mangle -A PREROUTING -d {vip} -p {} --dport {} -j MARK --set-mark {m}",
+                    if vip.is_ipv6() { "ip6tables" } else { "iptables" },
                     proto_word(s.protocol).to_ascii_lowercase(),
                     s.port
                 );

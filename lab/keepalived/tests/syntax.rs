@@ -265,7 +265,7 @@ fn a_fwmark_virtual_server_takes_its_family_as_keepalived_does() {
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].ends_with_located(v6), "{body}: {e:?}");
         assert!(
-            e[0].contains("-A -f 1 -6") && e[0].contains("IPv4 only"),
+            e[0].contains("-A -f 1 -6") && e[0].contains("ip6tables"),
             "{e:?}"
         );
     }

@@ -1088,6 +1088,49 @@ mod several_addresses_tests {
         );
     }
 
+    /// nat6-topology with its IPv6 service given `extra` (fwmark, vips) after its VIP.
+    fn nat6_fwmark(extra: &str) -> Result<Topology, crate::topology::TopologyError> {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies/nat6-topology.toml"),
+        )
+        .unwrap()
+        .replace(
+            "vip = \"2001:db8:1::250\"\n",
+            &format!("vip = \"2001:db8:1::250\"\n{extra}"),
+        );
+        Topology::parse("t.toml", text)
+    }
+
+    #[test]
+    fn an_ipv6_firewall_mark_service_covers_its_ipv6_vips() {
+        let t = nat6_fwmark("fwmark = 6\nvips = [\"2001:db8:1::249\"]\n").unwrap();
+        let s = t.services.iter().find(|s| s.vip.is_ipv6()).unwrap();
+        assert_eq!(s.fwmark, Some(6));
+        let all: Vec<String> = s.all_vips().iter().map(|v| v.to_string()).collect();
+        assert_eq!(all, ["2001:db8:1::250", "2001:db8:1::249"]);
+        let msgs = |extra: &str| -> Vec<String> {
+            let e = nat6_fwmark(extra).unwrap_err();
+            assert!(e.to_string().contains("help: "), "{e}");
+            e.diagnostics().iter().map(|d| d.message.clone()).collect()
+        };
+        assert_eq!(
+            msgs("fwmark = 6\nvips = [\"192.168.1.249\"]\n"),
+            ["VIP 192.168.1.249 is not IPv6 like vip 2001:db8:1::250"]
+        );
+        assert_eq!(
+            msgs("fwmark = 6\nvips = [\"fd00::249\"]\n"),
+            ["IPv6 VIP fd00::249 is outside the documentation prefix 2001:db8::/32"]
+        );
+        assert_eq!(
+            msgs("fwmark = 6\nvips = [\"2001:db8:1::250\"]\n"),
+            ["VIP 2001:db8:1::250 is listed twice"]
+        );
+        assert_eq!(
+            msgs("fwmark = 6\nvips = [\"2001:db8:1::201\"]\n"),
+            ["VIP 2001:db8:1::201 is the interface address of rs1:eth0 (line 50)"]
+        );
+    }
+
     #[test]
     fn bad_firewall_mark_services_are_located() {
         let plain = "{ address = \"198.51.100.10/24\", label = \"CIP\" }";
@@ -1101,8 +1144,13 @@ mod several_addresses_tests {
             ["VIP 192.168.1.250 is listed twice"]
         );
         assert_eq!(
-            errors(plain, "fwmark = 1\nvips = [\"fe80::1\"]\n"),
-            ["bad VIP \"fe80::1\""]
+            errors(plain, "fwmark = 1\nvips = [\"192.168.1.300\"]\n"),
+            ["bad VIP \"192.168.1.300\""]
+        );
+        // One family per firewall-mark service, as the kernel keys (af, mark).
+        assert_eq!(
+            errors(plain, "fwmark = 1\nvips = [\"2001:db8:1::249\"]\n"),
+            ["VIP 2001:db8:1::249 is not IPv4 like vip 192.168.1.250"]
         );
         assert_eq!(
             errors(plain, "fwmark = 1\nvips = [\"192.168.1.201\"]\n"),

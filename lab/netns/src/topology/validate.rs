@@ -1053,8 +1053,7 @@ impl Validator<'_> {
         (it.next(), it.collect())
     }
 
-    /// A firewall-mark service's `fwmark` and further `vips` (IPv4: the core's fwmark
-    /// services are IPv4 only). The director marks and balances them itself, so the pair,
+    /// A firewall-mark service's `fwmark` and further `vips` (of `vip`'s family). The director marks and balances them itself, so the pair,
     /// health-check and tunnel machinery (which speak of one VIP) are not offered with it.
     fn fwmark(
         &mut self,
@@ -1085,10 +1084,24 @@ impl Validator<'_> {
                     "several VIPs share one scheduler table only in a firewall-mark service: add fwmark = 1",
                 );
             }
+            // One table per family (ip_vs_service_fwm_get keys on af and mark): the further
+            // VIPs are of `vip`'s family.
+            let v6 = s.vip.get_ref().contains(':');
+            let family = if v6 { "IPv6" } else { "IPv4" };
             for v in list.get_ref() {
                 match IpAddr::from_str(v.get_ref()) {
-                    Ok(ip @ IpAddr::V4(_)) => {
-                        if vips.contains(&ip) || s.vip.get_ref() == v.get_ref() {
+                    Ok(ip) if ip.is_ipv6() != v6 => self.err(
+                        v.span(),
+                        format!("VIP {ip} is not {family} like vip {}", s.vip.get_ref()),
+                        "a firewall-mark service is of one address family (ipvsadm -f N for IPv4, -f N -6 for IPv6): list VIPs of vip's family, and give the other family a service of its own",
+                    ),
+                    Ok(IpAddr::V6(a)) if !lab_v6(a) => self.err(
+                        v.span(),
+                        format!("IPv6 VIP {a} is outside the documentation prefix 2001:db8::/32"),
+                        V6_HELP,
+                    ),
+                    Ok(ip) => {
+                        if vips.contains(&ip) || IpAddr::from_str(s.vip.get_ref()) == Ok(ip) {
                             self.err(
                                 v.span(),
                                 format!("VIP {ip} is listed twice"),
@@ -1098,10 +1111,10 @@ impl Validator<'_> {
                             vips.push(ip);
                         }
                     }
-                    _ => self.err(
+                    Err(_) => self.err(
                         v.span(),
                         format!("bad VIP {:?}", v.get_ref()),
-                        "write a plain IPv4 address without prefix, e.g. \"192.168.1.251\"",
+                        "write a plain address without prefix, e.g. \"192.168.1.251\" or \"2001:db8:1::251\"",
                     ),
                 }
             }
@@ -1111,7 +1124,6 @@ impl Validator<'_> {
                 (s.backup.is_some(), "a backup director"),
                 (s.health.is_some(), "health checks"),
                 (s.method.get_ref() == "tun", "method tun"),
-                (s.vip.get_ref().contains(':'), "an IPv6 VIP"),
             ];
             for (_, what) in unsupported.iter().filter(|(on, _)| *on) {
                 self.err(
