@@ -660,7 +660,7 @@ impl StepCtx<'_> {
                 // next step. No answer at all is no failure: sending was the point.
                 let got =
                     lvslab_netns::netns::run_in(&n.netns, move || -> std::io::Result<bool> {
-                        let s = std::net::UdpSocket::bind(SocketAddr::new(source, port))?;
+                        let s = bind_udp(SocketAddr::new(source, port))?;
                         s.connect(to)?;
                         s.set_read_timeout(Some(wait))?;
                         s.send(&bytes)?;
@@ -1259,6 +1259,25 @@ fn check_expectations(
                     }
                 }
             }
+        }
+    }
+}
+
+/// A UDP socket bound to `addr`, a fixed port a previous step used too. That step's socket
+/// is closed, but a child another thread of this process forks at that moment (the other
+/// scenario's daemons, `jobs = 2`) holds a copy of it until its exec, and the port stays
+/// bound for that long: EADDRINUSE is waited out, up to 3 s.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match std::net::UdpSocket::bind(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
         }
     }
 }
