@@ -601,6 +601,29 @@ fn order_hops(s: &mut Vec<Sighting>, roles: &RoleMap) {
     *s = out;
 }
 
+/// Puts back a pure ACK that was overtaken on the way by the segment its sender sent next.
+/// A sender's pure ACK carries seq = snd_nxt, so one with the seq a data (or FIN) segment
+/// starts at was sent before that segment: after it, snd_nxt is past it. Seen between
+/// CPUs: the handshake's ACK leaves from the softirq that took the SYN-ACK, the request
+/// from the woken client on the other CPU, and each veth queues on its own CPU's backlog,
+/// so the first hop can see the data first (the text then lost the handshake's ACK as a
+/// duplicate and changed with load).
+fn pure_acks_in_sender_order(q: &mut Vec<Journey>) {
+    let mut i = 0;
+    while i < q.len() {
+        let overtaken = q[i].tcp.filter(TcpMeta::pure_ack).and_then(|a| {
+            q[..i]
+                .iter()
+                .position(|j| j.tcp.is_some_and(|t| t.seq == a.seq && t.consumed > 0))
+        });
+        if let Some(k) = overtaken {
+            let ack = q.remove(i);
+            q.insert(k, ack);
+        }
+        i += 1;
+    }
+}
+
 /// Does journey `b` causally depend on `a` (which travels the other way)?
 fn depends(b: &Journey, a: &Journey, isn: &[Option<u32>; 2]) -> bool {
     if let (Some(bt), Some(at)) = (b.tcp, a.tcp) {
@@ -643,6 +666,7 @@ fn merge_directions(js: Vec<Journey>) -> Vec<Journey> {
     }
     for q in queues.iter_mut() {
         q.sort_by_key(|j| j.first_ts);
+        pure_acks_in_sender_order(q);
     }
     let mut isn: [Option<u32>; 2] = [None, None];
     for (d, q) in queues.iter().enumerate() {
