@@ -325,18 +325,9 @@ impl Drop for Scrub<'_> {
 /// Starts `up TOPOLOGY --name LAB`, kills it with SIGKILL after `delay`, and reaps it.
 /// Returns whether the kill came before `up` had finished.
 fn kill_up(place: Place, topology: &str, lab: &str, delay: Duration) -> bool {
-    let mut child = place
-        .lvslab()
-        .args(["up", "-q", topology, "--name", lab])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lvslab up");
-    std::thread::sleep(delay);
-    let finished = child.try_wait().expect("try_wait").is_some();
-    let _ = child.kill();
-    let _ = child.wait();
-    !finished
+    let mut up = place.lvslab();
+    up.args(["up", "-q", topology, "--name", lab]);
+    support::kill_after(up, delay)
 }
 
 /// `down LAB`: it may say the lab is not up (killed before its first save), nothing else.

@@ -11,7 +11,7 @@
 //! `LVSLAB_CRASH_VM_ITERS=N` (default 4) kills, `LVSLAB_CRASH_SEED=S` the seed (printed).
 mod support;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{repo, require_root, run};
 
@@ -113,26 +113,17 @@ fn up_on_the_kernel_backend_killed_anywhere_then_down_leaves_nothing() {
         let delay = Duration::from_micros(i * slice + r % slice);
         let lab = format!("kv{}x{i}", std::process::id());
         let _scrub = Scrub(lab.clone());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lvslab"))
-            .current_dir(repo())
-            .env_remove("LVSLAB_VM_KEEP")
-            .args([
-                "up",
-                "-q",
-                "nat-topology",
-                "--backend",
-                "ipvs",
-                "--name",
-                &lab,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start lvslab up");
-        std::thread::sleep(delay);
-        let finished = child.try_wait().expect("try_wait").is_some();
-        let _ = child.kill();
-        let _ = child.wait();
+        let mut up = Command::new(env!("CARGO_BIN_EXE_lvslab"));
+        up.current_dir(repo()).env_remove("LVSLAB_VM_KEEP").args([
+            "up",
+            "-q",
+            "nat-topology",
+            "--backend",
+            "ipvs",
+            "--name",
+            &lab,
+        ]);
+        let finished = !support::kill_after(up, delay);
         if !finished {
             killed_early += 1;
         }

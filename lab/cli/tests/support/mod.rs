@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// The repository root (where `topologies/` and `scenarios/` are).
 pub fn repo() -> PathBuf {
@@ -40,4 +41,19 @@ pub fn require_root() {
         nix::unistd::Uid::effective().is_root(),
         "lab tests build network namespaces and must run as root (sudo ./scripts/test)"
     );
+}
+
+/// Starts `cmd` (output discarded), kills it with SIGKILL after `delay` and reaps it.
+/// Returns whether the kill came before it had finished.
+pub fn kill_after(mut cmd: Command, delay: Duration) -> bool {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lvslab");
+    std::thread::sleep(delay);
+    let finished = child.try_wait().expect("try_wait").is_some();
+    let _ = child.kill();
+    let _ = child.wait();
+    !finished
 }
